@@ -1,0 +1,93 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+)
+
+// Defaults applied by New to zero Config fields. They are etcd's.
+const (
+	DefaultMaxRequestBytes = 1536 * 1024 // --max-request-bytes
+	DefaultMaxTxnOps       = 128         // --max-txn-ops
+	DefaultServerVersion   = "3.7.0"
+	DefaultClusterVersion  = "3.7.0"
+
+	// grpcOverheadBytes is added to MaxRequestBytes for the gRPC receive
+	// limit, as etcd does, so that a request slightly over the limit
+	// reaches the server and gets etcd's ErrRequestTooLarge.
+	grpcOverheadBytes = 512 * 1024
+)
+
+// Config configures a Server. The zero value of every field except
+// Backend is usable.
+type Config struct {
+	Backend Backend
+	Logger  *zap.Logger // nil: no logging
+
+	// MaxRequestBytes bounds write requests: a Put, DeleteRange or
+	// writing Txn whose encoding is larger gets ErrGRPCRequestTooLarge; a
+	// gRPC message larger than MaxRequestBytes+512KiB is refused by gRPC
+	// itself (codes.ResourceExhausted). 0 means DefaultMaxRequestBytes.
+	MaxRequestBytes int
+	// MaxTxnOps bounds the compares and each branch of a Txn. 0 means
+	// DefaultMaxTxnOps.
+	MaxTxnOps int
+
+	ServerVersion  string // Status.version and /version "etcdserver"; "" means DefaultServerVersion
+	ClusterVersion string // /version "etcdcluster"; "" means DefaultClusterVersion
+	CairnVersion   string // /version "cairn"
+
+	// Registry receives the gRPC server metrics and is what /metrics
+	// serves. nil means a private registry.
+	Registry    *prometheus.Registry
+	EnablePprof bool
+
+	// Watch, Lease and Auth services; nil answers codes.Unimplemented.
+	Watch pb.WatchServer
+	Lease pb.LeaseServer
+	Auth  pb.AuthServer
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	out := *c
+	if out.Backend == nil {
+		return out, errors.New("api: Config.Backend is nil")
+	}
+	if out.MaxRequestBytes < 0 || out.MaxTxnOps < 0 {
+		return out, fmt.Errorf("api: negative limit (MaxRequestBytes=%d MaxTxnOps=%d)", out.MaxRequestBytes, out.MaxTxnOps)
+	}
+	if out.Logger == nil {
+		out.Logger = zap.NewNop()
+	}
+	if out.MaxRequestBytes == 0 {
+		out.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if out.MaxTxnOps == 0 {
+		out.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if out.ServerVersion == "" {
+		out.ServerVersion = DefaultServerVersion
+	}
+	if out.ClusterVersion == "" {
+		out.ClusterVersion = DefaultClusterVersion
+	}
+	if out.Registry == nil {
+		out.Registry = prometheus.NewRegistry()
+	}
+	return out, nil
+}
+
+// storageVersion is the "major.minor.0" form of an etcd version, which is
+// what etcd reports as the storage version of a snapshot.
+func storageVersion(serverVersion string) string {
+	parts := strings.SplitN(serverVersion, ".", 3)
+	if len(parts) < 2 {
+		return serverVersion
+	}
+	return parts[0] + "." + parts[1] + ".0"
+}

@@ -1,0 +1,223 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"net"
+	"net/http"
+	"sync"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("api: server closed")
+
+// Server serves the client API on one listener. Create it with New.
+type Server struct {
+	cfg     Config
+	lg      *zap.Logger
+	grpc    *grpc.Server
+	metrics *grpcMetrics
+
+	mu       sync.Mutex
+	shutdown bool
+	serving  bool
+	mux      *connMux
+	httpSrv  *http.Server
+	gwConn   *grpc.ClientConn
+	served   chan struct{} // closed when the running Serve has stopped its servers
+}
+
+// New builds a Server and registers the six etcd services on its gRPC
+// server; it does not listen. It fails if cfg.Backend is nil or the
+// metrics cannot be registered on cfg.Registry (e.g. registered twice).
+func New(cfg Config) (*Server, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newGRPCMetrics(c.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: c, lg: c.Logger, metrics: m}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(c.MaxRequestBytes+grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		// Metrics outermost, so they see the code the client sees.
+		grpc.ChainUnaryInterceptor(m.unary, recoverUnary(c.Logger)),
+		grpc.ChainStreamInterceptor(m.stream, recoverStream(c.Logger)),
+	)
+	pb.RegisterKVServer(s.grpc, &kvServer{be: c.Backend, maxTxnOps: c.MaxTxnOps, maxRequestBytes: c.MaxRequestBytes})
+	pb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{
+		be:             c.Backend,
+		lg:             c.Logger,
+		serverVersion:  c.ServerVersion,
+		storageVersion: storageVersion(c.ServerVersion),
+	})
+	pb.RegisterClusterServer(s.grpc, &clusterServer{be: c.Backend})
+	var (
+		watch pb.WatchServer = pb.UnimplementedWatchServer{}
+		lease pb.LeaseServer = pb.UnimplementedLeaseServer{}
+		auth  pb.AuthServer  = pb.UnimplementedAuthServer{}
+	)
+	if c.Watch != nil {
+		watch = c.Watch
+	}
+	if c.Lease != nil {
+		lease = c.Lease
+	}
+	if c.Auth != nil {
+		auth = c.Auth
+	}
+	pb.RegisterWatchServer(s.grpc, watch)
+	pb.RegisterLeaseServer(s.grpc, lease)
+	pb.RegisterAuthServer(s.grpc, auth)
+	return s, nil
+}
+
+// GRPCServer returns the gRPC server, for registering further services
+// before Serve.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// Serve serves gRPC, the JSON gateway and the HTTP endpoints on l until
+// Shutdown, then returns ErrServerClosed; on a listener failure it stops
+// everything and returns the error. l is plain TCP (or unix): TLS will
+// wrap l before the connection mux (one place: Serve), and route by ALPN.
+// Serve may be called once.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("api: Serve called twice")
+	}
+	s.serving = true
+	gwConn, err := dialSelf(l.Addr())
+	if err != nil {
+		s.mu.Unlock()
+		l.Close()
+		return err
+	}
+	handler, err := s.httpHandler(gwConn)
+	if err != nil {
+		s.mu.Unlock()
+		gwConn.Close()
+		l.Close()
+		return err
+	}
+	s.gwConn = gwConn
+	s.mux = newConnMux(l)
+	s.httpSrv = &http.Server{
+		Handler:  handler,
+		ErrorLog: log.New(zapWriter{s.lg}, "", 0),
+	}
+	s.served = make(chan struct{})
+	s.mu.Unlock()
+
+	s.lg.Info("serving client traffic", zap.String("address", l.Addr().String()))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		s.grpc.Serve(s.mux.grpcL) // returns when the mux closes grpcL or on Stop
+	}()
+	go func() {
+		defer wg.Done()
+		s.httpSrv.Serve(s.mux.httpL)
+	}()
+	muxErr := s.mux.serve()
+	if muxErr != nil {
+		s.lg.Warn("client listener failed; stopping", zap.Error(muxErr))
+		s.mux.close()
+		s.httpSrv.Close()
+		s.grpc.Stop()
+		s.gwConn.Close()
+	}
+	wg.Wait()
+	close(s.served)
+	if muxErr != nil {
+		return fmt.Errorf("api: serve: %w", muxErr)
+	}
+	return ErrServerClosed
+}
+
+// dialSelf opens the gateway's gRPC connection to this server's own
+// listener, as etcd's gateway does; it connects lazily.
+func dialSelf(addr net.Addr) (*grpc.ClientConn, error) {
+	target := "passthrough:///" + addr.String()
+	if addr.Network() == "unix" {
+		target = "unix://" + addr.String()
+	}
+	conn, err := grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("api: gateway connection: %w", err)
+	}
+	return conn, nil
+}
+
+// Shutdown stops accepting connections, lets in-flight HTTP requests and
+// RPCs finish, and returns once every goroutine Serve started is gone.
+// If ctx ends first it closes what remains at once and returns ctx's
+// error. Serve then returns ErrServerClosed. Shutdown is safe to call
+// more than once and before Serve.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	mux, httpSrv, gwConn, served := s.mux, s.httpSrv, s.gwConn, s.served
+	s.mu.Unlock()
+	if mux == nil { // never served
+		s.grpc.Stop()
+		return nil
+	}
+	mux.close()
+
+	var forced error
+	if err := httpSrv.Shutdown(ctx); err != nil {
+		forced = err
+		httpSrv.Close()
+	}
+	// The gateway's requests are done (or cut), so its connection can go.
+	gwConn.Close()
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		forced = ctx.Err()
+		s.grpc.Stop()
+		<-stopped
+	}
+	<-served
+	if forced != nil {
+		return fmt.Errorf("api: shutdown cut short: %w", forced)
+	}
+	return nil
+}
+
+// zapWriter routes net/http's internal error log to zap at debug level
+// (these are client misbehaviours, e.g. TLS or protocol errors).
+type zapWriter struct{ lg *zap.Logger }
+
+func (w zapWriter) Write(p []byte) (int, error) {
+	w.lg.Debug("http server", zap.ByteString("msg", p))
+	return len(p), nil
+}

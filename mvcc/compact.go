@@ -1,0 +1,129 @@
+package mvcc
+
+import (
+	"bytes"
+	"fmt"
+	"hash/crc32"
+)
+
+// Compact compacts the key space at rev: reads below rev fail with
+// ErrCompacted from now on, and for every key only the newest revision at or
+// below rev (unless it is a deletion) and later revisions stay. The
+// compaction is recorded in the open batch; CompactStep removes the old
+// revisions from disk. rev <= CompactRev() is ErrCompacted, rev > Rev() is
+// ErrFutureRev. Writer goroutine only.
+func (s *Store) Compact(rev int64) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case rev <= s.compactRev:
+		return ErrCompacted
+	case rev > s.rev:
+		return ErrFutureRev
+	}
+	if err := putUint64(s.tx.Bucket(metaBucket), metaScheduledCompat, uint64(rev)); err != nil {
+		return fmt.Errorf("mvcc: recording compaction: %w", err)
+	}
+	s.noteWrite(true)
+	s.compactRev = rev
+	// A compaction still in progress is subsumed: the new keep set is a
+	// subset of the old one, and the scan restarts from the beginning.
+	s.comp = &compaction{rev: rev, keep: s.index.compact(rev)}
+	return nil
+}
+
+// CompactStep physically removes at most CompactionBatchLimit compacted
+// revisions, in the open batch. It reports done when no compaction is in
+// progress (then it costs nothing). Writer goroutine only.
+func (s *Store) CompactStep() (done bool, err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.writable(); err != nil {
+		return false, err
+	}
+	c := s.comp
+	if c == nil {
+		return true, nil
+	}
+	kb := s.tx.Bucket(keyBucket)
+	cur := kb.Cursor()
+	var k []byte
+	if c.next == nil {
+		k, _ = cur.First()
+	} else {
+		k, _ = cur.Seek(c.next)
+	}
+	var drop [][]byte
+	end := revKey(Revision{Main: c.rev + 1}, false)
+	scanned := 0
+	for ; k != nil && bytes.Compare(k, end) < 0 && scanned < s.cfg.CompactionBatchLimit; k, _ = cur.Next() {
+		scanned++
+		r, _, ok := parseRevKey(k)
+		if !ok {
+			return false, fmt.Errorf("mvcc: corrupt revision key %x in bucket %q", k, keyBucket)
+		}
+		if _, keep := c.keep[r]; !keep {
+			drop = append(drop, append([]byte(nil), k...))
+		}
+	}
+	finished := k == nil || bytes.Compare(k, end) >= 0
+	if !finished {
+		c.next = append([]byte(nil), k...)
+	}
+	for _, dk := range drop {
+		if err := kb.Delete(dk); err != nil {
+			return false, fmt.Errorf("mvcc: removing compacted revision: %w", err)
+		}
+		s.noteWrite(false)
+	}
+	if !finished {
+		return false, nil
+	}
+	if err := putUint64(s.tx.Bucket(metaBucket), metaFinishedCompact, uint64(c.rev)); err != nil {
+		return false, fmt.Errorf("mvcc: recording compaction: %w", err)
+	}
+	s.noteWrite(false)
+	s.mu.Lock()
+	s.comp = nil
+	s.mu.Unlock()
+	return true, nil
+}
+
+// HashKV hashes the key space as of rev (0 = current): every revision at or
+// below rev that a read at or after the compacted revision may need, with
+// its value. Two stores that applied the same writes and compactions agree,
+// however far their physical compaction and commits have gone. It returns
+// the revision hashed and the compacted revision. Safe for concurrent use.
+func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, 0, 0, ErrClosed
+	}
+	switch {
+	case rev > s.rev:
+		return 0, 0, s.compactRev, ErrFutureRev
+	case rev <= 0:
+		rev = s.rev
+	case rev < s.compactRev:
+		return 0, 0, s.compactRev, ErrCompacted
+	}
+	sr := &snapReader{s: s}
+	defer sr.close()
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	h.Write(keyBucket)
+	for _, ra := range s.index.revisions(rev) {
+		v, err := sr.value(ra.rev, ra.tomb)
+		if err != nil {
+			return 0, 0, s.compactRev, err
+		}
+		h.Write(revKey(ra.rev, ra.tomb))
+		h.Write(v)
+	}
+	return h.Sum32(), rev, s.compactRev, nil
+}

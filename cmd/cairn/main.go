@@ -1,0 +1,267 @@
+// Command cairn is the Cairn server: an etcd v3 compatible key-value store.
+// It takes etcd's flags, ETCD_* environment variables and YAML config file.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/cairnkv/cairn/api"
+	"github.com/cairnkv/cairn/config"
+	"github.com/cairnkv/cairn/node"
+	"github.com/cairnkv/cairn/transport"
+	"github.com/cairnkv/cairn/version"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Environ()); err != nil {
+		fmt.Fprintf(os.Stderr, "cairn: %v\n", err)
+		os.Exit(2)
+	}
+}
+
+func run(args, environ []string) error {
+	cfg, err := config.Parse(args, environ)
+	switch {
+	case errors.Is(err, config.ErrHelp):
+		fmt.Print(config.Usage())
+		return nil
+	case errors.Is(err, config.ErrVersion):
+		fmt.Printf("cairn Version: %s\netcd API Version: %s\n", version.Cairn, version.Etcd)
+		return nil
+	case err != nil:
+		return err
+	}
+	lg, err := newLogger(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lg.Sync() }()
+	for _, w := range cfg.Warnings {
+		lg.Warn(w)
+	}
+	d, err := start(cfg, lg)
+	if err != nil {
+		return err
+	}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case sig := <-sigc:
+		lg.Info("received signal, shutting down", zap.String("signal", sig.String()))
+		d.stop()
+		return nil
+	case <-d.srv.Done():
+		d.stop()
+		if err := d.srv.Err(); err != nil {
+			return fmt.Errorf("member stopped: %w", err)
+		}
+		return nil
+	case err := <-d.errc:
+		d.stop()
+		return err
+	}
+}
+
+func newLogger(cfg *config.Config) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	if cfg.LogFormat == "console" {
+		zc.Encoding = "console"
+	}
+	if len(cfg.LogOutputs) > 0 {
+		zc.OutputPaths = cfg.LogOutputs
+	}
+	return zc.Build()
+}
+
+// daemon is a running member: the node, its listeners and servers.
+type daemon struct {
+	lg      *zap.Logger
+	srv     *node.Server
+	api     *api.Server
+	peers   []*http.Server
+	clients []net.Listener
+	errc    chan error
+}
+
+func urlStrings(us []url.URL) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.String()
+	}
+	return out
+}
+
+func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
+	token := cfg.InitialClusterToken
+	var members []node.Member
+	var self uint64
+	for _, m := range cfg.InitialCluster {
+		id := node.MemberID(m.PeerURLs, token)
+		members = append(members, node.Member{ID: id, Name: m.Name, PeerURLs: m.PeerURLs})
+		if m.Name == cfg.Name {
+			self = id
+		}
+	}
+	walDir := cfg.WALDir
+	if walDir == "" {
+		walDir = filepath.Join(cfg.DataDir, "member", "wal")
+	}
+	if self == 0 {
+		return nil, fmt.Errorf("--name %q is not in --initial-cluster %q", cfg.Name, config.FormatInitialCluster(cfg.InitialCluster))
+	}
+	if cfg.InitialClusterState == config.ClusterStateExisting {
+		if _, err := os.Stat(walDir); err != nil {
+			return nil, errors.New("--initial-cluster-state existing: joining a running cluster is not supported yet (runtime membership changes come with the cluster-operations work); start every member with --initial-cluster-state new")
+		}
+	}
+	ids := make([]uint64, len(members))
+	for i, m := range members {
+		ids[i] = m.ID
+	}
+	clusterID := node.ClusterID(ids, token)
+
+	// Listen before opening state, so a bad address fails fast and clean.
+	peerLns, err := listenAll(cfg.ListenPeerURLs, "--listen-peer-urls")
+	if err != nil {
+		return nil, err
+	}
+	clientLns, err := listenAll(cfg.ListenClientURLs, "--listen-client-urls")
+	if err != nil {
+		closeAll(peerLns)
+		return nil, err
+	}
+	quota, _ := cfg.BackendQuota()
+	_ = quota
+	var tr *transport.HTTP
+	srv, err := node.NewServer(node.ServerConfig{
+		Core: node.Config{
+			Name: cfg.Name, ID: self, ClusterID: clusterID, ClusterToken: token, InitialMembers: members,
+			DataDir: cfg.DataDir, WALDir: cfg.WALDir, Logger: lg,
+			ElectionTicks:        int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
+			HeartbeatTicks:       1,
+			SnapshotCount:        cfg.SnapshotCount,
+			MaxRequestBytes:      int(cfg.MaxRequestBytes) + 512*1024,
+			BackendBatchInterval: cfg.BackendBatchInterval,
+			BackendBatchLimit:    cfg.BackendBatchLimit,
+		},
+		TickInterval: cfg.HeartbeatInterval,
+		ClientURLs:   urlStrings(cfg.AdvertiseClientURLs),
+	}, func(h transport.Handler) transport.Transport {
+		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport")})
+		return tr
+	})
+	if err != nil {
+		closeAll(peerLns)
+		closeAll(clientLns)
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv.RegisterMetrics(reg)
+	apiSrv, err := api.New(api.Config{
+		Backend: srv, Logger: lg.Named("api"),
+		MaxRequestBytes: int(cfg.MaxRequestBytes), MaxTxnOps: int(cfg.MaxTxnOps),
+		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn,
+		Registry: reg, EnablePprof: cfg.EnablePprof,
+	})
+	if err != nil {
+		srv.Stop()
+		closeAll(peerLns)
+		closeAll(clientLns)
+		return nil, err
+	}
+	d := &daemon{lg: lg, srv: srv, api: apiSrv, clients: clientLns, errc: make(chan error, len(peerLns)+len(clientLns))}
+	for _, l := range peerLns {
+		hs := &http.Server{Handler: tr.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		d.peers = append(d.peers, hs)
+		go func(l net.Listener) {
+			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.errc <- fmt.Errorf("peer listener %s: %w", l.Addr(), err)
+			}
+		}(l)
+	}
+	srv.Start()
+	for _, l := range clientLns {
+		go func(l net.Listener) {
+			if err := apiSrv.Serve(l); err != nil && !errors.Is(err, api.ErrServerClosed) {
+				d.errc <- fmt.Errorf("client listener %s: %w", l.Addr(), err)
+			}
+		}(l)
+	}
+	lg.Info("cairn serving",
+		zap.String("name", cfg.Name), zap.String("member-id", fmt.Sprintf("%x", self)),
+		zap.String("cluster-id", fmt.Sprintf("%x", clusterID)), zap.String("version", version.Cairn),
+		zap.String("etcd-api", version.Etcd), zap.Strings("client-urls", urlStrings(cfg.ListenClientURLs)),
+		zap.Strings("peer-urls", urlStrings(cfg.ListenPeerURLs)), zap.String("data-dir", cfg.DataDir))
+	if ok, err := config.NotifyReady(os.Environ()); err != nil {
+		lg.Warn("systemd notify failed", zap.Error(err))
+	} else if ok {
+		lg.Info("notified systemd: ready")
+	}
+	return d, nil
+}
+
+func (d *daemon) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.api.Shutdown(ctx); err != nil {
+		d.lg.Warn("shutting down client API", zap.Error(err))
+	}
+	d.srv.Stop()
+	for _, p := range d.peers {
+		_ = p.Shutdown(ctx)
+	}
+	d.lg.Info("cairn stopped")
+}
+
+// listenAll listens on every URL; a failure names the flag and the address.
+func listenAll(us []url.URL, flag string) ([]net.Listener, error) {
+	var out []net.Listener
+	for _, u := range us {
+		var l net.Listener
+		var err error
+		switch u.Scheme {
+		case "unix", "unixs":
+			l, err = net.Listen("unix", u.Host+u.Path)
+		case "https", "unixs+tls":
+			err = errors.New("TLS listeners are not supported yet")
+		default:
+			l, err = net.Listen("tcp", u.Host)
+		}
+		if err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("%s: cannot listen on %s: %s", flag, u.String(), strings.TrimPrefix(err.Error(), "listen tcp "+u.Host+": "))
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		_ = l.Close()
+	}
+}

@@ -1,0 +1,30 @@
+package node
+
+import "errors"
+
+// Bugs plants known bugs in a Core, so tests can prove that the simulator's
+// checks catch them. They take effect only in binaries built with the
+// `cairnbugs` build tag (go test -tags cairnbugs); any other build refuses a
+// Config that sets one, so no production binary can run with a planted bug.
+type Bugs struct {
+	// SkipReadIndex answers linearizable reads at once, without a raft
+	// ReadIndex round: a partitioned old leader serves stale reads.
+	SkipReadIndex bool
+	// ReapplyAfterRestart ignores the consistent index on restart, so
+	// entries already in the database are applied a second time.
+	ReapplyAfterRestart bool
+}
+
+func (b Bugs) any() bool { return b.SkipReadIndex || b.ReapplyAfterRestart }
+
+var errBugsNotBuilt = errors.New("node: planted bugs need a build with the cairnbugs tag")
+
+func (b Bugs) check() error {
+	if b.any() && !bugsEnabled {
+		return errBugsNotBuilt
+	}
+	return nil
+}
+
+func (b Bugs) skipReadIndex() bool       { return bugsEnabled && b.SkipReadIndex }
+func (b Bugs) reapplyAfterRestart() bool { return bugsEnabled && b.ReapplyAfterRestart }

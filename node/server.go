@@ -1,0 +1,726 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairnkv/cairn/mvcc"
+	"github.com/cairnkv/cairn/transport"
+)
+
+// ServerConfig configures the production shell around a Core.
+type ServerConfig struct {
+	Core Config
+	// TickInterval is the raft tick (etcd's --heartbeat-interval); default 100ms.
+	TickInterval time.Duration
+	// RequestTimeout bounds a proposal or linearizable read on the server side
+	// (default 5s + 2 election timeouts, as etcd).
+	RequestTimeout time.Duration
+	// ClientURLs are published to the cluster as this member's client URLs.
+	ClientURLs []string
+}
+
+// Server runs a Core on one goroutine (the loop) and gives the API layer
+// blocking, context-aware calls. Transport deliveries and every core call go
+// through the loop; MVCC reads run on the callers' goroutines.
+type Server struct {
+	cfg  ServerConfig
+	lg   *zap.Logger
+	core *Core
+	kv   *mvcc.Store
+	tr   transport.Transport
+
+	actc  chan func()
+	stopc chan struct{}
+	donec chan struct{}
+
+	stopOnce      sync.Once
+	crashing      atomic.Bool // shutdown abandons state as a power cut would (tests)
+	term          atomic.Uint64
+	lead          atomic.Uint64
+	applied       atomic.Uint64
+	committed     atomic.Uint64
+	leaderChanges atomic.Uint64
+	fatal         atomic.Pointer[error]
+}
+
+// NewServer opens the member's state. newTransport builds the transport that
+// delivers inbound messages to the returned server (a transport.Handler).
+// Start begins serving.
+func NewServer(cfg ServerConfig, newTransport func(h transport.Handler) transport.Transport) (*Server, error) {
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	elect := cfg.Core.ElectionTicks
+	if elect == 0 {
+		elect = 10
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5*time.Second + 2*time.Duration(elect)*cfg.TickInterval
+	}
+	s := &Server{
+		cfg:   cfg,
+		actc:  make(chan func(), 1024),
+		stopc: make(chan struct{}),
+		donec: make(chan struct{}),
+	}
+	s.lg = cfg.Core.Logger
+	if s.lg == nil {
+		s.lg = zap.NewNop()
+	}
+	s.tr = newTransport(s)
+	cfg.Core.Transport = s.tr
+	core, err := NewCore(cfg.Core)
+	if err != nil {
+		_ = s.tr.Close()
+		return nil, err
+	}
+	s.core, s.kv = core, core.KV()
+	s.applied.Store(core.Applied())
+	return s, nil
+}
+
+// Start runs the loop, and publishes this member's name and client URLs.
+func (s *Server) Start() {
+	go s.run()
+	go s.publish()
+}
+
+// ID is this member's ID.
+func (s *Server) ID() uint64 { return s.core.ID() }
+
+// ClusterID is the cluster's ID.
+func (s *Server) ClusterID() uint64 { return s.core.ClusterID() }
+
+// KV is the member's MVCC store, for reads.
+func (s *Server) KV() *mvcc.Store { return s.kv }
+
+// Leader is the leader as last seen by the loop (0 = none).
+func (s *Server) Leader() uint64 { return s.lead.Load() }
+
+// Term is the raft term as last seen by the loop.
+func (s *Server) Term() uint64 { return s.term.Load() }
+
+// Done is closed when the loop has stopped.
+func (s *Server) Done() <-chan struct{} { return s.donec }
+
+// Err is the fatal error that stopped the member, if any.
+func (s *Server) Err() error {
+	if p := s.fatal.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Server) run() {
+	defer close(s.donec)
+	ticker := time.NewTicker(s.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			s.core.Tick()
+		case f := <-s.actc:
+			f()
+			// Take whatever else is queued so one Ready covers it all.
+			for i := 0; i < 256; i++ {
+				select {
+				case f := <-s.actc:
+					f()
+					continue
+				default:
+				}
+				break
+			}
+		case <-s.stopc:
+			s.shutdown()
+			return
+		}
+		if err := s.core.Process(); err != nil {
+			s.fatal.Store(&err)
+			s.lg.Error("member stopped", zap.Error(err))
+			s.shutdown()
+			return
+		}
+		s.term.Store(s.core.Term())
+		if l := s.core.Leader(); l != s.lead.Load() {
+			if l != 0 {
+				s.leaderChanges.Add(1)
+			}
+			s.lead.Store(l)
+		}
+		s.applied.Store(s.core.Applied())
+		s.committed.Store(s.core.Committed())
+	}
+}
+
+func (s *Server) shutdown() {
+	if s.crashing.Load() {
+		s.core.Crash()
+	} else if err := s.core.Close(); err != nil {
+		s.lg.Warn("closing member state", zap.Error(err))
+	}
+	// Fail callers still queued behind the loop.
+	for {
+		select {
+		case f := <-s.actc:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// Stop stops the loop gracefully: in-flight proposals and reads end with
+// "etcdserver: server stopped", the database is committed and closed.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() { close(s.stopc) })
+	<-s.donec
+	_ = s.tr.Close()
+}
+
+// crash stops the member as a power cut would: no final commit, no WAL
+// writes after the last fsync. For tests.
+func (s *Server) crash() {
+	s.crashing.Store(true)
+	s.Stop()
+}
+
+// do runs f on the loop. It fails when the loop has stopped.
+func (s *Server) do(ctx context.Context, f func()) error {
+	select {
+	case <-s.stopc:
+		return rpctypes.ErrGRPCStopped
+	default:
+	}
+	select {
+	case s.actc <- f:
+		return nil
+	case <-s.donec:
+		return rpctypes.ErrGRPCStopped
+	case <-s.stopc:
+		return rpctypes.ErrGRPCStopped
+	case <-ctx.Done():
+		return toGRPCError(ctx.Err())
+	}
+}
+
+// Process implements transport.Handler.
+func (s *Server) Process(ctx context.Context, m *raftpb.Message) error {
+	return s.do(ctx, func() {
+		if err := s.core.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+			s.lg.Debug("stepping message", zap.Error(err))
+		}
+	})
+}
+
+// ReportUnreachable implements transport.Handler.
+func (s *Server) ReportUnreachable(id uint64) {
+	_ = s.do(context.Background(), func() { s.core.ReportUnreachable(id) })
+}
+
+// ReportSnapshot implements transport.Handler.
+func (s *Server) ReportSnapshot(id uint64, st raft.SnapshotStatus) {
+	_ = s.do(context.Background(), func() { s.core.ReportSnapshot(id, st) })
+}
+
+// propose replicates r and waits for its apply.
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	resc := make(chan Result, 1)
+	errc := make(chan error, 1)
+	var id uint64
+	err := s.do(ctx, func() {
+		var err error
+		id, err = s.core.Propose(r, func(res Result) { resc <- res })
+		errc <- err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	select {
+	case err := <-errc:
+		if err != nil {
+			return Result{}, s.proposeError(err)
+		}
+	case <-s.donec: // stopped before the loop took the proposal
+		return Result{}, rpctypes.ErrGRPCStopped
+	}
+	select {
+	case res := <-resc:
+		if res.Err != nil {
+			return res, toGRPCError(res.Err)
+		}
+		return res, nil
+	case <-ctx.Done():
+		_ = s.do(context.Background(), func() { s.core.Forget(id) })
+		return Result{}, s.timeoutError(ctx)
+	case <-s.donec:
+		return Result{}, rpctypes.ErrGRPCStopped
+	}
+}
+
+func (s *Server) proposeError(err error) error {
+	if errors.Is(err, ErrProposalDropped) {
+		if s.Leader() == 0 {
+			return rpctypes.ErrGRPCNoLeader
+		}
+		return rpctypes.ErrGRPCLeaderChanged
+	}
+	return toGRPCError(err)
+}
+
+// timeoutError tells a client's own cancellation from the server's deadline.
+func (s *Server) timeoutError(ctx context.Context) error {
+	if errors.Is(context.Cause(ctx), context.Canceled) {
+		return rpctypes.ErrGRPCCanceled
+	}
+	if s.Leader() == 0 {
+		return rpctypes.ErrGRPCNoLeader
+	}
+	return rpctypes.ErrGRPCTimeout
+}
+
+// LinearizableRead returns once this member has applied everything
+// committed when it was called.
+func (s *Server) LinearizableRead(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	errc := make(chan error, 1)
+	if err := s.do(ctx, func() { s.core.ReadIndex(func(err error) { errc <- err }) }); err != nil {
+		return err
+	}
+	select {
+	case err := <-errc:
+		return toGRPCError(err)
+	case <-ctx.Done():
+		return s.timeoutError(ctx)
+	case <-s.donec:
+		return rpctypes.ErrGRPCStopped
+	}
+}
+
+func (s *Server) header(rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: s.core.ClusterID(), MemberId: s.core.ID(), Revision: rev, RaftTerm: s.Term()}
+}
+
+// toGRPCError maps Cairn's errors to etcd's client-facing errors.
+func toGRPCError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mvcc.ErrCompacted):
+		return rpctypes.ErrGRPCCompacted
+	case errors.Is(err, mvcc.ErrFutureRev):
+		return rpctypes.ErrGRPCFutureRev
+	case errors.Is(err, mvcc.ErrKeyNotFound):
+		return rpctypes.ErrGRPCKeyNotFound
+	case errors.Is(err, mvcc.ErrEmptyKey):
+		return rpctypes.ErrGRPCEmptyKey
+	case errors.Is(err, mvcc.ErrDuplicateKey):
+		return rpctypes.ErrGRPCDuplicateKey
+	case errors.Is(err, mvcc.ErrTooManyOps):
+		return rpctypes.ErrGRPCTooManyOps
+	case errors.Is(err, ErrRequestTooLarge):
+		return rpctypes.ErrGRPCRequestTooLarge
+	case errors.Is(err, ErrStopped), errors.Is(err, mvcc.ErrClosed):
+		return rpctypes.ErrGRPCStopped
+	case errors.Is(err, context.Canceled):
+		return rpctypes.ErrGRPCCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return rpctypes.ErrGRPCDeadlineExceeded
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// Range serves KV.Range: linearizable unless r.Serializable.
+func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if !r.GetSerializable() {
+		if err := s.LinearizableRead(ctx); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := s.kv.Range(r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp.Header = s.header(resp.GetHeader().GetRevision())
+	return resp, nil
+}
+
+// rangeStreamChunk is how many keys one RangeStream message carries.
+const rangeStreamChunk = 1000
+
+// RangeStream serves etcd 3.7's KV.RangeStream: the range in chunks, all read
+// at one pinned revision, so memory stays bounded by the chunk size.
+func (s *Server) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(*pb.RangeResponse) error) error {
+	if !r.GetSerializable() {
+		if err := s.LinearizableRead(ctx); err != nil {
+			return err
+		}
+	}
+	rev := r.GetRevision()
+	if rev == 0 {
+		rev = s.kv.Rev()
+	}
+	if r.GetSortOrder() != pb.RangeRequest_NONE || r.GetCountOnly() {
+		// Sorted or counted ranges need the whole result: one message.
+		resp, err := s.Range(ctx, &pb.RangeRequest{Key: r.Key, RangeEnd: r.RangeEnd, Limit: r.Limit, Revision: rev, SortOrder: r.SortOrder, SortTarget: r.SortTarget, Serializable: true, KeysOnly: r.KeysOnly, CountOnly: r.CountOnly, MinModRevision: r.MinModRevision, MaxModRevision: r.MaxModRevision, MinCreateRevision: r.MinCreateRevision, MaxCreateRevision: r.MaxCreateRevision})
+		if err != nil {
+			return err
+		}
+		return send(resp)
+	}
+	key, remaining := r.GetKey(), r.GetLimit()
+	for {
+		if err := ctx.Err(); err != nil {
+			return toGRPCError(err)
+		}
+		limit := int64(rangeStreamChunk)
+		if remaining > 0 && remaining < limit {
+			limit = remaining
+		}
+		resp, err := s.kv.Range(&pb.RangeRequest{Key: key, RangeEnd: r.GetRangeEnd(), Limit: limit, Revision: rev, KeysOnly: r.GetKeysOnly(),
+			MinModRevision: r.GetMinModRevision(), MaxModRevision: r.GetMaxModRevision(), MinCreateRevision: r.GetMinCreateRevision(), MaxCreateRevision: r.GetMaxCreateRevision()})
+		if err != nil {
+			return toGRPCError(err)
+		}
+		if remaining > 0 {
+			remaining -= int64(len(resp.GetKvs()))
+		}
+		more := resp.GetMore() && (r.GetLimit() == 0 || remaining > 0)
+		resp.More = more
+		resp.Header = s.header(rev)
+		if err := send(resp); err != nil {
+			return err
+		}
+		if !more || len(resp.GetKvs()) == 0 || len(r.GetRangeEnd()) == 0 {
+			return nil
+		}
+		last := resp.GetKvs()[len(resp.GetKvs())-1].GetKey()
+		key = append(append([]byte(nil), last...), 0) // the next key after last
+	}
+}
+
+// Put serves KV.Put through raft.
+func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	res, err := s.propose(ctx, &pb.InternalRaftRequest{Put: r})
+	if err != nil {
+		return nil, err
+	}
+	return res.Resp.(*pb.PutResponse), nil
+}
+
+// DeleteRange serves KV.DeleteRange through raft.
+func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	res, err := s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
+	if err != nil {
+		return nil, err
+	}
+	return res.Resp.(*pb.DeleteRangeResponse), nil
+}
+
+// Txn serves KV.Txn: through raft when it writes, as a linearizable (or
+// serializable) read when every operation in it reads.
+func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if isTxnReadOnly(r) {
+		if !isTxnSerializable(r) {
+			if err := s.LinearizableRead(ctx); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := s.kv.Txn(r)
+		if err != nil {
+			return nil, toGRPCError(err)
+		}
+		setTxnHeaders(resp, s.header(resp.GetHeader().GetRevision()))
+		return resp, nil
+	}
+	res, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
+	if err != nil {
+		return nil, err
+	}
+	return res.Resp.(*pb.TxnResponse), nil
+}
+
+func isTxnReadOnly(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.GetSuccess(), r.GetFailure()} {
+		for _, op := range ops {
+			switch {
+			case op.GetRequestRange() != nil:
+			case op.GetRequestTxn() != nil:
+				if !isTxnReadOnly(op.GetRequestTxn()) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isTxnSerializable(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.GetSuccess(), r.GetFailure()} {
+		for _, op := range ops {
+			if rr := op.GetRequestRange(); rr != nil && !rr.GetSerializable() {
+				return false
+			}
+			if t := op.GetRequestTxn(); t != nil && !isTxnSerializable(t) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Compact serves KV.Compact through raft.
+func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	res, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
+	if err != nil {
+		return nil, err
+	}
+	return res.Resp.(*pb.CompactionResponse), nil
+}
+
+// Status serves Maintenance.Status (the API layer fills Version).
+func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
+	var st raft.Status
+	var isLearner bool
+	done := make(chan struct{})
+	if err := s.do(ctx, func() {
+		st = s.core.Status()
+		for _, m := range s.core.Members() {
+			if m.ID == s.core.ID() {
+				isLearner = m.IsLearner
+			}
+		}
+		close(done)
+	}); err != nil {
+		return nil, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, toGRPCError(ctx.Err())
+	case <-s.donec:
+		return nil, rpctypes.ErrGRPCStopped
+	}
+	resp := &pb.StatusResponse{
+		Header:           s.header(s.kv.Rev()),
+		DbSize:           s.kv.Size(),
+		DbSizeInUse:      s.kv.SizeInUse(),
+		Leader:           st.Lead,
+		RaftIndex:        st.HardState.GetCommit(),
+		RaftTerm:         st.HardState.GetTerm(),
+		RaftAppliedIndex: s.applied.Load(),
+		IsLearner:        isLearner,
+		StorageVersion:   "3.6.0",
+	}
+	if st.Lead == 0 {
+		resp.Errors = append(resp.Errors, rpctypes.ErrorDesc(rpctypes.ErrGRPCNoLeader))
+	}
+	return resp, nil
+}
+
+// Hash serves Maintenance.Hash.
+func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
+	h, err := s.kv.Hash()
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.HashResponse{Header: s.header(s.kv.Rev()), Hash: h}, nil
+}
+
+// HashKV serves Maintenance.HashKV.
+func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
+	h, hashRev, compactRev, err := s.kv.HashKV(rev)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &pb.HashKVResponse{Header: s.header(s.kv.Rev()), Hash: h, HashRevision: hashRev, CompactRevision: compactRev}, nil
+}
+
+// Snapshot writes a consistent copy of the database to w.
+func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
+	n, err := s.kv.Snapshot(w)
+	if err != nil {
+		return n, toGRPCError(err)
+	}
+	return n, nil
+}
+
+// Defragment defragments the database online, logging progress.
+func (s *Server) Defragment(ctx context.Context) error {
+	start := time.Now()
+	before := s.kv.Size()
+	lastLog := time.Now()
+	err := s.kv.Defrag(func(done, total int64) {
+		if time.Since(lastLog) > time.Second || done == total {
+			lastLog = time.Now()
+			s.lg.Info("defragmenting", zap.Int64("done", done), zap.Int64("total", total))
+		}
+	})
+	if err != nil {
+		return toGRPCError(err)
+	}
+	s.lg.Info("defragmented", zap.Int64("size-before", before), zap.Int64("size-after", s.kv.Size()), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// Alarm serves Maintenance.Alarm. Cairn raises no alarms yet (NOSPACE comes
+// with the quota work), so GET lists none and the rest are no-ops.
+func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	return &pb.AlarmResponse{Header: s.header(s.kv.Rev())}, nil
+}
+
+// MoveLeader transfers leadership to target and waits for it to take over.
+func (s *Server) MoveLeader(ctx context.Context, target uint64) (*pb.MoveLeaderResponse, error) {
+	if s.Leader() != s.ID() {
+		return nil, rpctypes.ErrGRPCNotLeader
+	}
+	known := make(chan bool, 1)
+	if err := s.do(ctx, func() {
+		ok := false
+		for _, m := range s.core.Members() {
+			ok = ok || (m.ID == target && !m.IsLearner)
+		}
+		if ok {
+			s.core.TransferLeadership(target)
+		}
+		known <- ok
+	}); err != nil {
+		return nil, err
+	}
+	select {
+	case ok := <-known:
+		if !ok {
+			return nil, rpctypes.ErrGRPCBadLeaderTransferee
+		}
+	case <-s.donec:
+		return nil, rpctypes.ErrGRPCStopped
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	t := time.NewTicker(s.cfg.TickInterval / 2)
+	defer t.Stop()
+	for s.Leader() != target {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, rpctypes.ErrGRPCTimeoutDueToLeaderFail
+		}
+	}
+	return &pb.MoveLeaderResponse{Header: s.header(s.kv.Rev())}, nil
+}
+
+// Downgrade is not supported.
+func (s *Server) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "cairn: downgrade is not implemented")
+}
+
+// MemberList lists the members, after a linearizable read if asked.
+func (s *Server) MemberList(ctx context.Context, linearizable bool) (*pb.MemberListResponse, error) {
+	if linearizable {
+		if err := s.LinearizableRead(ctx); err != nil {
+			return nil, err
+		}
+	}
+	msc := make(chan []Member, 1)
+	if err := s.do(ctx, func() { msc <- s.core.Members() }); err != nil {
+		return nil, err
+	}
+	var ms []Member
+	select {
+	case ms = <-msc:
+	case <-s.donec:
+		return nil, rpctypes.ErrGRPCStopped
+	}
+	resp := &pb.MemberListResponse{Header: s.header(s.kv.Rev())}
+	for _, m := range ms {
+		resp.Members = append(resp.Members, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	return resp, nil
+}
+
+var errMembershipLater = status.Error(codes.Unimplemented, "cairn: runtime membership changes are not implemented yet")
+
+// MemberAdd is not implemented yet.
+func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	return nil, errMembershipLater
+}
+
+// MemberRemove is not implemented yet.
+func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	return nil, errMembershipLater
+}
+
+// MemberUpdate is not implemented yet.
+func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	return nil, errMembershipLater
+}
+
+// MemberPromote is not implemented yet.
+func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	return nil, errMembershipLater
+}
+
+// Health reports whether this member can serve: it has a leader and a
+// linearizable read completes in time.
+func (s *Server) Health(ctx context.Context) error {
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("member stopped: %w", err)
+	}
+	if s.Leader() == 0 {
+		return errors.New("RAFT NO LEADER")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.LinearizableRead(ctx); err != nil {
+		return fmt.Errorf("linearizable read failed: %s", rpctypes.ErrorDesc(err))
+	}
+	return nil
+}
+
+// publish records this member's name and client URLs in the replicated
+// member list, retrying until it is applied or the server stops.
+func (s *Server) publish() {
+	req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+		Member_ID:        s.ID(),
+		MemberAttributes: &membershippb.Attributes{Name: s.cfg.Core.Name, ClientUrls: s.cfg.ClientURLs},
+	}}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		_, err := s.propose(ctx, req)
+		cancel()
+		if err == nil {
+			s.lg.Info("published member attributes", zap.Strings("client-urls", s.cfg.ClientURLs))
+			return
+		}
+		select {
+		case <-s.stopc:
+			return
+		case <-s.donec:
+			return
+		case <-time.After(s.cfg.TickInterval):
+		}
+	}
+}

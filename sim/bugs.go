@@ -1,0 +1,82 @@
+package sim
+
+import (
+	"fmt"
+
+	"github.com/cairnkv/cairn/node"
+	"github.com/cairnkv/cairn/vfs"
+)
+
+// Planted bugs, each a known way to break etcd's guarantees. The simulator
+// must find every one of them (see bugs_test.go); without one, the swarm
+// must be clean.
+const (
+	// BugStaleReads serves linearizable reads without a ReadIndex round.
+	BugStaleReads = "stale-reads"
+	// BugAckBeforeFsync gives members a disk that acknowledges fsync without
+	// persisting anything after a WAL segment's first sync: raft acknowledges
+	// entries a crash then loses.
+	BugAckBeforeFsync = "ack-before-fsync"
+	// BugDoubleApply applies entries again after a restart, ignoring the
+	// database's consistent index.
+	BugDoubleApply = "double-apply"
+)
+
+// Bugs lists the planted bugs.
+var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply}
+
+func checkBug(name string) error {
+	for _, b := range append([]string{""}, Bugs...) {
+		if b == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("sim: unknown planted bug %q", name)
+}
+
+func bugsFor(name string) node.Bugs {
+	return node.Bugs{
+		SkipReadIndex:       name == BugStaleReads,
+		ReapplyAfterRestart: name == BugDoubleApply,
+	}
+}
+
+// walFS is the file system a member's WAL sees.
+func (n *simNode) walFS() vfs.FS {
+	if n.c.opts.Bug == BugAckBeforeFsync {
+		return lyingFS{n.fs}
+	}
+	return n.fs
+}
+
+// lyingFS wraps an FS whose files persist only their first fsync.
+type lyingFS struct{ vfs.FS }
+
+type lyingFile struct {
+	vfs.File
+	synced bool
+}
+
+func (f *lyingFile) Sync() error {
+	if f.synced {
+		return nil // the lie: nothing reaches the platter
+	}
+	f.synced = true
+	return f.File.Sync()
+}
+
+func (l lyingFS) Create(name string) (vfs.File, error) {
+	f, err := l.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &lyingFile{File: f}, nil
+}
+
+func (l lyingFS) OpenReadWrite(name string) (vfs.File, error) {
+	f, err := l.FS.OpenReadWrite(name)
+	if err != nil {
+		return nil, err
+	}
+	return &lyingFile{File: f}, nil
+}

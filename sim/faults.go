@@ -1,0 +1,205 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/cairnkv/cairn/linearizability"
+)
+
+// expDelay draws an exponentially distributed delay with the given mean.
+func (c *Cluster) expDelay(mean time.Duration) time.Duration {
+	return time.Duration(c.rng.ExpFloat64() * float64(mean))
+}
+
+func (c *Cluster) scheduleFaults() {
+	if c.plan.crashEvery > 0 {
+		c.schedule(c.expDelay(c.plan.crashEvery), "", c.crashOne)
+	}
+	if c.plan.partitionEvery > 0 {
+		c.schedule(c.expDelay(c.plan.partitionEvery), "", c.partitionOnce)
+	}
+}
+
+func (c *Cluster) inSafetyPhase() bool { return !c.healing && c.now < int64(c.opts.Duration) }
+
+func (c *Cluster) crashOne() {
+	if !c.inSafetyPhase() {
+		return
+	}
+	var n *simNode
+	if c.rng.IntN(2) == 0 {
+		n = c.leader()
+	}
+	if n == nil {
+		n = c.nodes[c.rng.IntN(len(c.nodes))]
+	}
+	if n.core != nil {
+		n.crash()
+		down := 200*time.Millisecond + time.Duration(c.rng.Int64N(int64(1500*time.Millisecond)))
+		c.schedule(down, "", n.restart)
+	}
+	c.schedule(c.expDelay(c.plan.crashEvery), "", c.crashOne)
+}
+
+// partitionOnce cuts some links for a while: one member isolated, the
+// leader isolated, a majority/minority split, or one one-way link.
+func (c *Cluster) partitionOnce() {
+	if !c.inSafetyPhase() {
+		return
+	}
+	n := len(c.nodes)
+	var cuts [][2]int
+	var kind string
+	switch c.rng.IntN(4) {
+	case 0, 1:
+		victim := c.rng.IntN(n)
+		kind = "isolate"
+		if l := c.leader(); l != nil && c.rng.IntN(2) == 0 {
+			victim, kind = l.idx, "isolate-leader"
+		}
+		for j := 0; j < n; j++ {
+			if j != victim {
+				cuts = append(cuts, [2]int{victim, j}, [2]int{j, victim})
+			}
+		}
+	case 2:
+		kind = "split"
+		perm := c.rng.Perm(n)
+		minority := perm[:(n-1)/2]
+		in := map[int]bool{}
+		for _, i := range minority {
+			in[i] = true
+		}
+		for i := 0; i < n; i++ {
+			for j := 0; j < n; j++ {
+				if in[i] != in[j] {
+					cuts = append(cuts, [2]int{i, j})
+				}
+			}
+		}
+	default:
+		kind = "one-way"
+		i := c.rng.IntN(n)
+		j := (i + 1 + c.rng.IntN(n-1)) % n
+		cuts = append(cuts, [2]int{i, j})
+	}
+	for _, l := range cuts {
+		c.blocked[l] = true
+	}
+	c.report.Faults[kind]++
+	c.tracef("partition %s %v", kind, cuts)
+	c.schedule(200*time.Millisecond+time.Duration(c.rng.Int64N(int64(2*time.Second))), "", func() {
+		for _, l := range cuts {
+			delete(c.blocked, l)
+		}
+		c.tracef("heal %s", kind)
+	})
+	c.schedule(c.expDelay(c.plan.partitionEvery), "", c.partitionOnce)
+}
+
+// heal ends the safety phase: every link restored, every member restarted,
+// and the clients' final reads scheduled.
+func (c *Cluster) heal() {
+	c.healing = true
+	c.blocked = map[[2]int]bool{}
+	c.plan.loss, c.plan.dup = 0, 0
+	c.tracef("heal all")
+	for _, n := range c.nodes {
+		n.restart()
+	}
+	// Final reads of every key, late in the liveness phase: every
+	// acknowledged write must be visible to them.
+	c.schedule(c.opts.Heal-2*clientTimeout-500*time.Millisecond, "final reads", func() {
+		for k := 0; k < c.keys(); k++ {
+			cl := &client{c: c, id: len(c.clients) + k}
+			key := fmt.Sprintf("k%d", k)
+			n := c.nodes[k%len(c.nodes)]
+			if n.core == nil {
+				c.violation("%s is down in the liveness phase", n.name())
+				continue
+			}
+			tok := c.hist.Invoke(cl.id, linearizability.Get(key))
+			n.core.ReadIndex(func(err error) {
+				if err != nil {
+					c.violation("final read of %s on %s failed: %v", key, n.name(), err)
+					c.hist.Unknown(tok)
+					return
+				}
+				resp, err := n.core.KV().Range(&pb.RangeRequest{Key: []byte(key)})
+				if err != nil {
+					c.violation("final read of %s on %s: %v", key, n.name(), err)
+					c.hist.Unknown(tok)
+					return
+				}
+				out := linearizability.Response{}
+				if len(resp.GetKvs()) == 1 {
+					out.Found, out.Value = true, string(resp.GetKvs()[0].GetValue())
+				}
+				c.hist.Return(tok, out)
+				c.finalReads++
+			})
+			n.process()
+		}
+	})
+}
+
+// finish checks what must hold once faults are healed: the cluster has a
+// leader and made progress, every member converged to the same state, and
+// the history is linearizable.
+func (c *Cluster) finish() {
+	if c.leader() == nil {
+		c.violation("no leader after %v of healing", c.opts.Heal)
+	}
+	if c.finalReads != c.keys() {
+		c.violation("only %d of %d final reads completed after healing: the cluster does not serve", c.finalReads, c.keys())
+	}
+	c.checkConvergence()
+	c.checkLinearizable()
+}
+
+// checkConvergence asserts every member applied to the same revision with
+// the same HashKV.
+func (c *Cluster) checkConvergence() {
+	type state struct {
+		rev  int64
+		hash uint32
+	}
+	var first *state
+	var firstName string
+	for _, n := range c.nodes {
+		if n.core == nil {
+			continue
+		}
+		kv := n.core.KV()
+		h, _, _, err := kv.HashKV(0)
+		if err != nil {
+			c.violation("HashKV on %s: %v", n.name(), err)
+			continue
+		}
+		st := &state{rev: kv.Rev(), hash: h}
+		if first == nil {
+			first, firstName = st, n.name()
+			continue
+		}
+		if st.rev != first.rev {
+			c.violation("members did not converge: %s at revision %d, %s at %d", firstName, first.rev, n.name(), st.rev)
+		} else if st.hash != first.hash {
+			c.violation("members diverged: HashKV at revision %d is %08x on %s and %08x on %s", st.rev, first.hash, firstName, st.hash, n.name())
+		}
+	}
+}
+
+func (c *Cluster) checkLinearizable() {
+	res, err := linearizability.Check(linearizability.RegisterModel(), c.hist.History(), 20*time.Second)
+	if err != nil {
+		c.violation("linearizability check: %v", err)
+		return
+	}
+	if !res.Ok() {
+		c.violation("history is not linearizable (%v)", res.Outcome)
+		c.report.lin = &res
+	}
+}

@@ -1,0 +1,178 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/node"
+	"github.com/cairnkv/cairn/vfs"
+)
+
+// simNode is one member: the production node.Core over simulated
+// transport, file system and clock.
+type simNode struct {
+	c     *Cluster
+	idx   int
+	id    uint64
+	core  *node.Core // nil while crashed
+	fs    *vfs.MemFS
+	dir   string
+	clock *clock.Fake
+	// rate and offset skew this member's clock: its time runs at rate times
+	// virtual time, offset ahead.
+	rate   float64
+	offset time.Duration
+	// incarnation counts restarts, so events meant for a crashed
+	// incarnation (timers, reports) are dropped.
+	incarnation int
+	// diskBusyUntil models a slow disk: Ready handling waits until then.
+	diskBusyUntil int64
+	processScheduled bool
+}
+
+// transport adapts the cluster network to transport.Transport for one member.
+type simTransport struct{ n *simNode }
+
+func (t simTransport) Send(msgs []*raftpb.Message) { t.n.c.send(t.n, msgs) }
+func (simTransport) AddPeer(uint64, []string)      {}
+func (simTransport) RemovePeer(uint64)             {}
+func (simTransport) UpdatePeer(uint64, []string)   {}
+func (simTransport) Close() error                  { return nil }
+
+func (n *simNode) name() string { return n.c.members[n.idx].Name }
+
+func (n *simNode) syncClock() {
+	n.clock.Set(time.Unix(1_700_000_000, 0).Add(n.offset + time.Duration(float64(n.c.now)*n.rate)))
+}
+
+func (n *simNode) start() error {
+	n.syncClock()
+	core, err := node.NewCore(node.Config{
+		Name:                   n.name(),
+		ID:                     n.id,
+		ClusterToken:           "sim",
+		InitialMembers:         n.c.members,
+		DataDir:                n.dir,
+		WALFS:                  n.walFS(),
+		WALSegmentSize:         256 << 10,
+		Transport:              simTransport{n},
+		Clock:                  n.clock,
+		Logger:                 n.c.opts.Logger.Named(n.name()),
+		ElectionTicks:          10,
+		HeartbeatTicks:         1,
+		SnapshotCount:          200,
+		SnapshotCatchUpEntries: 50,
+		BackendBatchInterval:   100 * time.Millisecond,
+		BackendBatchLimit:      1000,
+		BackendNoSync:          true,
+		Bugs:                   bugsFor(n.c.opts.Bug),
+	})
+	if err != nil {
+		return fmt.Errorf("sim: starting %s: %w", n.name(), err)
+	}
+	n.core = core
+	n.incarnation++
+	return nil
+}
+
+// scheduleTick keeps this member's raft clock ticking at its skewed rate,
+// across crashes (a crashed member's ticks do nothing).
+func (n *simNode) scheduleTick() {
+	d := time.Duration(float64(tickInterval) / n.rate)
+	n.c.schedule(d, "", func() {
+		if n.core != nil {
+			n.syncClock()
+			n.core.Tick()
+			n.process()
+		}
+		n.scheduleTick()
+	})
+}
+
+// step delivers a message; it reports whether the member took it.
+func (n *simNode) step(m *raftpb.Message) bool {
+	if n.core == nil {
+		return false
+	}
+	n.syncClock()
+	if err := n.core.Step(m); err != nil {
+		return false
+	}
+	n.process()
+	return true
+}
+
+// report runs f on the member if it is still the incarnation inc.
+func (n *simNode) report(inc int, f func(*node.Core)) {
+	if n.core == nil || n.incarnation != inc {
+		return
+	}
+	n.syncClock()
+	f(n.core)
+	n.process()
+}
+
+// process handles the member's Ready. With a slow disk, the handling (and
+// so its fsync, sends and applies) is deferred in virtual time.
+func (n *simNode) process() {
+	if n.core == nil || !n.core.HasReady() {
+		return
+	}
+	if n.c.plan.slowDisk && !n.c.opts.NoFaults && !n.c.healing {
+		if n.processScheduled {
+			return
+		}
+		n.processScheduled = true
+		inc := n.incarnation
+		n.c.schedule(time.Duration(n.c.rng.Int64N(int64(5*time.Millisecond))), "", func() {
+			n.processScheduled = false
+			if n.core != nil && n.incarnation == inc {
+				n.processNow()
+			}
+		})
+		return
+	}
+	n.processNow()
+}
+
+// processNow handles the member's Ready at once.
+func (n *simNode) processNow() {
+	if n.core == nil || !n.core.HasReady() {
+		return
+	}
+	n.syncClock()
+	if err := n.core.Process(); err != nil {
+		n.c.violation("%s stopped on a fatal error: %v", n.name(), err)
+		n.core.Crash()
+		n.core = nil
+	}
+}
+
+// crash stops the member as a power cut: the WAL keeps only synced bytes
+// (the last write may tear), the database loses its open batch.
+func (n *simNode) crash() {
+	if n.core == nil {
+		return
+	}
+	n.core.Crash()
+	n.core = nil
+	n.fs = n.fs.Crash(n.c.rng, true)
+	n.processScheduled = false
+	n.c.report.Faults["crash"]++
+	n.c.tracef("crash %s", n.name())
+}
+
+func (n *simNode) restart() {
+	if n.core != nil {
+		return
+	}
+	if err := n.start(); err != nil {
+		n.c.violation("%s failed to restart: %v", n.name(), err)
+		return
+	}
+	n.c.tracef("restart %s", n.name())
+	n.process()
+}

@@ -1,0 +1,371 @@
+// Package sim runs a whole Cairn cluster inside one goroutine over virtual
+// time, deterministically from a seed: the production node.Core of every
+// member, a simulated network with loss, duplication, delay and partitions,
+// crashes that keep only fsynced WAL bytes and committed database batches,
+// per-member clock skew, and clients whose histories are checked for
+// linearizability. Same seed, same run, bit for bit: raft's own randomness
+// comes from crypto/rand, which the caller makes deterministic with
+// testing/cryptotest.SetGlobalRandom before Run.
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/linearizability"
+	"github.com/cairnkv/cairn/node"
+	"github.com/cairnkv/cairn/vfs"
+)
+
+// Options configures one simulation run. The seed decides everything else
+// that is left zero (swarm testing: fault rates, client counts, key counts).
+type Options struct {
+	Seed uint64
+	// Dir holds the members' bbolt files (one subdirectory per member).
+	Dir string
+	// Nodes is the cluster size (default: 3 or 5, by seed).
+	Nodes int
+	// Duration of the safety phase, with faults on (default 4s virtual).
+	Duration time.Duration
+	// Heal is the liveness phase: faults healed, crashed members restarted,
+	// the cluster must converge and serve (default 4s virtual).
+	Heal time.Duration
+	// NoFaults turns fault injection off.
+	NoFaults bool
+	// Trace, if set, receives one line per event.
+	Trace io.Writer
+	// Logger for the members (default nop).
+	Logger *zap.Logger
+	// Bug plants a known bug to prove the checks find it ("" = none); see bugs.go.
+	Bug string
+}
+
+// Report is what a run found.
+type Report struct {
+	Seed       uint64
+	Nodes      int
+	Events     int
+	Ops        OpCounts
+	Faults     map[string]int
+	TraceHash  uint64
+	Violations []string
+	// History of client operations, for the linearizability check and its visualisation.
+	History *History
+	lin     *linearizability.Result
+}
+
+// OpCounts counts client operations by outcome.
+type OpCounts struct{ OK, Failed, Unknown int }
+
+// Ok tells whether the run found no violation.
+func (r *Report) Ok() bool { return len(r.Violations) == 0 }
+
+const tickInterval = 100 * time.Millisecond
+
+type event struct {
+	at    int64
+	seq   uint64
+	label string
+	fn    func()
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int)  { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)    { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any      { old := *q; e := old[len(old)-1]; *q = old[:len(old)-1]; return e }
+func (q eventQueue) peekTime() int64 { return q[0].at }
+
+// faultPlan is the swarm's choice of fault rates for one seed.
+type faultPlan struct {
+	loss, dup          float64
+	minDelay, maxDelay time.Duration
+	crashEvery         time.Duration // mean time between crashes (0 = none)
+	partitionEvery     time.Duration // mean time between partitions (0 = none)
+	skew               float64       // max relative tick-rate skew
+	slowDisk           bool
+}
+
+// Cluster is a simulated cluster. It is not safe for concurrent use: Run
+// drives it from the calling goroutine.
+type Cluster struct {
+	opts    Options
+	rng     *rand.Rand
+	now     int64
+	seq     uint64
+	queue   eventQueue
+	nodes   []*simNode
+	members []node.Member
+	plan    faultPlan
+	blocked map[[2]int]bool // [from,to] links cut
+	report  *Report
+	trace   hash.Hash64
+	hist    *History
+	clients []*client
+	healing bool
+	nkeys   int
+	// finalReads counts the liveness phase's completed final reads.
+	finalReads int
+	// leaders records, per term, the member that led it.
+	leaders map[uint64]uint64
+}
+
+// Run executes one simulation and returns its report. It never panics on a
+// member's failure: failures are violations in the report.
+func Run(opts Options) (*Report, error) {
+	c, err := newCluster(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	c.run()
+	return c.report, nil
+}
+
+func newCluster(opts Options) (*Cluster, error) {
+	if opts.Dir == "" {
+		return nil, fmt.Errorf("sim: Options.Dir is required")
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
+	if opts.Nodes == 0 {
+		opts.Nodes = []int{3, 3, 5}[rng.IntN(3)]
+	}
+	if opts.Duration == 0 {
+		opts.Duration = 4 * time.Second
+	}
+	if opts.Heal == 0 {
+		opts.Heal = 4 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if err := checkBug(opts.Bug); err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		opts:    opts,
+		rng:     rng,
+		blocked: map[[2]int]bool{},
+		leaders: map[uint64]uint64{},
+		trace:   fnv.New64a(),
+		report:  &Report{Seed: opts.Seed, Nodes: opts.Nodes, Faults: map[string]int{}},
+	}
+	c.plan = c.choosePlan()
+	c.nkeys = 3 + c.rng.IntN(6)
+	c.hist = newHistory(func() int64 { return c.now })
+	c.report.History = c.hist
+	for i := 0; i < opts.Nodes; i++ {
+		urls := []string{fmt.Sprintf("sim://n%d", i+1)}
+		c.members = append(c.members, node.Member{ID: node.MemberID(urls, "sim"), Name: fmt.Sprintf("n%d", i+1), PeerURLs: urls})
+	}
+	for i := range c.members {
+		n := &simNode{c: c, idx: i, id: c.members[i].ID, fs: vfs.NewMem(), dir: filepath.Join(opts.Dir, c.members[i].Name), clock: clock.NewFake(time.Unix(1_700_000_000, 0))}
+		if !opts.NoFaults && c.plan.skew > 0 {
+			n.rate = 1 + (c.rng.Float64()*2-1)*c.plan.skew
+			n.offset = time.Duration(c.rng.Int64N(int64(time.Minute)))
+		} else {
+			n.rate = 1
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	for _, n := range c.nodes {
+		if err := n.start(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) choosePlan() faultPlan {
+	if c.opts.NoFaults {
+		return faultPlan{minDelay: time.Millisecond, maxDelay: 5 * time.Millisecond}
+	}
+	p := faultPlan{
+		loss:     []float64{0, 0, 0.01, 0.05, 0.2}[c.rng.IntN(5)],
+		dup:      []float64{0, 0.01, 0.05}[c.rng.IntN(3)],
+		minDelay: time.Millisecond,
+		maxDelay: []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 80 * time.Millisecond}[c.rng.IntN(3)],
+		skew:     []float64{0, 0.01, 0.1}[c.rng.IntN(3)],
+		slowDisk: c.rng.IntN(4) == 0,
+	}
+	p.crashEvery = []time.Duration{0, 3 * time.Second, time.Second}[c.rng.IntN(3)]
+	p.partitionEvery = []time.Duration{0, 2 * time.Second, 700 * time.Millisecond}[c.rng.IntN(3)]
+	return p
+}
+
+func (c *Cluster) close() {
+	for _, n := range c.nodes {
+		if n.core != nil {
+			_ = n.core.Close()
+			n.core = nil
+		}
+	}
+}
+
+// schedule runs fn after d of virtual time.
+func (c *Cluster) schedule(d time.Duration, label string, fn func()) {
+	c.seq++
+	heap.Push(&c.queue, &event{at: c.now + int64(d), seq: c.seq, label: label, fn: fn})
+}
+
+func (c *Cluster) tracef(format string, args ...any) {
+	line := fmt.Sprintf("%12.6f ", float64(c.now)/1e9) + fmt.Sprintf(format, args...)
+	_, _ = c.trace.Write([]byte(line))
+	if c.opts.Trace != nil {
+		fmt.Fprintln(c.opts.Trace, line)
+	}
+}
+
+func (c *Cluster) violation(format string, args ...any) {
+	msg := fmt.Sprintf("t=%.3fs ", float64(c.now)/1e9) + fmt.Sprintf(format, args...)
+	c.tracef("VIOLATION %s", msg)
+	c.report.Violations = append(c.report.Violations, msg)
+}
+
+func (c *Cluster) run() {
+	for _, n := range c.nodes {
+		n.scheduleTick()
+	}
+	c.startClients()
+	if !c.opts.NoFaults {
+		c.scheduleFaults()
+	}
+	end := int64(c.opts.Duration)
+	c.runUntil(end)
+	c.heal()
+	c.runUntil(end + int64(c.opts.Heal))
+	c.finish()
+	c.report.TraceHash = c.trace.Sum64()
+}
+
+func (c *Cluster) runUntil(t int64) {
+	for c.queue.Len() > 0 && c.queue.peekTime() <= t {
+		e := heap.Pop(&c.queue).(*event)
+		c.now = e.at
+		c.report.Events++
+		if e.label != "" {
+			c.tracef("%s", e.label)
+		}
+		e.fn()
+		c.checkLeaders()
+	}
+	c.now = t
+}
+
+// checkLeaders asserts at most one leader per term.
+func (c *Cluster) checkLeaders() {
+	for _, n := range c.nodes {
+		if n.core == nil || !n.core.IsLeader() {
+			continue
+		}
+		term := n.core.Term()
+		if prev, ok := c.leaders[term]; ok && prev != n.id {
+			c.violation("two leaders in term %d: %x and %x", term, prev, n.id)
+		}
+		c.leaders[term] = n.id
+	}
+}
+
+// deliver sends a raft message over the simulated network.
+func (c *Cluster) send(from *simNode, msgs []*raftpb.Message) {
+	for _, m := range msgs {
+		to := c.indexOf(m.GetTo())
+		if to < 0 {
+			continue
+		}
+		cp := proto.Clone(m).(*raftpb.Message)
+		isSnap := cp.GetType() == raftpb.MsgSnap
+		c.tracef("send %s %s->%s term=%d idx=%d commit=%d ents=%d", cp.GetType(), from.name(), c.nodes[to].name(), cp.GetTerm(), cp.GetIndex(), cp.GetCommit(), len(cp.GetEntries()))
+		inc := from.incarnation
+		drop := c.blocked[[2]int{from.idx, to}] || (!isSnap && c.rng.Float64() < c.plan.loss)
+		if drop {
+			if isSnap {
+				c.schedule(c.delay(), "", func() { from.report(inc, func(core *node.Core) { core.ReportSnapshot(m.GetTo(), raft.SnapshotFailure) }) })
+			}
+			continue
+		}
+		copies := 1
+		if !isSnap && c.rng.Float64() < c.plan.dup {
+			copies = 2
+		}
+		for i := 0; i < copies; i++ {
+			target := c.nodes[to]
+			msg := cp
+			if i > 0 {
+				msg = proto.Clone(cp).(*raftpb.Message)
+			}
+			c.schedule(c.delay(), "", func() {
+				if c.blocked[[2]int{from.idx, to}] {
+					if isSnap {
+						from.report(inc, func(core *node.Core) { core.ReportSnapshot(target.id, raft.SnapshotFailure) })
+					}
+					return
+				}
+				ok := target.step(msg)
+				if isSnap {
+					st := raft.SnapshotFinish
+					if !ok {
+						st = raft.SnapshotFailure
+					}
+					c.schedule(c.delay(), "", func() { from.report(inc, func(core *node.Core) { core.ReportSnapshot(target.id, st) }) })
+				}
+			})
+		}
+	}
+}
+
+func (c *Cluster) delay() time.Duration {
+	span := int64(c.plan.maxDelay - c.plan.minDelay)
+	if span <= 0 {
+		return c.plan.minDelay
+	}
+	return c.plan.minDelay + time.Duration(c.rng.Int64N(span))
+}
+
+func (c *Cluster) indexOf(id uint64) int {
+	for i, n := range c.nodes {
+		if n.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// leader returns a member that currently believes it leads, or nil.
+func (c *Cluster) leader() *simNode {
+	for _, n := range c.nodes {
+		if n.core != nil && n.core.IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,118 @@
+package sim
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/cryptotest"
+	"time"
+
+	"github.com/cairnkv/cairn/linearizability"
+)
+
+var (
+	flagSeed  = flag.Uint64("seed", 0, "run only this seed (replays a failure exactly)")
+	flagSeeds = flag.Int("seeds", 8, "number of seeds TestSim runs, starting at -first")
+	flagFirst = flag.Uint64("first", 1, "first seed of the swarm")
+	flagOut   = flag.String("out", "", "directory for traces and histories of failing seeds (default: a temp dir)")
+)
+
+// runSeed runs one seed with crypto/rand made deterministic from it, and
+// fails t with the replay command and artefacts if the run found violations.
+func runSeed(t *testing.T, seed uint64, bug string) *Report {
+	t.Helper()
+	cryptotest.SetGlobalRandom(t, seed)
+	var trace bytes.Buffer
+	rep, err := Run(Options{Seed: seed, Dir: t.TempDir(), Bug: bug, Trace: &trace})
+	if err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	if !rep.Ok() && bug == "" {
+		dir := saveArtefacts(t, rep, trace.Bytes())
+		t.Errorf("seed %d found %d violation(s):\n  %s\nreplay: go test ./sim -run 'TestSim$' -seed=%d -v\nartefacts: %s",
+			seed, len(rep.Violations), joinLines(rep.Violations, 5), seed, dir)
+	}
+	return rep
+}
+
+func joinLines(lines []string, max int) string {
+	var b bytes.Buffer
+	for i, l := range lines {
+		if i == max {
+			fmt.Fprintf(&b, "... and %d more", len(lines)-max)
+			break
+		}
+		if i > 0 {
+			b.WriteString("\n  ")
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}
+
+func saveArtefacts(t *testing.T, rep *Report, trace []byte) string {
+	dir := *flagOut
+	if dir == "" {
+		d, err := os.MkdirTemp("", "cairn-sim-")
+		if err != nil {
+			t.Logf("cannot save artefacts: %v", err)
+			return ""
+		}
+		dir = d
+	}
+	dir = filepath.Join(dir, fmt.Sprintf("seed-%d", rep.Seed))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("cannot save artefacts: %v", err)
+		return ""
+	}
+	_ = os.WriteFile(filepath.Join(dir, "trace.txt"), trace, 0o644)
+	_ = linearizability.SaveHistory(filepath.Join(dir, "history.jsonl"), rep.History.History())
+	if rep.lin != nil {
+		_ = linearizability.WriteVisualization(filepath.Join(dir, "history.html"), linearizability.RegisterModel(), *rep.lin)
+	}
+	return dir
+}
+
+// TestSim is the swarm: -seeds seeds from -first, or the one -seed.
+func TestSim(t *testing.T) {
+	seeds := []uint64{}
+	if *flagSeed != 0 {
+		seeds = append(seeds, *flagSeed)
+	} else {
+		for i := 0; i < *flagSeeds; i++ {
+			seeds = append(seeds, *flagFirst+uint64(i))
+		}
+	}
+	start := time.Now()
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			rep := runSeed(t, seed, "")
+			t.Logf("seed %d: %d nodes, %d events, ops ok=%d failed=%d unknown=%d, faults %v, trace %016x",
+				seed, rep.Nodes, rep.Events, rep.Ops.OK, rep.Ops.Failed, rep.Ops.Unknown, rep.Faults, rep.TraceHash)
+			if rep.Ops.OK == 0 {
+				t.Errorf("seed %d: no client operation succeeded: the workload is not exercising the cluster", seed)
+			}
+		})
+	}
+	el := time.Since(start)
+	t.Logf("%d runs in %v: %.2f runs/s", len(seeds), el.Round(time.Millisecond), float64(len(seeds))/el.Seconds())
+}
+
+// TestSameSeedSameRun runs seeds twice and requires identical traces.
+func TestSameSeedSameRun(t *testing.T) {
+	for _, seed := range []uint64{7, 12} {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			a := runSeed(t, seed, "")
+			b := runSeed(t, seed, "")
+			if a.TraceHash != b.TraceHash || a.Events != b.Events {
+				t.Fatalf("seed %d is not deterministic: trace %016x (%d events) then %016x (%d events)", seed, a.TraceHash, a.Events, b.TraceHash, b.Events)
+			}
+			if a.Events < 1000 {
+				t.Fatalf("seed %d ran only %d events", seed, a.Events)
+			}
+		})
+	}
+}

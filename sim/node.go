@@ -29,7 +29,7 @@ type simNode struct {
 	// incarnation (timers, reports) are dropped.
 	incarnation int
 	// diskBusyUntil models a slow disk: Ready handling waits until then.
-	diskBusyUntil int64
+	diskBusyUntil    int64
 	processScheduled bool
 }
 

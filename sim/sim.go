@@ -91,9 +91,9 @@ func (q eventQueue) Less(i, j int) bool {
 	}
 	return q[i].seq < q[j].seq
 }
-func (q eventQueue) Swap(i, j int)  { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)    { *q = append(*q, x.(*event)) }
-func (q *eventQueue) Pop() any      { old := *q; e := old[len(old)-1]; *q = old[:len(old)-1]; return e }
+func (q eventQueue) Swap(i, j int)   { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)     { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any       { old := *q; e := old[len(old)-1]; *q = old[:len(old)-1]; return e }
 func (q eventQueue) peekTime() int64 { return q[0].at }
 
 // faultPlan is the swarm's choice of fault rates for one seed.
@@ -300,7 +300,9 @@ func (c *Cluster) send(from *simNode, msgs []*raftpb.Message) {
 		drop := c.blocked[[2]int{from.idx, to}] || (!isSnap && c.rng.Float64() < c.plan.loss)
 		if drop {
 			if isSnap {
-				c.schedule(c.delay(), "", func() { from.report(inc, func(core *node.Core) { core.ReportSnapshot(m.GetTo(), raft.SnapshotFailure) }) })
+				c.schedule(c.delay(), "", func() {
+					from.report(inc, func(core *node.Core) { core.ReportSnapshot(m.GetTo(), raft.SnapshotFailure) })
+				})
 			}
 			continue
 		}

@@ -46,6 +46,9 @@ func (c *Core) applyEntries(ents []*raftpb.Entry) error {
 		if err != nil {
 			return err
 		}
+		if fresh && c.cfg.OnApply != nil {
+			c.cfg.OnApply(e)
+		}
 		if fresh {
 			// After the apply: it marks the entry's end, and the store
 			// commits batches only at such boundaries, so a committed batch

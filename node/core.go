@@ -74,6 +74,10 @@ type Config struct {
 
 	// Bugs plants known bugs (test builds with the cairnbugs tag only).
 	Bugs Bugs
+	// OnApply, if set, is called with every entry the core applies to its
+	// state machine, in log order (the simulator checks that every member
+	// applies the same entry at each index).
+	OnApply func(e *raftpb.Entry)
 }
 
 func (c *Config) withDefaults() (Config, error) {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -42,6 +43,21 @@ func (simTransport) RemovePeer(uint64)             {}
 func (simTransport) UpdatePeer(uint64, []string)   {}
 func (simTransport) Close() error                  { return nil }
 
+// onApply checks state machine safety: every member applies the same entry
+// at each index.
+func (n *simNode) onApply(e *raftpb.Entry) {
+	h := fnv.New64a()
+	h.Write(e.GetData())
+	sum := h.Sum64() ^ uint64(e.GetType())
+	c := n.c
+	if prev, ok := c.applied[e.GetIndex()]; ok && prev.sum != sum {
+		c.violation("%s applied entry %d (term %d) differing from the one %s applied there (term %d)", n.name(), e.GetIndex(), e.GetTerm(), prev.by, prev.term)
+	} else if !ok {
+		c.applied[e.GetIndex()] = appliedEntry{sum: sum, term: e.GetTerm(), by: n.name()}
+	}
+	c.tracef("apply %s idx=%d term=%d %s", n.name(), e.GetIndex(), e.GetTerm(), describeEntry(e))
+}
+
 func (n *simNode) name() string { return n.c.members[n.idx].Name }
 
 func (n *simNode) syncClock() {
@@ -69,6 +85,7 @@ func (n *simNode) start() error {
 		BackendBatchLimit:      1000,
 		BackendNoSync:          true,
 		Bugs:                   bugsFor(n.c.opts.Bug),
+		OnApply:                n.onApply,
 	})
 	if err != nil {
 		return fmt.Errorf("sim: starting %s: %w", n.name(), err)

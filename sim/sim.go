@@ -19,6 +19,7 @@ import (
 	"sort"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -124,6 +125,8 @@ type Cluster struct {
 	clients []*client
 	healing bool
 	nkeys   int
+	// applied records, per raft index, the entry the first member applied there.
+	applied map[uint64]appliedEntry
 	// finalReads counts the liveness phase's completed final reads.
 	finalReads int
 	// leaders records, per term, the member that led it.
@@ -167,6 +170,7 @@ func newCluster(opts Options) (*Cluster, error) {
 		rng:     rng,
 		blocked: map[[2]int]bool{},
 		leaders: map[uint64]uint64{},
+		applied: map[uint64]appliedEntry{},
 		trace:   fnv.New64a(),
 		report:  &Report{Seed: opts.Seed, Nodes: opts.Nodes, Faults: map[string]int{}},
 	}
@@ -307,7 +311,11 @@ func (c *Cluster) send(from *simNode, msgs []*raftpb.Message) {
 			continue
 		}
 		copies := 1
-		if !isSnap && c.rng.Float64() < c.plan.dup {
+		// Raft's own messages are idempotent, so duplicating them tests
+		// raft. A forwarded proposal (MsgProp) is not: raft would append it
+		// twice. The production transport (one TCP stream per peer) never
+		// duplicates, so neither does the simulated network for MsgProp.
+		if !isSnap && cp.GetType() != raftpb.MsgProp && c.rng.Float64() < c.plan.dup {
 			copies = 2
 		}
 		for i := 0; i < copies; i++ {
@@ -370,4 +378,33 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+type appliedEntry struct {
+	sum  uint64
+	term uint64
+	by   string
+}
+
+// describeEntry renders an applied entry for the trace.
+func describeEntry(e *raftpb.Entry) string {
+	if e.GetType() != raftpb.EntryNormal {
+		return e.GetType().String()
+	}
+	if len(e.GetData()) == 0 {
+		return "empty"
+	}
+	r := &pb.InternalRaftRequest{}
+	if err := proto.Unmarshal(e.GetData(), r); err != nil {
+		return "undecodable"
+	}
+	switch {
+	case r.GetPut() != nil:
+		return fmt.Sprintf("put %s=%s", r.GetPut().GetKey(), r.GetPut().GetValue())
+	case r.GetDeleteRange() != nil:
+		return fmt.Sprintf("delete %s", r.GetDeleteRange().GetKey())
+	case r.GetTxn() != nil:
+		return fmt.Sprintf("txn on %s", r.GetTxn().GetCompare()[0].GetKey())
+	}
+	return "other"
 }

@@ -110,8 +110,8 @@ func TestSameSeedSameRun(t *testing.T) {
 			if a.TraceHash != b.TraceHash || a.Events != b.Events {
 				t.Fatalf("seed %d is not deterministic: trace %016x (%d events) then %016x (%d events)", seed, a.TraceHash, a.Events, b.TraceHash, b.Events)
 			}
-			if a.Events < 1000 {
-				t.Fatalf("seed %d ran only %d events", seed, a.Events)
+			if a.Ops.OK < 10 {
+				t.Fatalf("seed %d completed only %d operations: too little to compare", seed, a.Ops.OK)
 			}
 		})
 	}

@@ -14,6 +14,7 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 		return 0
 	}
 	reg.MustRegister(
+		s.walSave,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "has_leader",
 			Help: "Whether or not a leader exists. 1 is existence, 0 is not.",

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/transport"
+	"github.com/cairnkv/cairn/version"
 )
 
 // ServerConfig configures the production shell around a Core.
@@ -54,6 +57,7 @@ type Server struct {
 	lead          atomic.Uint64
 	applied       atomic.Uint64
 	committed     atomic.Uint64
+	walSave       prometheus.Histogram
 	leaderChanges atomic.Uint64
 	fatal         atomic.Pointer[error]
 }
@@ -81,6 +85,14 @@ func NewServer(cfg ServerConfig, newTransport func(h transport.Handler) transpor
 	s.lg = cfg.Core.Logger
 	if s.lg == nil {
 		s.lg = zap.NewNop()
+	}
+	s.walSave = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "etcd", Subsystem: "disk", Name: "wal_fsync_duration_seconds",
+		Help:    "The latency distributions of fsync called by WAL (in Cairn: the WAL write and its one fsync per Ready).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	if cfg.Core.ObserveWALSave == nil {
+		cfg.Core.ObserveWALSave = func(d time.Duration) { s.walSave.Observe(d.Seconds()) }
 	}
 	s.tr = newTransport(s)
 	cfg.Core.Transport = s.tr
@@ -533,7 +545,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		RaftTerm:         st.HardState.GetTerm(),
 		RaftAppliedIndex: s.applied.Load(),
 		IsLearner:        isLearner,
-		StorageVersion:   "3.6.0",
+		StorageVersion:   version.Etcd,
 	}
 	if st.Lead == 0 {
 		resp.Errors = append(resp.Errors, rpctypes.ErrorDesc(rpctypes.ErrGRPCNoLeader))
@@ -654,7 +666,8 @@ func (s *Server) MemberList(ctx context.Context, linearizable bool) (*pb.MemberL
 	case <-s.donec:
 		return nil, rpctypes.ErrGRPCStopped
 	}
-	resp := &pb.MemberListResponse{Header: s.header(s.kv.Rev())}
+	// etcd's Cluster responses carry no revision in their header.
+	resp := &pb.MemberListResponse{Header: &pb.ResponseHeader{ClusterId: s.ClusterID(), MemberId: s.ID(), RaftTerm: s.Term()}}
 	for _, m := range ms {
 		resp.Members = append(resp.Members, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
 	}

@@ -91,7 +91,13 @@ func newLogger(cfg *config.Config) (*zap.Logger, error) {
 		zc.Encoding = "console"
 	}
 	if len(cfg.LogOutputs) > 0 {
-		zc.OutputPaths = cfg.LogOutputs
+		zc.OutputPaths = nil
+		for _, o := range cfg.LogOutputs {
+			if o == "default" { // etcd's "default" is stderr
+				o = "stderr"
+			}
+			zc.OutputPaths = append(zc.OutputPaths, o)
+		}
 	}
 	return zc.Build()
 }

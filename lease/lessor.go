@@ -354,3 +354,11 @@ func sortedKeys(le *lease) [][]byte {
 }
 
 func seconds(n int64) time.Duration { return time.Duration(n) * time.Second }
+
+// DetachKey detaches key from whichever lease holds it, if any. The node
+// calls it for every key a write deletes or puts without a lease.
+func (l *Lessor) DetachKey(key []byte) {
+	if id, ok := l.owner[string(key)]; ok {
+		l.Detach(id, key)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
 )
 
@@ -88,7 +89,8 @@ func (c *Core) applyNormal(e *raftpb.Entry) error {
 // clientError tells whether err is an outcome for the client (deterministic
 // on every member) rather than a failure of this member.
 func clientError(err error) bool {
-	for _, e := range []error{mvcc.ErrCompacted, mvcc.ErrFutureRev, mvcc.ErrEmptyKey, mvcc.ErrKeyNotFound, mvcc.ErrDuplicateKey, mvcc.ErrTooManyOps} {
+	for _, e := range []error{mvcc.ErrCompacted, mvcc.ErrFutureRev, mvcc.ErrEmptyKey, mvcc.ErrKeyNotFound, mvcc.ErrDuplicateKey, mvcc.ErrTooManyOps,
+		lease.ErrLeaseNotFound, lease.ErrLeaseExists, lease.ErrLeaseTTLTooLarge} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -104,6 +106,9 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 		rev  int64
 		err  error
 	)
+	if err := c.checkLeases(r); err != nil {
+		return Result{Err: err}, nil
+	}
 	switch {
 	case r.GetPut() != nil:
 		var pr *pb.PutResponse
@@ -134,6 +139,12 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 			resp = &pb.CompactionResponse{Header: c.Header(c.kv.Rev())}
 			c.lg.Info("compacted", zap.Int64("revision", r.GetCompaction().GetRevision()))
 		}
+	case r.GetLeaseGrant() != nil:
+		resp, err = c.applyLeaseGrant(r.GetLeaseGrant())
+	case r.GetLeaseRevoke() != nil:
+		resp, err = c.applyLeaseRevoke(r.GetLeaseRevoke())
+	case r.GetLeaseCheckpoint() != nil:
+		resp = c.applyLeaseCheckpoint(r.GetLeaseCheckpoint())
 	case r.GetClusterMemberAttrSet() != nil:
 		c.applyMemberAttrs(r.GetClusterMemberAttrSet().GetMember_ID(), r.GetClusterMemberAttrSet().GetMemberAttributes().GetName(), r.GetClusterMemberAttrSet().GetMemberAttributes().GetClientUrls())
 	default:

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node/wal"
 	"github.com/cairnkv/cairn/transport"
@@ -72,6 +73,15 @@ type Config struct {
 	BackendBatchLimit    int           // default mvcc's
 	BackendNoSync        bool          // bbolt without fsync (simulator only)
 
+	// TickInterval is the duration of one raft tick (etcd's
+	// --heartbeat-interval), default 100ms. The core never waits on it: it
+	// sizes leases (minimum TTL, the extension a new leader grants) and the
+	// revoke rate per tick.
+	TickInterval time.Duration
+	// LeaseCheckpointInterval is how often the leader checkpoints leases'
+	// remaining TTLs (default lease's).
+	LeaseCheckpointInterval time.Duration
+
 	// Bugs plants known bugs (test builds with the cairnbugs tag only).
 	Bugs Bugs
 	// OnApply, if set, is called with every entry the core applies to its
@@ -121,6 +131,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.SnapshotCatchUpEntries == 0 {
 		cfg.SnapshotCatchUpEntries = 5000
 	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = 1536 * 1024
 	}
@@ -162,6 +175,7 @@ type Core struct {
 	storage *raft.MemoryStorage
 	wal     *wal.WAL
 	kv      *mvcc.Store
+	lessor  *lease.Lessor
 	tr      transport.Transport
 
 	id, clusterID uint64
@@ -236,7 +250,7 @@ func (c *Core) openKV() error {
 		return fmt.Errorf("node: opening database: %w", err)
 	}
 	c.kv = kv
-	return nil
+	return c.openLessor()
 }
 
 func (c *Core) raftConfig(applied uint64) *raft.Config {
@@ -454,6 +468,7 @@ func (c *Core) Tick() {
 	c.ticks++
 	c.rn.Tick()
 	c.reads.retry(c)
+	c.leaseDuties()
 }
 
 // Step delivers a message from a peer.
@@ -618,6 +633,11 @@ func (c *Core) setSoftState(ss *raft.SoftState) {
 		c.lg.Info("leader changed", zap.String("leader", fmt.Sprintf("%x", ss.Lead)), zap.Uint64("term", c.rn.BasicStatus().HardState.GetTerm()))
 	}
 	c.lead = ss.Lead
+	if ss.RaftState == raft.StateLeader && c.role != raft.StateLeader {
+		c.lessor.Promote(c.electionTimeout())
+	} else if ss.RaftState != raft.StateLeader && c.role == raft.StateLeader {
+		c.lessor.Demote()
+	}
 	c.role = ss.RaftState
 }
 
@@ -672,6 +692,9 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	c.snapIndex = meta.GetIndex()
 	c.snapshotsInstalled++
 	if err := c.loadMembers(); err != nil {
+		return err
+	}
+	if err := c.openLessor(); err != nil {
 		return err
 	}
 	// Waiters of entries the snapshot covers will never see their apply.

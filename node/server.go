@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/transport"
 	"github.com/cairnkv/cairn/version"
@@ -58,6 +59,7 @@ type Server struct {
 	applied       atomic.Uint64
 	committed     atomic.Uint64
 	walSave       prometheus.Histogram
+	leaderc       leaderClients
 	leaderChanges atomic.Uint64
 	fatal         atomic.Pointer[error]
 }
@@ -68,6 +70,9 @@ type Server struct {
 func NewServer(cfg ServerConfig, newTransport func(h transport.Handler) transport.Transport) (*Server, error) {
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.Core.TickInterval == 0 {
+		cfg.Core.TickInterval = cfg.TickInterval
 	}
 	elect := cfg.Core.ElectionTicks
 	if elect == 0 {
@@ -203,6 +208,7 @@ func (s *Server) Stop() {
 	s.stopOnce.Do(func() { close(s.stopc) })
 	<-s.donec
 	_ = s.tr.Close()
+	s.closeLeaderConn()
 }
 
 // crash stops the member as a power cut would: no final commit, no WAL
@@ -348,6 +354,14 @@ func toGRPCError(err error) error {
 		return rpctypes.ErrGRPCDuplicateKey
 	case errors.Is(err, mvcc.ErrTooManyOps):
 		return rpctypes.ErrGRPCTooManyOps
+	case errors.Is(err, lease.ErrLeaseNotFound):
+		return rpctypes.ErrGRPCLeaseNotFound
+	case errors.Is(err, lease.ErrLeaseExists):
+		return rpctypes.ErrGRPCLeaseExist
+	case errors.Is(err, lease.ErrLeaseTTLTooLarge):
+		return rpctypes.ErrGRPCLeaseTTLTooLarge
+	case errors.Is(err, lease.ErrNotPrimary):
+		return rpctypes.ErrGRPCNotLeader
 	case errors.Is(err, ErrRequestTooLarge):
 		return rpctypes.ErrGRPCRequestTooLarge
 	case errors.Is(err, ErrStopped), errors.Is(err, mvcc.ErrClosed):

@@ -172,6 +172,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 			MaxRequestBytes:      int(cfg.MaxRequestBytes) + 512*1024,
 			BackendBatchInterval: cfg.BackendBatchInterval,
 			BackendBatchLimit:    cfg.BackendBatchLimit,
+			TickInterval:         cfg.HeartbeatInterval,
 		},
 		TickInterval: cfg.HeartbeatInterval,
 		ClientURLs:   urlStrings(cfg.AdvertiseClientURLs),
@@ -192,6 +193,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		MaxRequestBytes: int(cfg.MaxRequestBytes), MaxTxnOps: int(cfg.MaxTxnOps),
 		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn,
 		Registry: reg, EnablePprof: cfg.EnablePprof,
+		Lease: api.NewLeaseServer(srv, lg.Named("lease")),
 	})
 	if err != nil {
 		srv.Stop()

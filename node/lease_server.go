@@ -1,0 +1,222 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/cairnkv/cairn/lease"
+)
+
+// The Lease API of node.Server (api.LeaseBackend). Grants and revokes go
+// through raft; renewals and time-to-live are served by the leader's
+// lessor, so a follower forwards them to the leader's client URL.
+
+// LeaseGrant grants a lease, choosing its ID when the client did not.
+func (s *Server) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	req := &pb.LeaseGrantRequest{TTL: r.GetTTL(), ID: r.GetID()}
+	if req.ID == 0 {
+		idc := make(chan int64, 1)
+		if err := s.do(ctx, func() { idc <- s.core.NextLeaseID() }); err != nil {
+			return nil, err
+		}
+		select {
+		case req.ID = <-idc:
+		case <-s.donec:
+			return nil, rpctypes.ErrGRPCStopped
+		}
+	}
+	res, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: req})
+	if err != nil {
+		return nil, err
+	}
+	return res.Resp.(*pb.LeaseGrantResponse), nil
+}
+
+// LeaseRevoke revokes a lease and deletes its keys.
+func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+	res, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: r.GetID()}})
+	if err != nil {
+		return nil, err
+	}
+	return res.Resp.(*pb.LeaseRevokeResponse), nil
+}
+
+// onLoop runs f on the loop and waits for it.
+func (s *Server) onLoop(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	if err := s.do(ctx, func() { f(); close(done) }); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return toGRPCError(ctx.Err())
+	case <-s.donec:
+		return rpctypes.ErrGRPCStopped
+	}
+}
+
+// LeaseRenew keeps a lease alive: on the leader directly, elsewhere
+// forwarded to the leader.
+func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
+	if s.Leader() == 0 {
+		return 0, rpctypes.ErrGRPCNoLeader
+	}
+	if s.Leader() != s.ID() {
+		return s.forwardRenew(ctx, id)
+	}
+	var ttl int64
+	var err error
+	if lerr := s.onLoop(ctx, func() { ttl, err = s.core.LeaseRenew(id) }); lerr != nil {
+		return 0, lerr
+	}
+	switch {
+	case errors.Is(err, lease.ErrNotPrimary):
+		return s.forwardRenew(ctx, id) // leadership moved since the check
+	case err != nil:
+		return 0, toGRPCError(err)
+	}
+	return ttl, nil
+}
+
+// LeaseTimeToLive reports a lease's granted and remaining TTL, as the
+// leader's lessor knows them.
+func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	if s.Leader() != 0 && s.Leader() != s.ID() {
+		conn, err := s.leaderConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return pb.NewLeaseClient(conn).LeaseTimeToLive(ctx, r)
+	}
+	if err := s.LinearizableRead(ctx); err != nil {
+		return nil, err
+	}
+	var granted, remaining int64
+	var keys [][]byte
+	var err error
+	if lerr := s.onLoop(ctx, func() { granted, remaining, keys, err = s.core.LeaseTimeToLive(r.GetID()) }); lerr != nil {
+		return nil, lerr
+	}
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp := &pb.LeaseTimeToLiveResponse{Header: s.header(s.kv.Rev()), ID: r.GetID(), TTL: remaining, GrantedTTL: granted}
+	if r.GetKeys() {
+		resp.Keys = keys
+	}
+	return resp, nil
+}
+
+// LeaseLeases lists every lease.
+func (s *Server) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
+	if err := s.LinearizableRead(ctx); err != nil {
+		return nil, err
+	}
+	var ls []*lease.Lease
+	if err := s.onLoop(ctx, func() { ls = s.core.Leases() }); err != nil {
+		return nil, err
+	}
+	resp := &pb.LeaseLeasesResponse{Header: s.header(s.kv.Rev())}
+	for _, l := range ls {
+		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: l.ID})
+	}
+	return resp, nil
+}
+
+// LeaseHeader is the header of keep-alive responses.
+func (s *Server) LeaseHeader() *pb.ResponseHeader { return s.header(s.kv.Rev()) }
+
+func (s *Server) forwardRenew(ctx context.Context, id int64) (int64, error) {
+	conn, err := s.leaderConn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	stream, err := pb.NewLeaseClient(conn).LeaseKeepAlive(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = stream.CloseSend() }()
+	if err := stream.Send(&pb.LeaseKeepAliveRequest{ID: id}); err != nil {
+		return 0, err
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return 0, err
+	}
+	if resp.GetTTL() <= 0 {
+		return 0, rpctypes.ErrGRPCLeaseNotFound
+	}
+	return resp.GetTTL(), nil
+}
+
+// leaderClients caches one gRPC connection to the current leader.
+type leaderClients struct {
+	mu     sync.Mutex
+	leader uint64
+	conn   *grpc.ClientConn
+}
+
+func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
+	lead := s.Leader()
+	s.leaderc.mu.Lock()
+	defer s.leaderc.mu.Unlock()
+	if s.leaderc.conn != nil && s.leaderc.leader == lead {
+		return s.leaderc.conn, nil
+	}
+	var urls []string
+	if err := s.onLoop(ctx, func() {
+		for _, m := range s.core.Members() {
+			if m.ID == lead {
+				urls = m.ClientURLs
+			}
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if len(urls) == 0 {
+		return nil, rpctypes.ErrGRPCNoLeader
+	}
+	target, err := grpcTarget(urls[0])
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("node: connecting to leader %x at %s: %w", lead, urls[0], err)
+	}
+	if s.leaderc.conn != nil {
+		_ = s.leaderc.conn.Close()
+	}
+	s.leaderc.conn, s.leaderc.leader = conn, lead
+	return conn, nil
+}
+
+func grpcTarget(u string) (string, error) {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "", fmt.Errorf("node: bad client URL %q: %w", u, err)
+	}
+	if p.Scheme == "unix" || p.Scheme == "unixs" {
+		return "unix://" + p.Host + p.Path, nil
+	}
+	return p.Host, nil
+}
+
+func (s *Server) closeLeaderConn() {
+	s.leaderc.mu.Lock()
+	defer s.leaderc.mu.Unlock()
+	if s.leaderc.conn != nil {
+		_ = s.leaderc.conn.Close()
+		s.leaderc.conn = nil
+	}
+}

@@ -19,7 +19,7 @@ import (
 // testCluster runs real Servers (loop goroutine, ticker) over the in-memory
 // transport. WALs live on per-member MemFS so a member can be crashed.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	net     *transport.MemNetwork
 	members []Member
 	dirs    map[uint64]string
@@ -32,9 +32,12 @@ type testCluster struct {
 type clusterOpts struct {
 	snapshotCount, catchUp uint64
 	logger                 *zap.Logger
+	// walFS, if set, makes every member's WAL live on it (in a per-member
+	// directory) instead of on a MemFS; crash() needs MemFS.
+	walFS vfs.FS
 }
 
-func newTestCluster(t *testing.T, n int, opts clusterOpts) *testCluster {
+func newTestCluster(t testing.TB, n int, opts clusterOpts) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, net: transport.NewMemNetwork(), dirs: map[uint64]string{}, fs: map[uint64]*vfs.MemFS{}, servers: map[uint64]*Server{}, opts: opts}
 	if c.opts.logger == nil {
@@ -69,13 +72,20 @@ func (c *testCluster) member(id uint64) Member {
 	return Member{}
 }
 
+func (c *testCluster) walFS(id uint64) vfs.FS {
+	if c.opts.walFS != nil {
+		return c.opts.walFS
+	}
+	return c.fs[id]
+}
+
 func (c *testCluster) start(id uint64) {
 	c.t.Helper()
 	m := c.member(id)
 	s, err := NewServer(ServerConfig{
 		Core: Config{
 			Name: m.Name, ID: id, ClusterToken: "test", InitialMembers: c.members,
-			DataDir: c.dirs[id], WALFS: c.fs[id], WALSegmentSize: 1 << 20,
+			DataDir: c.dirs[id], WALFS: c.walFS(id), WALSegmentSize: 1 << 20,
 			Logger: c.opts.logger.Named(m.Name), ElectionTicks: 10, HeartbeatTicks: 1,
 			SnapshotCount: c.opts.snapshotCount, SnapshotCatchUpEntries: c.opts.catchUp,
 			BackendBatchInterval: 20 * time.Millisecond,

@@ -104,6 +104,7 @@ type Cluster struct {
 	t       testing.TB
 	token   string
 	Members []*Member
+	extra   []string // flags appended for every member
 
 	mu      sync.Mutex
 	clients map[*Member]*clientv3.Client // see MemberClient
@@ -136,10 +137,16 @@ func freePorts(t testing.TB, n int) []int {
 // when the test ends.
 func NewCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return NewClusterArgs(t, n)
+}
+
+// NewClusterArgs is NewCluster with extra flags for every member.
+func NewClusterArgs(t testing.TB, n int, extra ...string) *Cluster {
+	t.Helper()
 	base := t.TempDir()
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		c := &Cluster{t: t, token: fmt.Sprintf("cairn-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())}
+		c := &Cluster{t: t, token: fmt.Sprintf("cairn-e2e-%d-%d", os.Getpid(), time.Now().UnixNano()), extra: extra}
 		ports := freePorts(t, 2*n)
 		for i := 0; i < n; i++ {
 			name := fmt.Sprintf("m%d", i)
@@ -197,7 +204,7 @@ func (c *Cluster) initialCluster() string {
 
 // Args returns the command-line flags m is started with.
 func (m *Member) Args() []string {
-	return []string{
+	return append([]string{
 		"--name", m.Name,
 		"--data-dir", m.DataDir,
 		"--listen-client-urls", m.ClientURL,
@@ -211,7 +218,7 @@ func (m *Member) Args() []string {
 		"--election-timeout", "500",
 		// Explicit: the default output is covered by TestDefaultLogOutputIsStderr.
 		"--log-outputs", "stderr",
-	}
+	}, m.c.extra...)
 }
 
 // start launches m's process, appending its output to m.LogPath.

@@ -90,7 +90,7 @@ func (c *Core) applyNormal(e *raftpb.Entry) error {
 // on every member) rather than a failure of this member.
 func clientError(err error) bool {
 	for _, e := range []error{mvcc.ErrCompacted, mvcc.ErrFutureRev, mvcc.ErrEmptyKey, mvcc.ErrKeyNotFound, mvcc.ErrDuplicateKey, mvcc.ErrTooManyOps,
-		lease.ErrLeaseNotFound, lease.ErrLeaseExists, lease.ErrLeaseTTLTooLarge} {
+		lease.ErrLeaseNotFound, lease.ErrLeaseExists, lease.ErrLeaseTTLTooLarge, ErrNoSpace} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -106,6 +106,9 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 		rev  int64
 		err  error
 	)
+	if c.noSpace() && addsData(r) {
+		return Result{Err: ErrNoSpace}, nil
+	}
 	if err := c.checkLeases(r); err != nil {
 		return Result{Err: err}, nil
 	}
@@ -145,6 +148,8 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 		resp, err = c.applyLeaseRevoke(r.GetLeaseRevoke())
 	case r.GetLeaseCheckpoint() != nil:
 		resp = c.applyLeaseCheckpoint(r.GetLeaseCheckpoint())
+	case r.GetAlarm() != nil:
+		resp = c.applyAlarm(r.GetAlarm())
 	case r.GetClusterMemberAttrSet() != nil:
 		c.applyMemberAttrs(r.GetClusterMemberAttrSet().GetMember_ID(), r.GetClusterMemberAttrSet().GetMemberAttributes().GetName(), r.GetClusterMemberAttrSet().GetMemberAttributes().GetClientUrls())
 	default:

@@ -87,4 +87,3 @@ func BenchmarkProposals(b *testing.B) {
 		})
 	}
 }
-

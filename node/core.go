@@ -176,6 +176,7 @@ type Core struct {
 	wal     *wal.WAL
 	kv      *mvcc.Store
 	lessor  *lease.Lessor
+	alarms  map[alarmKey]bool
 	tr      transport.Transport
 
 	id, clusterID uint64
@@ -250,6 +251,9 @@ func (c *Core) openKV() error {
 		return fmt.Errorf("node: opening database: %w", err)
 	}
 	c.kv = kv
+	if err := c.loadAlarms(); err != nil {
+		return err
+	}
 	return c.openLessor()
 }
 
@@ -692,6 +696,9 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	c.snapIndex = meta.GetIndex()
 	c.snapshotsInstalled++
 	if err := c.loadMembers(); err != nil {
+		return err
+	}
+	if err := c.loadAlarms(); err != nil {
 		return err
 	}
 	if err := c.openLessor(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
@@ -36,6 +37,10 @@ type ServerConfig struct {
 	RequestTimeout time.Duration
 	// ClientURLs are published to the cluster as this member's client URLs.
 	ClientURLs []string
+	// QuotaBackendBytes is the database size past which writes that add
+	// data raise the NOSPACE alarm and fail (etcd's --quota-backend-bytes);
+	// 0 means no quota.
+	QuotaBackendBytes int64
 }
 
 // Server runs a Core on one goroutine (the loop) and gives the API layer
@@ -256,8 +261,27 @@ func (s *Server) ReportSnapshot(id uint64, st raft.SnapshotStatus) {
 	_ = s.do(context.Background(), func() { s.core.ReportSnapshot(id, st) })
 }
 
+// checkQuota refuses a request that would grow the database past the quota,
+// raising the cluster's NOSPACE alarm as etcd does.
+func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
+	q := s.cfg.QuotaBackendBytes
+	if q <= 0 || !addsData(r) || s.kv.Size()+int64(proto.Size(r)) <= q {
+		return nil
+	}
+	s.lg.Warn("database space exceeded: raising the NOSPACE alarm", zap.Int64("db-size", s.kv.Size()), zap.Int64("quota", q))
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		defer cancel()
+		_, _ = s.propose(ctx, &pb.InternalRaftRequest{Alarm: &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: s.ID(), Alarm: pb.AlarmType_NOSPACE}})
+	}()
+	return rpctypes.ErrGRPCNoSpace
+}
+
 // propose replicates r and waits for its apply.
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (Result, error) {
+	if err := s.checkQuota(r); err != nil {
+		return Result{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	resc := make(chan Result, 1)
@@ -362,6 +386,8 @@ func toGRPCError(err error) error {
 		return rpctypes.ErrGRPCLeaseTTLTooLarge
 	case errors.Is(err, lease.ErrNotPrimary):
 		return rpctypes.ErrGRPCNotLeader
+	case errors.Is(err, ErrNoSpace):
+		return rpctypes.ErrGRPCNoSpace
 	case errors.Is(err, ErrRequestTooLarge):
 		return rpctypes.ErrGRPCRequestTooLarge
 	case errors.Is(err, ErrStopped), errors.Is(err, mvcc.ErrClosed):
@@ -531,9 +557,11 @@ func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Comp
 func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	var st raft.Status
 	var isLearner bool
+	var alarms []*pb.AlarmMember
 	done := make(chan struct{})
 	if err := s.do(ctx, func() {
 		st = s.core.Status()
+		alarms = s.core.Alarms()
 		for _, m := range s.core.Members() {
 			if m.ID == s.core.ID() {
 				isLearner = m.IsLearner
@@ -564,6 +592,10 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	if st.Lead == 0 {
 		resp.Errors = append(resp.Errors, rpctypes.ErrorDesc(rpctypes.ErrGRPCNoLeader))
 	}
+	for _, a := range alarms {
+		resp.Errors = append(resp.Errors, fmt.Sprintf("memberID:%d alarm:%s", a.GetMemberID(), a.GetAlarm()))
+	}
+	resp.DbSizeQuota = s.cfg.QuotaBackendBytes
 	return resp, nil
 }
 
@@ -612,10 +644,24 @@ func (s *Server) Defragment(ctx context.Context) error {
 	return nil
 }
 
-// Alarm serves Maintenance.Alarm. Cairn raises no alarms yet (NOSPACE comes
-// with the quota work), so GET lists none and the rest are no-ops.
+// Alarm serves Maintenance.Alarm: GET lists the raised alarms; ACTIVATE
+// and DEACTIVATE go through raft.
 func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	return &pb.AlarmResponse{Header: s.header(s.kv.Rev())}, nil
+	if r.GetAction() == pb.AlarmRequest_GET {
+		if err := s.LinearizableRead(ctx); err != nil {
+			return nil, err
+		}
+		var alarms []*pb.AlarmMember
+		if err := s.onLoop(ctx, func() { alarms = s.core.Alarms() }); err != nil {
+			return nil, err
+		}
+		return &pb.AlarmResponse{Header: s.header(s.kv.Rev()), Alarms: alarms}, nil
+	}
+	res, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: &pb.AlarmRequest{Action: r.GetAction(), MemberID: r.GetMemberID(), Alarm: r.GetAlarm()}})
+	if err != nil {
+		return nil, err
+	}
+	return res.Resp.(*pb.AlarmResponse), nil
 }
 
 // MoveLeader transfers leadership to target and waits for it to take over.
@@ -718,6 +764,13 @@ func (s *Server) Health(ctx context.Context) error {
 	}
 	if s.Leader() == 0 {
 		return errors.New("RAFT NO LEADER")
+	}
+	var alarms []*pb.AlarmMember
+	if err := s.onLoop(ctx, func() { alarms = s.core.Alarms() }); err != nil {
+		return err
+	}
+	if len(alarms) > 0 {
+		return fmt.Errorf("ALARM %s", alarms[0].GetAlarm())
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

@@ -159,8 +159,10 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		closeAll(peerLns)
 		return nil, err
 	}
-	quota, _ := cfg.BackendQuota()
-	_ = quota
+	quota, quotaOn := cfg.BackendQuota()
+	if !quotaOn {
+		quota = 0
+	}
 	var tr *transport.HTTP
 	srv, err := node.NewServer(node.ServerConfig{
 		Core: node.Config{
@@ -174,8 +176,9 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 			BackendBatchLimit:    cfg.BackendBatchLimit,
 			TickInterval:         cfg.HeartbeatInterval,
 		},
-		TickInterval: cfg.HeartbeatInterval,
-		ClientURLs:   urlStrings(cfg.AdvertiseClientURLs),
+		TickInterval:      cfg.HeartbeatInterval,
+		ClientURLs:        urlStrings(cfg.AdvertiseClientURLs),
+		QuotaBackendBytes: quota,
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport")})
 		return tr

@@ -1,0 +1,29 @@
+package transport_test
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/cairnkv/cairn/transport"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+type server struct{}
+
+func (server) Process(context.Context, *raftpb.Message) error { return nil }
+func (server) ReportUnreachable(uint64)                       {}
+func (server) ReportSnapshot(uint64, raft.SnapshotStatus)     {}
+
+// Mount the peer transport on the peer listener and tell it about the
+// other members.
+func ExampleNewHTTP() {
+	tr := transport.NewHTTP(transport.HTTPConfig{ID: 1, ClusterID: 0xc1, Handler: server{}})
+	defer tr.Close()
+	mux := http.NewServeMux()
+	mux.Handle(transport.PathPrefix+"/", tr.Handler())
+	peerServer := &http.Server{Addr: "127.0.0.1:2380", Handler: mux} // no ReadTimeout: streams are long-lived
+	_ = peerServer
+	tr.AddPeer(2, []string{"http://127.0.0.1:22380"})
+	tr.Send([]*raftpb.Message{{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(1)), To: new(uint64(2))}})
+}

@@ -1,0 +1,174 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// sendSnapshot POSTs the MsgSnap m to p and reports the outcome. It tries
+// the peer's URLs in order until one answers. Nothing is reported if p is
+// stopped meanwhile.
+func (t *HTTP) sendSnapshot(p *peer, m *raftpb.Message) {
+	meta := m.GetSnapshot().GetMetadata()
+	lg := p.lg.With(zap.Uint64("snapshot-index", meta.GetIndex()), zap.Uint64("snapshot-term", meta.GetTerm()))
+	data, err := proto.Marshal(m)
+	if err != nil {
+		lg.Error("cannot marshal snapshot message", zap.Error(err))
+		t.rep.snapshot(p.id, raft.SnapshotFailure)
+		return
+	}
+	lg.Info("sending snapshot", zap.Int("size-bytes", len(data)))
+	var errs []error
+	for _, u := range p.orderedURLs() {
+		err := t.postSnapshot(p, u, data, lg)
+		if p.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			lg.Info("sent snapshot", zap.String("url", u), zap.Int("size-bytes", len(data)))
+			t.rep.snapshot(p.id, raft.SnapshotFinish)
+			return
+		}
+		errs = append(errs, err)
+		var answered *answerError
+		if errors.As(err, &answered) {
+			break // the peer refused it; another URL reaches the same peer
+		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, errors.New("transport: peer has no URLs"))
+	}
+	err = errors.Join(errs...)
+	lg.Warn("failed to send snapshot", zap.Int("size-bytes", len(data)), zap.Error(err))
+	t.rep.unreachable(p.id)
+	t.rep.snapshot(p.id, raft.SnapshotFailure)
+}
+
+// answerError is a snapshot refused by the peer, as opposed to a peer that
+// could not be reached.
+type answerError struct{ err error }
+
+func (e *answerError) Error() string { return e.err.Error() }
+func (e *answerError) Unwrap() error { return e.err }
+
+// postSnapshot sends data in one POST to SnapshotPath at u.
+func (t *HTTP) postSnapshot(p *peer, u string, data []byte, lg *zap.Logger) error {
+	body := &progressReader{r: bytes.NewReader(data), total: int64(len(data)), report: func(n, total int64) {
+		lg.Info("sending snapshot: progress", zap.Int64("sent-bytes", n), zap.Int64("size-bytes", total))
+	}}
+	req, err := http.NewRequestWithContext(p.ctx, http.MethodPost, strings.TrimSuffix(u, "/")+SnapshotPath, body)
+	if err != nil {
+		return fmt.Errorf("transport: snapshot request to %s: %w", u, err)
+	}
+	req.ContentLength = int64(len(data))
+	t.setHeaders(req, p.id)
+	// A peer that refuses the snapshot says so before we send it.
+	req.Header.Set("Expect", "100-continue")
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("transport: send snapshot to %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusNoContent {
+		return &answerError{fmt.Errorf("transport: send snapshot to %s: %w", u, rejection(resp, strings.TrimSpace(string(msg))))}
+	}
+	return nil
+}
+
+// progressReader counts what is read through it and calls report at every
+// multiple of snapshotProgressBytes below total, and once at the end.
+type progressReader struct {
+	r      io.Reader
+	total  int64 // expected size, -1 if unknown
+	n      int64
+	next   int64
+	report func(n, total int64)
+	ended  bool
+}
+
+func (pr *progressReader) Read(b []byte) (int, error) {
+	n, err := pr.r.Read(b)
+	pr.n += int64(n)
+	if pr.next == 0 {
+		pr.next = snapshotProgressBytes
+	}
+	for pr.n >= pr.next {
+		if pr.next != pr.total {
+			pr.report(pr.next, pr.total)
+		}
+		pr.next += snapshotProgressBytes
+	}
+	if !pr.ended && (err == io.EOF || pr.n == pr.total) {
+		pr.ended = true
+		pr.report(pr.n, pr.total)
+	}
+	return n, err
+}
+
+// serveSnapshot receives one MsgSnap and hands it to the Handler. It
+// answers 204 once Process accepted it.
+func (t *HTTP) serveSnapshot(w http.ResponseWriter, r *http.Request) {
+	from, ok := t.checkRequest(w, r)
+	if !ok {
+		return
+	}
+	ctx, leave, ok := t.enterRequest(w, r)
+	if !ok {
+		return
+	}
+	defer leave()
+	lg := t.lg.With(zap.String("remote-peer-id", idString(from)))
+	size := r.ContentLength
+	if size > maxSnapshotBytes {
+		lg.Warn("refused snapshot: too large", zap.Int64("size-bytes", size))
+		http.Error(w, fmt.Sprintf("cairn: snapshot of %d bytes exceeds the limit of %d", size, int64(maxSnapshotBytes)), http.StatusRequestEntityTooLarge)
+		return
+	}
+	lg.Info("receiving snapshot", zap.Int64("size-bytes", size))
+	body := &progressReader{r: io.LimitReader(r.Body, maxSnapshotBytes+1), total: size, report: func(n, total int64) {
+		lg.Info("receiving snapshot: progress", zap.Int64("received-bytes", n), zap.Int64("size-bytes", total))
+	}}
+	var buf bytes.Buffer
+	if size > 0 {
+		buf.Grow(int(min(size, 256<<20)))
+	}
+	if _, err := io.Copy(&buf, body); err != nil {
+		lg.Warn("failed to receive snapshot", zap.Int64("received-bytes", body.n), zap.Error(err))
+		http.Error(w, "cairn: reading snapshot: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if buf.Len() > maxSnapshotBytes {
+		lg.Warn("refused snapshot: too large", zap.Int("received-bytes", buf.Len()))
+		http.Error(w, fmt.Sprintf("cairn: snapshot exceeds the limit of %d bytes", int64(maxSnapshotBytes)), http.StatusRequestEntityTooLarge)
+		return
+	}
+	m := new(raftpb.Message)
+	if err := proto.Unmarshal(buf.Bytes(), m); err != nil {
+		lg.Warn("refused snapshot: cannot unmarshal", zap.Error(err))
+		http.Error(w, "cairn: decoding snapshot: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if m.GetType() != raftpb.MsgSnap {
+		http.Error(w, fmt.Sprintf("cairn: snapshot path got a %v", m.GetType()), http.StatusBadRequest)
+		return
+	}
+	meta := m.GetSnapshot().GetMetadata()
+	lg.Info("received snapshot", zap.Int("size-bytes", buf.Len()),
+		zap.Uint64("snapshot-index", meta.GetIndex()), zap.Uint64("snapshot-term", meta.GetTerm()))
+	if err := t.cfg.Handler.Process(ctx, m); err != nil {
+		lg.Warn("failed to process snapshot", zap.Error(err))
+		http.Error(w, "cairn: processing snapshot: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,71 @@
+// Package transport carries raft messages between Cairn members.
+//
+// node.Core hands outbound messages to a Transport and never waits on the
+// network: Send queues and returns. What arrives from peers is handed to a
+// Handler (node.Server), which feeds it to the core on its own goroutine.
+//
+// Two implementations live here: MemNetwork, an in-process network for
+// tests with partitions and one-way cuts, and HTTP, the production transport
+// between processes over the peer listener.
+//
+// Messages are protobuf-go values that must not be copied (they embed a
+// protoimpl.MessageState, and `go vet` rejects copies), so both interfaces
+// take *raftpb.Message, exactly as raft's Ready.Messages and RawNode.Step do.
+package transport
+
+import (
+	"context"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Handler receives what arrives from peers. It is implemented by node.Server.
+//
+// A Transport may call the methods of Handler from several goroutines at
+// once (HTTP calls Process from one goroutine per sending peer), so
+// implementations must be safe for concurrent use. A Transport never calls a
+// Handler method from inside Send, so a Handler may hand work to the
+// goroutine that calls Send without deadlocking. Handler methods should not
+// block indefinitely: Close waits for calls in progress to return.
+type Handler interface {
+	// Process delivers an inbound message. m is owned by the Handler. A
+	// MsgSnap carries the whole snapshot payload in m.Snapshot.Data. For a
+	// MsgSnap, a nil error tells the sender the snapshot arrived
+	// (SnapshotFinish); an error reports SnapshotFailure to it.
+	Process(ctx context.Context, m *raftpb.Message) error
+	// ReportUnreachable tells that a message to peer id could not be
+	// delivered. Reports may be coalesced: one report can stand for many
+	// dropped messages.
+	ReportUnreachable(id uint64)
+	// ReportSnapshot tells the outcome of sending a MsgSnap to peer id:
+	// raft.SnapshotFinish once the peer accepted it, raft.SnapshotFailure
+	// otherwise.
+	ReportSnapshot(id uint64, status raft.SnapshotStatus)
+}
+
+// Transport sends raft messages to peers.
+//
+// Send never blocks on the network: a message that cannot be queued is
+// dropped and reported unreachable (raft retransmits). Messages to one peer
+// are delivered in the order they were sent, or not at all; MsgSnap travels
+// on a path of its own and is not ordered with the rest. A message to an
+// id that is not a peer (see AddPeer) is dropped and reported unreachable.
+// All methods are safe for concurrent use.
+type Transport interface {
+	// Send queues msgs for delivery to their m.To peers. The Transport takes
+	// ownership of the messages: the caller must not modify them (nor the
+	// entries and snapshot they point to) afterwards.
+	Send(msgs []*raftpb.Message)
+	// AddPeer makes id a peer reachable at urls. Adding an existing peer
+	// updates its URLs.
+	AddPeer(id uint64, urls []string)
+	// RemovePeer forgets peer id and stops everything sending to it.
+	RemovePeer(id uint64)
+	// UpdatePeer changes the URLs of peer id. Unknown ids are ignored.
+	UpdatePeer(id uint64, urls []string)
+	// Close stops the Transport. It returns once every goroutine the
+	// Transport started has exited; after it, Send drops silently and no
+	// Handler method is called. Close is idempotent.
+	Close() error
+}

@@ -13,9 +13,12 @@ type Bugs struct {
 	// ReapplyAfterRestart ignores the consistent index on restart, so
 	// entries already in the database are applied a second time.
 	ReapplyAfterRestart bool
+	// FollowersExpireLeases lets every member, not only the leader, expire
+	// leases by its own clock; followers never see keep-alives.
+	FollowersExpireLeases bool
 }
 
-func (b Bugs) any() bool { return b.SkipReadIndex || b.ReapplyAfterRestart }
+func (b Bugs) any() bool { return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases }
 
 var errBugsNotBuilt = errors.New("node: planted bugs need a build with the cairnbugs tag")
 
@@ -26,5 +29,6 @@ func (b Bugs) check() error {
 	return nil
 }
 
-func (b Bugs) skipReadIndex() bool       { return bugsEnabled && b.SkipReadIndex }
-func (b Bugs) reapplyAfterRestart() bool { return bugsEnabled && b.ReapplyAfterRestart }
+func (b Bugs) skipReadIndex() bool         { return bugsEnabled && b.SkipReadIndex }
+func (b Bugs) reapplyAfterRestart() bool   { return bugsEnabled && b.ReapplyAfterRestart }
+func (b Bugs) followersExpireLeases() bool { return bugsEnabled && b.FollowersExpireLeases }

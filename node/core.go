@@ -639,7 +639,7 @@ func (c *Core) setSoftState(ss *raft.SoftState) {
 	c.lead = ss.Lead
 	if ss.RaftState == raft.StateLeader && c.role != raft.StateLeader {
 		c.lessor.Promote(c.electionTimeout())
-	} else if ss.RaftState != raft.StateLeader && c.role == raft.StateLeader {
+	} else if ss.RaftState != raft.StateLeader && c.role == raft.StateLeader && !c.cfg.Bugs.followersExpireLeases() {
 		c.lessor.Demote()
 	}
 	c.role = ss.RaftState

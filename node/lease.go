@@ -50,7 +50,7 @@ func (c *Core) openLessor() error {
 			}
 		}
 	})
-	if c.lessor != nil && c.lessor.IsPrimary() {
+	if (c.lessor != nil && c.lessor.IsPrimary()) || c.cfg.Bugs.followersExpireLeases() {
 		l.Promote(c.electionTimeout())
 	}
 	c.lessor = l
@@ -183,8 +183,29 @@ func (c *Core) NextLeaseID() int64 {
 	}
 }
 
-// LeaseRenew renews a lease on the leader.
-func (c *Core) LeaseRenew(id int64) (int64, error) { return c.lessor.Renew(id) }
+// LeaseRenew renews a lease on the leader. Leadership is confirmed first
+// by a ReadIndex round (a quorum acknowledged this leader in this term): a
+// leader cut off from the cluster, which still believes it leads until
+// check-quorum demotes it, must not accept keep-alives the new leader never
+// sees, or the new leader would revoke a lease its client kept alive.
+// done is called from a later Process or Tick.
+func (c *Core) LeaseRenew(id int64, done func(ttl int64, err error)) {
+	if !c.lessor.IsPrimary() {
+		done(0, lease.ErrNotPrimary)
+		return
+	}
+	term := c.term
+	c.ReadIndex(func(err error) {
+		switch {
+		case err != nil:
+			done(0, err)
+		case !c.IsLeader() || c.term != term || !c.lessor.IsPrimary():
+			done(0, lease.ErrNotPrimary)
+		default:
+			done(c.lessor.Renew(id))
+		}
+	})
+}
 
 // LeaseTimeToLive reports a lease's TTLs and keys.
 func (c *Core) LeaseTimeToLive(id int64) (granted, remaining int64, keys [][]byte, err error) {

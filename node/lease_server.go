@@ -74,10 +74,25 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	if s.Leader() != s.ID() {
 		return s.forwardRenew(ctx, id)
 	}
+	type renewal struct {
+		ttl int64
+		err error
+	}
+	resc := make(chan renewal, 1)
+	if err := s.do(ctx, func() {
+		s.core.LeaseRenew(id, func(ttl int64, err error) { resc <- renewal{ttl, err} })
+	}); err != nil {
+		return 0, err
+	}
 	var ttl int64
 	var err error
-	if lerr := s.onLoop(ctx, func() { ttl, err = s.core.LeaseRenew(id) }); lerr != nil {
-		return 0, lerr
+	select {
+	case r := <-resc:
+		ttl, err = r.ttl, r.err
+	case <-ctx.Done():
+		return 0, toGRPCError(ctx.Err())
+	case <-s.donec:
+		return 0, rpctypes.ErrGRPCStopped
 	}
 	switch {
 	case errors.Is(err, lease.ErrNotPrimary):

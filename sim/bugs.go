@@ -20,10 +20,13 @@ const (
 	// BugDoubleApply applies entries again after a restart, ignoring the
 	// database's consistent index.
 	BugDoubleApply = "double-apply"
+	// BugFollowersExpireLeases lets followers expire leases by their own
+	// clocks, though they never see keep-alives.
+	BugFollowersExpireLeases = "followers-expire-leases"
 )
 
 // Bugs lists the planted bugs.
-var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply}
+var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowersExpireLeases}
 
 func checkBug(name string) error {
 	for _, b := range append([]string{""}, Bugs...) {
@@ -36,8 +39,9 @@ func checkBug(name string) error {
 
 func bugsFor(name string) node.Bugs {
 	return node.Bugs{
-		SkipReadIndex:       name == BugStaleReads,
-		ReapplyAfterRestart: name == BugDoubleApply,
+		SkipReadIndex:         name == BugStaleReads,
+		ReapplyAfterRestart:   name == BugDoubleApply,
+		FollowersExpireLeases: name == BugFollowersExpireLeases,
 	}
 }
 

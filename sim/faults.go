@@ -146,6 +146,45 @@ func (c *Cluster) heal() {
 	})
 }
 
+// maxSettle bounds how long, after the liveness phase, the run waits for
+// every member to apply everything and for abandoned leases to expire: a
+// leader elected late restarts lease countdowns (TTL + an election timeout).
+const maxSettle = 6 * time.Second
+
+// settle runs on, with no new client operations, until every member has
+// applied the same index and no abandoned lease remains, or maxSettle.
+func (c *Cluster) settle() {
+	c.settling = true
+	deadline := c.now + int64(maxSettle)
+	for c.now < deadline && !c.quiet() {
+		c.runUntil(c.now + int64(100*time.Millisecond))
+	}
+}
+
+// quiet tells whether every member is up, has applied the same index, and
+// holds no abandoned lease.
+func (c *Cluster) quiet() bool {
+	var applied uint64
+	for i, n := range c.nodes {
+		if n.core == nil {
+			return false
+		}
+		if i == 0 {
+			applied = n.core.Applied()
+		} else if n.core.Applied() != applied {
+			return false
+		}
+		for _, l := range c.leases {
+			if l.granted && !l.keep {
+				if _, _, _, err := n.core.LeaseTimeToLive(l.id); err == nil {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
 // finish checks what must hold once faults are healed: the cluster has a
 // leader and made progress, every member converged to the same state, and
 // the history is linearizable.
@@ -157,6 +196,7 @@ func (c *Cluster) finish() {
 		c.violation("only %d of %d final reads completed after healing: the cluster does not serve", c.finalReads, c.keys())
 	}
 	c.checkConvergence()
+	c.checkLeases()
 	c.checkLinearizable()
 }
 

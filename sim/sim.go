@@ -124,7 +124,10 @@ type Cluster struct {
 	hist    *History
 	clients []*client
 	healing bool
-	nkeys   int
+	// settled is when the run stopped waiting for the cluster to quiesce.
+	settling bool
+	nkeys    int
+	leases   []*simLease
 	// applied records, per raft index, the entry the first member applied there.
 	applied map[uint64]appliedEntry
 	// finalReads counts the liveness phase's completed final reads.
@@ -251,6 +254,7 @@ func (c *Cluster) run() {
 		n.scheduleTick()
 	}
 	c.startClients()
+	c.startLeases()
 	if !c.opts.NoFaults {
 		c.scheduleFaults()
 	}
@@ -258,6 +262,7 @@ func (c *Cluster) run() {
 	c.runUntil(end)
 	c.heal()
 	c.runUntil(end + int64(c.opts.Heal))
+	c.settle()
 	c.finish()
 	c.report.TraceHash = c.trace.Sum64()
 }
@@ -405,6 +410,12 @@ func describeEntry(e *raftpb.Entry) string {
 		return fmt.Sprintf("delete %s", r.GetDeleteRange().GetKey())
 	case r.GetTxn() != nil:
 		return fmt.Sprintf("txn on %s", r.GetTxn().GetCompare()[0].GetKey())
+	case r.GetLeaseGrant() != nil:
+		return fmt.Sprintf("lease-grant %d ttl=%d", r.GetLeaseGrant().GetID(), r.GetLeaseGrant().GetTTL())
+	case r.GetLeaseRevoke() != nil:
+		return fmt.Sprintf("lease-revoke %d", r.GetLeaseRevoke().GetID())
+	case r.GetLeaseCheckpoint() != nil:
+		return fmt.Sprintf("lease-checkpoint %v", r.GetLeaseCheckpoint().GetCheckpoints())
 	}
 	return "other"
 }

@@ -26,6 +26,8 @@ type testCluster struct {
 	fs      map[uint64]*vfs.MemFS
 	servers map[uint64]*Server
 	opts    clusterOpts
+	// joining members start with Config.Join (added to a running cluster).
+	joining map[uint64]bool
 	mu      sync.Mutex
 }
 
@@ -72,6 +74,30 @@ func (c *testCluster) member(id uint64) Member {
 	return Member{}
 }
 
+// clusterID is the running cluster's ID, or 0 before any member started.
+func (c *testCluster) clusterID() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.servers {
+		return s.ClusterID()
+	}
+	return 0
+}
+
+// addMember registers a member that will join the running cluster.
+func (c *testCluster) addMember(name string) Member {
+	urls := []string{"mem://" + name}
+	m := Member{ID: MemberID(urls, "test"), Name: name, PeerURLs: urls}
+	c.members = append(c.members, m)
+	c.dirs[m.ID] = c.t.TempDir()
+	c.fs[m.ID] = vfs.NewMem()
+	if c.joining == nil {
+		c.joining = map[uint64]bool{}
+	}
+	c.joining[m.ID] = true
+	return m
+}
+
 func (c *testCluster) walFS(id uint64) vfs.FS {
 	if c.opts.walFS != nil {
 		return c.opts.walFS
@@ -85,6 +111,7 @@ func (c *testCluster) start(id uint64) {
 	s, err := NewServer(ServerConfig{
 		Core: Config{
 			Name: m.Name, ID: id, ClusterToken: "test", InitialMembers: c.members,
+			Join: c.joining[id], ClusterID: c.clusterID(),
 			DataDir: c.dirs[id], WALFS: c.walFS(id), WALSegmentSize: 1 << 20,
 			Logger: c.opts.logger.Named(m.Name), ElectionTicks: 10, HeartbeatTicks: 1,
 			SnapshotCount: c.opts.snapshotCount, SnapshotCatchUpEntries: c.opts.catchUp,

@@ -46,6 +46,11 @@ type Config struct {
 	ClusterToken string
 	// InitialMembers bootstraps a new cluster when the WAL does not exist yet.
 	InitialMembers []Member
+	// Join starts a member that an existing cluster added (as a learner or
+	// voter) when the WAL does not exist yet: it starts with an empty log and
+	// learns everything, membership included, from the leader. ClusterID is
+	// required.
+	Join bool
 
 	// DataDir holds the bbolt database (DataDir/member/snap/db); it is always
 	// on the real file system, as bbolt memory-maps it.
@@ -226,9 +231,12 @@ func NewCore(c Config) (*Core, error) {
 		return nil, fmt.Errorf("node: creating data dir: %w", err)
 	}
 	walCfg := wal.Config{FS: cfg.WALFS, Dir: cfg.WALDir, SegmentSize: cfg.WALSegmentSize, Logger: cfg.Logger}
-	if wal.Exist(cfg.WALFS, cfg.WALDir) {
+	switch {
+	case wal.Exist(cfg.WALFS, cfg.WALDir):
 		err = core.restart(walCfg)
-	} else {
+	case cfg.Join:
+		err = core.join(walCfg)
+	default:
 		err = core.bootstrap(walCfg)
 	}
 	if err != nil {
@@ -321,6 +329,40 @@ func (c *Core) bootstrap(walCfg wal.Config) error {
 	c.rn = rn
 	c.lg.Info("bootstrapped new cluster member",
 		zap.String("cluster-id", fmt.Sprintf("%x", c.clusterID)), zap.Int("members", len(peers)))
+	return nil
+}
+
+// join starts a member added to a running cluster: empty log, no
+// bootstrap entries; the leader's appends (or a snapshot) bring the log,
+// the membership and the data.
+func (c *Core) join(walCfg wal.Config) error {
+	if c.cfg.ClusterID == 0 {
+		return errors.New("node: joining a cluster needs its ClusterID")
+	}
+	c.clusterID = c.cfg.ClusterID
+	if err := c.openKV(); err != nil {
+		return err
+	}
+	if ci, _ := c.kv.ConsistentIndex(); ci != 0 {
+		return fmt.Errorf("node: database %s has applied entries (consistent index %d) but there is no WAL in %s: refusing to join over it", DBPath(c.cfg.DataDir), ci, c.cfg.WALDir)
+	}
+	meta, _ := json.Marshal(walMetadata{MemberID: c.id, ClusterID: c.clusterID})
+	w, err := wal.Create(walCfg, meta)
+	if err != nil {
+		return fmt.Errorf("node: creating WAL: %w", err)
+	}
+	c.wal = w
+	rn, err := raft.NewRawNode(c.raftConfig(0))
+	if err != nil {
+		return fmt.Errorf("node: starting raft: %w", err)
+	}
+	c.rn = rn
+	for _, m := range sortedMembers(membersByID(c.cfg.InitialMembers)) {
+		if m.ID != c.id {
+			c.tr.AddPeer(m.ID, m.PeerURLs) // so this member can answer before it learns the membership
+		}
+	}
+	c.lg.Info("joining cluster", zap.String("cluster-id", fmt.Sprintf("%x", c.clusterID)))
 	return nil
 }
 
@@ -527,6 +569,30 @@ func (c *Core) Propose(r *pb.InternalRaftRequest, done func(Result)) (uint64, er
 	return id, nil
 }
 
+// ProposeConfChange proposes a membership change: adding a voter or a
+// learner (m describes the member), promoting a learner (an add of an
+// existing learner), removing or updating a member. done is called once the
+// change is applied, as for Propose.
+func (c *Core) ProposeConfChange(cc *raftpb.ConfChangeV2, m Member, done func(Result)) (uint64, error) {
+	if c.fatal != nil {
+		return 0, ErrStopped
+	}
+	id := c.idGen.next()
+	ctx, err := json.Marshal(confChangeContext{Member: m, RequestID: id})
+	if err != nil {
+		return 0, fmt.Errorf("node: encoding conf change context: %w", err)
+	}
+	cc = proto.Clone(cc).(*raftpb.ConfChangeV2)
+	cc.Context = ctx
+	if err := c.rn.ProposeConfChange(cc); err != nil {
+		return 0, err
+	}
+	if done != nil {
+		c.waits[id] = done
+	}
+	return id, nil
+}
+
 // Forget drops the waiter of request id (its caller gave up).
 func (c *Core) Forget(id uint64) { delete(c.waits, id) }
 
@@ -663,11 +729,21 @@ func (c *Core) send(msgs []*raftpb.Message) error {
 		if !copied { // never mutate raft's messages: they may share the storage's snapshot
 			out, copied = append([]*raftpb.Message(nil), msgs...), true
 		}
+		// The database holds everything applied, so the snapshot is taken
+		// at the applied index with the membership as of now, not at
+		// raft's last snapshot: that one may predate the recipient's own
+		// addition, and a member missing from a snapshot's ConfState
+		// refuses it.
+		meta := proto.Clone(m.GetSnapshot().GetMetadata()).(*raftpb.SnapshotMetadata)
+		if term, err := c.storage.Term(c.applied); err == nil && c.applied > meta.GetIndex() && c.confState != nil {
+			idx := c.applied
+			meta = &raftpb.SnapshotMetadata{Index: &idx, Term: &term, ConfState: proto.Clone(c.confState).(*raftpb.ConfState)}
+		}
 		cp := proto.Clone(m).(*raftpb.Message)
-		cp.Snapshot = &raftpb.Snapshot{Metadata: proto.Clone(m.GetSnapshot().GetMetadata()).(*raftpb.SnapshotMetadata), Data: buf.Bytes()}
+		cp.Snapshot = &raftpb.Snapshot{Metadata: meta, Data: buf.Bytes()}
 		out[i] = cp
 		c.lg.Info("sending snapshot", zap.String("to", fmt.Sprintf("%x", m.GetTo())),
-			zap.Uint64("index", m.GetSnapshot().GetMetadata().GetIndex()), zap.Int64("bytes", n))
+			zap.Uint64("index", meta.GetIndex()), zap.Int64("bytes", n))
 	}
 	c.tr.Send(out)
 	return nil

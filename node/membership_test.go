@@ -1,0 +1,151 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// confChange proposes a membership change on s and waits for its apply.
+func confChange(t *testing.T, s *Server, typ raftpb.ConfChangeType, m Member) {
+	t.Helper()
+	for try := 0; try < 20; try++ {
+		done := make(chan Result, 1)
+		errc := make(chan error, 1)
+		if err := s.do(context.Background(), func() {
+			_, err := s.core.ProposeConfChange(&raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: typ.Enum(), NodeId: &m.ID}}}, m, func(r Result) { done <- r })
+			errc <- err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		select {
+		case r := <-done:
+			if r.Err != nil {
+				t.Fatalf("conf change %v for %s: %v", typ, m.Name, r.Err)
+			}
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+	t.Fatalf("conf change %v for %s never applied", typ, m.Name)
+}
+
+func memberList(t *testing.T, s *Server) map[string]*pb.Member {
+	t.Helper()
+	resp, err := s.MemberList(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*pb.Member{}
+	for _, m := range resp.GetMembers() {
+		out[m.GetName()] = m
+	}
+	return out
+}
+
+// serializableKeys waits until s's own store holds every key of want.
+func serializableKeys(t *testing.T, s *Server, want map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := s.Range(context.Background(), &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Serializable: true})
+		if err == nil {
+			got := map[string]string{}
+			for _, kv := range resp.GetKvs() {
+				got[string(kv.GetKey())] = string(kv.GetValue())
+			}
+			ok := true
+			for k, v := range want {
+				ok = ok && got[k] == v
+			}
+			if ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member %x did not catch up: %v", s.ID(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestLearnerJoinsCatchesUpIsPromotedAndMembersAreRemoved(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{snapshotCount: 30, catchUp: 5, logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
+	lead := c.waitLeader()
+	want := map[string]string{}
+	for i := 0; i < 60; i++ {
+		k := fmt.Sprintf("k%02d", i)
+		c.put(c.server(lead), k, "v")
+		want[k] = "v"
+	}
+	// The log was compacted past its start: the learner catches up
+	// through a snapshot.
+	m4 := c.addMember("m4")
+	confChange(t, c.server(lead), raftpb.ConfChangeAddLearnerNode, m4)
+	c.start(m4.ID)
+	serializableKeys(t, c.server(m4.ID), want)
+	if ms := memberList(t, c.server(lead)); ms["m4"] == nil || !ms["m4"].GetIsLearner() {
+		t.Fatalf("member list after adding a learner: %v", ms)
+	}
+	// A learner does not vote: a write needs only the three voters.
+	c.put(c.server(lead), "after-learner", "1")
+	want["after-learner"] = "1"
+
+	confChange(t, c.server(c.waitLeader()), raftpb.ConfChangeAddNode, m4)
+	if ms := memberList(t, c.server(m4.ID)); ms["m4"] == nil || ms["m4"].GetIsLearner() {
+		t.Fatalf("member list after promotion, as m4 sees it: %v", ms)
+	}
+	// Four voters: losing one still leaves a quorum of three.
+	lead = c.waitLeader()
+	var victim Member
+	for _, m := range c.members {
+		if m.ID != lead && m.ID != m4.ID {
+			victim = m
+			break
+		}
+	}
+	c.stop(victim.ID)
+	c.put(c.server(lead), "after-stop", "1")
+	want["after-stop"] = "1"
+	confChange(t, c.server(c.waitLeader()), raftpb.ConfChangeRemoveNode, victim)
+	ms := memberList(t, c.server(m4.ID))
+	if len(ms) != 3 || ms[victim.Name] != nil {
+		t.Fatalf("member list after removing %s: %v", victim.Name, ms)
+	}
+	for _, s := range c.running() {
+		requireKeys(t, s, want)
+	}
+}
+
+func TestMoveLeaderTransfersLeadership(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{})
+	lead := c.waitLeader()
+	var target uint64
+	for _, m := range c.members {
+		if m.ID != lead {
+			target = m.ID
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.server(lead).MoveLeader(ctx, target); err != nil {
+		t.Fatalf("move leader: %v", err)
+	}
+	if got := c.waitLeader(); got != target {
+		t.Fatalf("leader after transfer = %x, want %x", got, target)
+	}
+	if _, err := c.server(lead).MoveLeader(ctx, target); err == nil || err.Error() != "rpc error: code = FailedPrecondition desc = etcdserver: not leader" {
+		t.Fatalf("move leader on a follower: %v, want etcdserver: not leader", err)
+	}
+}

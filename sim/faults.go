@@ -220,6 +220,7 @@ func (c *Cluster) checkConvergence() {
 			continue
 		}
 		st := &state{rev: kv.Rev(), hash: h}
+		c.tracef("final %s applied=%d rev=%d hashkv=%08x", n.name(), n.core.Applied(), st.rev, st.hash)
 		if first == nil {
 			first, firstName = st, n.name()
 			continue

@@ -207,3 +207,25 @@ func TestRestartAfterSIGKILLKeepsAcknowledgedWrites(t *testing.T) {
 	g, err := c.Client(t).Get(ctx(t), "late", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	checkGet(t, "late keys after second SIGKILL", g, err, wantKVs(), 20, false, n+22)
 }
+
+// TestDataDirOfAnotherClusterIsRefused: restarting a member's data dir with
+// another --initial-cluster-token (so another cluster ID) must fail with one
+// clear line rather than join a cluster its data does not belong to.
+func TestDataDirOfAnotherClusterIsRefused(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t, 1)
+	m := c.Members[0]
+	m.Stop(t)
+	args := m.Args()
+	for i := range args {
+		if args[i] == "--initial-cluster-token" {
+			args[i+1] = "another-cluster"
+		}
+	}
+	r := runCairn(t, t.TempDir(), args...)
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	last := lines[len(lines)-1]
+	if r.Code == 0 || !strings.HasPrefix(last, "cairn: ") || !strings.Contains(last, "belongs to") || !strings.Contains(last, m.DataDir) {
+		t.Fatalf("starting a data dir with another cluster's token: exit %d, last stderr line %q", r.Code, last)
+	}
+}

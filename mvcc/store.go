@@ -105,6 +105,8 @@ type Store struct {
 	// open batch, so readers see uncommitted writes without touching tx.
 	overlay map[Revision][]byte
 	closed  bool
+
+	watches *watchState // see watch.go
 }
 
 // Open opens or creates the store at cfg.Path, rebuilds the key index from
@@ -128,6 +130,7 @@ func Open(cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	s.watches = newWatchState(s.rev)
 	return s, nil
 }
 
@@ -196,6 +199,7 @@ func (s *Store) install(st *state) error {
 		return fmt.Errorf("mvcc: beginning batch: %w", err)
 	}
 	s.state = *st
+	s.noteRestore()
 	s.tx = tx
 	s.overlay = make(map[Revision][]byte)
 	s.batchN = 0

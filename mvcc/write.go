@@ -58,6 +58,9 @@ func (s *Store) endWrite(w *writeTxn, err error) {
 	hook := s.hook
 	s.mu.Unlock()
 	s.wmu.Unlock()
+	if err == nil && len(w.events) > 0 {
+		s.notifyWatchers(w.begin+1, w.events)
+	}
 	if err == nil && hook != nil && len(w.events) > 0 {
 		hook(w.begin+1, w.events)
 	}

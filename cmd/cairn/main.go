@@ -175,6 +175,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 			BackendBatchInterval: cfg.BackendBatchInterval,
 			BackendBatchLimit:    cfg.BackendBatchLimit,
 			TickInterval:         cfg.HeartbeatInterval,
+			Bugs:                 plantedBugs(),
 		},
 		TickInterval:      cfg.HeartbeatInterval,
 		ClientURLs:        urlStrings(cfg.AdvertiseClientURLs),
@@ -197,6 +198,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn,
 		Registry: reg, EnablePprof: cfg.EnablePprof,
 		Lease: api.NewLeaseServer(srv, lg.Named("lease")),
+		Watch: api.NewWatchServer(api.StoreWatchBackend(srv.KV(), srv), api.WatchConfig{ProgressNotifyInterval: cfg.ExperimentalWatchProgressNotifyInterval, MaxRequestBytes: int(cfg.MaxRequestBytes), Logger: lg.Named("watch")}),
 	})
 	if err != nil {
 		srv.Stop()

@@ -1,0 +1,270 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnkv/cairn/mvcc"
+)
+
+// DefaultProgressNotifyInterval is etcd's --watch-progress-notify-interval.
+const DefaultProgressNotifyInterval = 10 * time.Minute
+
+// WatchBackend is what the Watch service needs from a member.
+type WatchBackend interface {
+	// NewWatchStream opens a watch stream on the member's own store (so a
+	// follower serves watches from what it has applied).
+	NewWatchStream(bufferLen int) *mvcc.WatchStream
+	// WatchHeader returns cluster_id, member_id and raft_term; the service
+	// sets revision per response.
+	WatchHeader() *pb.ResponseHeader
+}
+
+// WatchMember is the member identity a store-backed WatchBackend reports;
+// node.Server implements it.
+type WatchMember interface {
+	ClusterID() uint64
+	ID() uint64
+	Term() uint64
+}
+
+// StoreWatchBackend returns a WatchBackend serving watches from store, with
+// headers from m.
+func StoreWatchBackend(store *mvcc.Store, m WatchMember) WatchBackend {
+	return storeWatchBackend{store: store, m: m}
+}
+
+type storeWatchBackend struct {
+	store *mvcc.Store
+	m     WatchMember
+}
+
+func (b storeWatchBackend) NewWatchStream(n int) *mvcc.WatchStream { return b.store.NewWatchStream(n) }
+
+func (b storeWatchBackend) WatchHeader() *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: b.m.ClusterID(), MemberId: b.m.ID(), RaftTerm: b.m.Term()}
+}
+
+// WatchConfig configures the Watch service. The zero value is usable.
+type WatchConfig struct {
+	// ProgressNotifyInterval is how often watchers created with
+	// progress_notify that got no event meanwhile receive a progress
+	// notification. 0 means DefaultProgressNotifyInterval.
+	ProgressNotifyInterval time.Duration
+	// MaxRequestBytes is the size above which a response of a watcher
+	// created with fragment is split. 0 means DefaultMaxRequestBytes.
+	MaxRequestBytes int
+	// BufferLen bounds the responses held per stream for a client that
+	// does not read (see mvcc.NewWatchStream). 0 means the mvcc default.
+	BufferLen int
+	Logger    *zap.Logger // nil: no logging
+}
+
+// NewWatchServer returns etcd's Watch service on top of b, for
+// Config.Watch.
+func NewWatchServer(b WatchBackend, cfg WatchConfig) pb.WatchServer {
+	if cfg.ProgressNotifyInterval <= 0 {
+		cfg.ProgressNotifyInterval = DefaultProgressNotifyInterval
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &watchServer{be: b, cfg: cfg}
+}
+
+type watchServer struct {
+	pb.UnimplementedWatchServer
+	be  WatchBackend
+	cfg WatchConfig
+}
+
+// watchOpts are the per-watcher options the service (not mvcc) applies.
+type watchOpts struct {
+	fragment, progress bool
+	sentEvents         bool // since the last progress tick
+}
+
+// watchSession is one Watch stream.
+type watchSession struct {
+	srv    *watchServer
+	stream grpc.BidiStreamingServer[pb.WatchRequest, pb.WatchResponse]
+	ws     *mvcc.WatchStream
+	ctrl   chan *pb.WatchResponse
+
+	mu   sync.Mutex // orders option updates with the responses they govern
+	opts map[mvcc.WatchID]*watchOpts
+}
+
+// Watch serves one bidirectional stream carrying many watchers, as etcd's
+// v3rpc watch server does: created responses precede a watcher's events;
+// a failed create answers {watch_id -1, created, canceled, cancel_reason};
+// cancel answers {canceled}; a progress request answers, once every
+// watcher is synced, a progress notification with watch_id -1. When the
+// client closes its sending side the stream keeps delivering; when the
+// client goes away everything is released.
+func (s *watchServer) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb.WatchResponse]) error {
+	ws := s.be.NewWatchStream(s.cfg.BufferLen)
+	defer ws.Close()
+	ss := &watchSession{srv: s, stream: stream, ws: ws, ctrl: make(chan *pb.WatchResponse, 16), opts: make(map[mvcc.WatchID]*watchOpts)}
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- ss.recvLoop() }()
+	return ss.sendLoop(recvErr)
+}
+
+func (ss *watchSession) header(rev int64) *pb.ResponseHeader {
+	h := ss.srv.be.WatchHeader()
+	h.Revision = rev
+	return h
+}
+
+func (ss *watchSession) recvLoop() error {
+	ctx := ss.stream.Context()
+	for {
+		req, err := ss.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var resp *pb.WatchResponse
+		switch {
+		case req.GetCreateRequest() != nil:
+			resp = ss.create(req.GetCreateRequest())
+		case req.GetCancelRequest() != nil:
+			id := mvcc.WatchID(req.GetCancelRequest().GetWatchId())
+			ss.mu.Lock()
+			if ss.ws.Cancel(id) == nil {
+				delete(ss.opts, id)
+			}
+			ss.mu.Unlock()
+		case req.GetProgressRequest() != nil:
+			ss.ws.RequestProgressAll()
+		}
+		if resp != nil {
+			select {
+			case ss.ctrl <- resp:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// create makes a watcher; it returns the response to send only on failure
+// (a success's Created response comes through the mvcc stream, in order).
+func (ss *watchSession) create(r *pb.WatchCreateRequest) *pb.WatchResponse {
+	key, end := r.GetKey(), r.GetRangeEnd()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	id, err := ss.ws.Watch(mvcc.WatchID(r.GetWatchId()), key, end, r.GetStartRevision(), r.GetFilters(), r.GetPrevKv())
+	if err != nil {
+		return &pb.WatchResponse{Header: ss.header(0), WatchId: int64(mvcc.InvalidWatchID), Created: true, Canceled: true, CancelReason: err.Error()}
+	}
+	ss.opts[id] = &watchOpts{fragment: r.GetFragment(), progress: r.GetProgressNotify()}
+	return nil
+}
+
+func (ss *watchSession) sendLoop(recvErr <-chan error) error {
+	ctx := ss.stream.Context()
+	lg := ss.srv.cfg.Logger
+	ticker := time.NewTicker(ss.srv.cfg.ProgressNotifyInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ss.ws.Ready():
+			for {
+				r, ok := ss.ws.Next()
+				if !ok {
+					break
+				}
+				if err := ss.send(r); err != nil {
+					lg.Debug("watch stream send failed", zap.Error(err))
+					return err
+				}
+			}
+		case resp := <-ss.ctrl:
+			if err := ss.stream.Send(resp); err != nil {
+				return err
+			}
+		case <-ticker.C:
+			ss.mu.Lock()
+			for id, o := range ss.opts {
+				if o.progress && !o.sentEvents {
+					ss.ws.RequestProgress(id)
+				}
+				o.sentEvents = false
+			}
+			ss.mu.Unlock()
+		case err := <-recvErr:
+			if err != nil {
+				if ctx.Err() == nil {
+					lg.Debug("watch stream receive failed", zap.Error(err))
+				}
+				return err
+			}
+			recvErr = nil // the client closed its side: keep sending
+		case <-ctx.Done():
+			return toGRPCError(ctx.Err())
+		}
+	}
+}
+
+func (ss *watchSession) send(r mvcc.WatchResponse) error {
+	ss.mu.Lock()
+	o := ss.opts[r.WatchID]
+	fragment := o != nil && o.fragment
+	if o != nil && len(r.Events) > 0 {
+		o.sentEvents = true
+	}
+	if r.CompactRevision != 0 {
+		delete(ss.opts, r.WatchID)
+	}
+	ss.mu.Unlock()
+	wr := &pb.WatchResponse{
+		Header:          ss.header(r.Revision),
+		WatchId:         int64(r.WatchID),
+		Created:         r.Created,
+		Canceled:        r.Canceled || r.CompactRevision != 0,
+		CompactRevision: r.CompactRevision,
+		Events:          r.Events,
+	}
+	if !fragment || len(wr.Events) < 2 || proto.Size(wr) < ss.srv.cfg.MaxRequestBytes {
+		return ss.stream.Send(wr)
+	}
+	return sendFragments(wr, ss.srv.cfg.MaxRequestBytes, ss.stream.Send)
+}
+
+// sendFragments splits wr's events into responses of at most limit bytes
+// (each with at least one event); all but the last have fragment set.
+func sendFragments(wr *pb.WatchResponse, limit int, send func(*pb.WatchResponse) error) error {
+	evs := wr.Events
+	for len(evs) > 0 {
+		part := &pb.WatchResponse{Header: wr.Header, WatchId: wr.WatchId, Fragment: true}
+		n := 0
+		for n < len(evs) {
+			part.Events = evs[:n+1]
+			if n > 0 && proto.Size(part) > limit {
+				break
+			}
+			n++
+		}
+		part.Events = evs[:n]
+		evs = evs[n:]
+		part.Fragment = len(evs) > 0
+		if err := send(part); err != nil {
+			return err
+		}
+	}
+	return nil
+}

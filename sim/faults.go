@@ -197,6 +197,7 @@ func (c *Cluster) finish() {
 	}
 	c.checkConvergence()
 	c.checkLeases()
+	c.checkWatches()
 	c.checkLinearizable()
 }
 

@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node"
 	"github.com/cairnkv/cairn/vfs"
 )
@@ -28,10 +29,12 @@ type simNode struct {
 	offset time.Duration
 	// incarnation counts restarts, so events meant for a crashed
 	// incarnation (timers, reports) are dropped.
-	incarnation int
-	// diskBusyUntil models a slow disk: Ready handling waits until then.
-	diskBusyUntil    int64
+	incarnation      int
 	processScheduled bool
+	// watch is this incarnation's watcher over every key; events is what
+	// it delivered.
+	watch  *mvcc.WatchStream
+	events []watchedEvent
 }
 
 // transport adapts the cluster network to transport.Transport for one member.
@@ -92,6 +95,7 @@ func (n *simNode) start() error {
 	}
 	n.core = core
 	n.incarnation++
+	n.startWatch()
 	return nil
 }
 
@@ -163,6 +167,7 @@ func (n *simNode) processNow() {
 	n.syncClock()
 	if err := n.core.Process(); err != nil {
 		n.c.violation("%s stopped on a fatal error: %v", n.name(), err)
+		n.stopWatch()
 		n.core.Crash()
 		n.core = nil
 	}
@@ -174,6 +179,7 @@ func (n *simNode) crash() {
 	if n.core == nil {
 		return
 	}
+	n.stopWatch()
 	n.core.Crash()
 	n.core = nil
 	n.fs = n.fs.Crash(n.c.rng, true)

@@ -222,6 +222,7 @@ func (c *Cluster) choosePlan() faultPlan {
 
 func (c *Cluster) close() {
 	for _, n := range c.nodes {
+		n.stopWatch()
 		if n.core != nil {
 			_ = n.core.Close()
 			n.core = nil
@@ -255,6 +256,7 @@ func (c *Cluster) run() {
 	}
 	c.startClients()
 	c.startLeases()
+	c.drainWatchesEvery(500 * time.Millisecond)
 	if !c.opts.NoFaults {
 		c.scheduleFaults()
 	}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/cairnkv/cairn/linearizability"
+)
+
+// runShort builds cairn (tagged for planted bugs or not) and runs the
+// runner in-process with args; it returns the exit code, stdout and the
+// run folder.
+func runShort(t *testing.T, tagged bool, args ...string) (int, string, string) {
+	t.Helper()
+	bin, err := buildCairn(t.TempDir(), tagged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{"-cairn", bin, "-out", out}, args...), &stdout, &stderr)
+	t.Logf("chaos %v: exit %d\n%s\nstderr:\n%s", args, code, stdout.String(), stderr.String())
+	return code, stdout.String(), out
+}
+
+// TestShortRunPasses is the CI chaos run: 3 members, 30 s of kills and
+// partitions. Every check must pass, and the run folder must hold what an
+// investigation needs.
+func TestShortRunPasses(t *testing.T) {
+	code, out, dir := runShort(t, false, "-nodes", "3", "-duration", "30s", "-seed", "8", "-faults", "kill,partition")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if last := lines[len(lines)-1]; last != "8 passed, 0 failed" {
+		t.Fatalf("last line %q, want \"8 passed, 0 failed\"", last)
+	}
+	for _, want := range []string{
+		`(?m)^faults\s+\d+: .*kill \d+`,
+		`(?m)^faults\s+\d+: .*partition/`,
+		`(?m)^linearizable\s+PASS`,
+		`(?m)^converged\s+PASS`,
+		`(?m)^watch\s+PASS`,
+		`(?m)^operations\s+ok [1-9]\d{2,}`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("summary does not match %s", want)
+		}
+	}
+	for _, f := range []string{"m0.log", "m1.log", "m2.log", "nemesis.log", "schedule.txt", "summary.txt"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("run folder: %s missing or empty (%v)", f, err)
+		}
+	}
+	h, err := linearizability.LoadHistory(filepath.Join(dir, "history.jsonl"))
+	if err != nil || len(h) < 100 {
+		t.Fatalf("history.jsonl: %d operations, %v", len(h), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "history.html")); !os.IsNotExist(err) {
+		t.Errorf("history.html written for a linearizable run (%v)", err)
+	}
+}
+
+func TestBadFlagsExitTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"-faults", "kill,flood"},
+		{"-bug", "no-such-bug"},
+		{"-nodes", "0"},
+		{"extra"},
+	} {
+		var so, se bytes.Buffer
+		if code := run(args, &so, &se); code != 2 {
+			t.Errorf("run(%q) = %d, want 2 (stderr %q)", args, code, se.String())
+		}
+	}
+}

@@ -20,14 +20,14 @@ for nodes in 3 5; do
   dir="$out/n$nodes-seed$seed"
   rm -rf "$dir"
   echo "== $nodes nodes, $duration, seed $seed, faults $faults"
-  if ! ./bin/chaos -nodes "$nodes" -duration "$duration" -seed "$seed" -faults "$faults" -cairn bin/cairn -out "$dir"; then
+  if ! ./bin/chaos -nodes "$nodes" -duration "$duration" -seed "$seed" -faults "$faults" -cairn "$PWD/bin/cairn" -out "$dir"; then
     fail=1
   fi
 done
 dir="$out/bug-stale-reads-seed$seed"
 rm -rf "$dir"
 echo "== planted bug stale-reads: the runner must report a violation"
-if ./bin/chaos -nodes 3 -duration 20s -seed "$seed" -faults partition -bug stale-reads -cairn bin/cairn-bugs -out "$dir"; then
+if ./bin/chaos -nodes 3 -duration 20s -seed "$seed" -faults partition -bug stale-reads -cairn "$PWD/bin/cairn-bugs" -out "$dir"; then
   echo "chaos: the planted stale-reads bug went unnoticed"
   fail=1
 fi

@@ -86,6 +86,8 @@ func (c *Cluster) grantLeases() {
 				c.schedule(0, "", putKey)
 				if l.keep {
 					c.schedule(0, "", func() { c.renew(l) })
+				} else if l.id%2 == 1 {
+					c.schedule(500*time.Millisecond, "", func() { c.revoke(l) })
 				}
 			}
 		})
@@ -93,6 +95,31 @@ func (c *Cluster) grantLeases() {
 	}
 	if pending && c.now < int64(c.opts.Duration) {
 		c.schedule(500*time.Millisecond, "", c.grantLeases)
+	}
+}
+
+// revoke revokes an abandoned lease explicitly, through any live member,
+// retrying until a revoke is acknowledged or the lease is found gone.
+func (c *Cluster) revoke(l *simLease) {
+	n := c.nodes[c.rng.IntN(len(c.nodes))]
+	if n.core == nil {
+		c.schedule(200*time.Millisecond, "", func() { c.revoke(l) })
+		return
+	}
+	acked := false
+	_, err := n.core.Propose(&pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: l.id}}, func(res node.Result) {
+		if res.Err == nil || errors.Is(res.Err, lease.ErrLeaseNotFound) {
+			acked = true
+			c.tracef("lease %d revoked by the client", l.id)
+		}
+	})
+	n.process()
+	if err != nil || !acked {
+		c.schedule(time.Second, "", func() {
+			if !acked {
+				c.revoke(l)
+			}
+		})
 	}
 }
 

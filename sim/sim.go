@@ -63,9 +63,12 @@ type Report struct {
 	Faults     map[string]int
 	TraceHash  uint64
 	Violations []string
+	// Inconclusive counts linearizability checks that ran out of time.
+	Inconclusive int
 	// History of client operations, for the linearizability check and its visualisation.
-	History *History
-	lin     *linearizability.Result
+	History  *History
+	lin      *linearizability.Result
+	linModel linearizability.Model
 }
 
 // OpCounts counts client operations by outcome.

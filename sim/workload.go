@@ -58,8 +58,10 @@ func (cl *client) next() {
 	cl.seq++
 	val := fmt.Sprintf("c%d-%d", cl.id, cl.seq)
 	switch r := c.rng.IntN(10); {
-	case r < 4:
+	case r < 3:
 		cl.get(target, key)
+	case r < 4:
+		cl.rangeAll(target)
 	case r < 7:
 		cl.put(target, key, val)
 	case r < 8:
@@ -138,6 +140,32 @@ func (cl *client) get(n *simNode, key string) {
 		finish(&out)
 	}
 	n.core.ReadIndex(read)
+	n.process()
+}
+
+// rangeAll reads every workload key ("k" to "l": the lease workload's
+// "lease-k" keys are outside it) with a linearizable range.
+func (cl *client) rangeAll(n *simNode) {
+	c := cl.c
+	tok := c.hist.Invoke(cl.id, linearizability.Range("k", "l"))
+	finish := cl.await(n, tok, true, nil)
+	n.core.ReadIndex(func(err error) {
+		if err != nil || n.core == nil {
+			finish(nil)
+			return
+		}
+		resp, err := n.core.KV().Range(&pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l")})
+		if err != nil {
+			c.violation("linearizable range on %s failed: %v", n.name(), err)
+			finish(nil)
+			return
+		}
+		out := linearizability.Response{}
+		for _, kv := range resp.GetKvs() {
+			out.KVs = append(out.KVs, linearizability.KV{Key: string(kv.GetKey()), Value: string(kv.GetValue())})
+		}
+		finish(&out)
+	})
 	n.process()
 }
 

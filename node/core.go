@@ -302,21 +302,9 @@ func (c *Core) bootstrap(walCfg wal.Config) error {
 	if c.clusterID == 0 {
 		c.clusterID = ClusterID(ids, c.cfg.ClusterToken)
 	}
-	if err := c.openKV(); err != nil {
+	rn, err := c.startFresh(walCfg, "bootstrap")
+	if err != nil {
 		return err
-	}
-	if ci, _ := c.kv.ConsistentIndex(); ci != 0 {
-		return fmt.Errorf("node: database %s has applied entries (consistent index %d) but there is no WAL in %s: refusing to bootstrap over it", DBPath(c.cfg.DataDir), ci, c.cfg.WALDir)
-	}
-	meta, _ := json.Marshal(walMetadata{MemberID: c.id, ClusterID: c.clusterID})
-	w, err := wal.Create(walCfg, meta)
-	if err != nil {
-		return fmt.Errorf("node: creating WAL: %w", err)
-	}
-	c.wal = w
-	rn, err := raft.NewRawNode(c.raftConfig(0))
-	if err != nil {
-		return fmt.Errorf("node: starting raft: %w", err)
 	}
 	peers := make([]raft.Peer, 0, len(c.cfg.InitialMembers))
 	for _, m := range sortedMembers(membersByID(c.cfg.InitialMembers)) {
@@ -332,6 +320,29 @@ func (c *Core) bootstrap(walCfg wal.Config) error {
 	return nil
 }
 
+// startFresh opens an empty database, creates the WAL and a raft node with
+// an empty log, for a member that has never run: one bootstrapping a new
+// cluster or one joining (what names the refusal).
+func (c *Core) startFresh(walCfg wal.Config, what string) (*raft.RawNode, error) {
+	if err := c.openKV(); err != nil {
+		return nil, err
+	}
+	if ci, _ := c.kv.ConsistentIndex(); ci != 0 {
+		return nil, fmt.Errorf("node: database %s has applied entries (consistent index %d) but there is no WAL in %s: refusing to %s over it", DBPath(c.cfg.DataDir), ci, c.cfg.WALDir, what)
+	}
+	meta, _ := json.Marshal(walMetadata{MemberID: c.id, ClusterID: c.clusterID})
+	w, err := wal.Create(walCfg, meta)
+	if err != nil {
+		return nil, fmt.Errorf("node: creating WAL: %w", err)
+	}
+	c.wal = w
+	rn, err := raft.NewRawNode(c.raftConfig(0))
+	if err != nil {
+		return nil, fmt.Errorf("node: starting raft: %w", err)
+	}
+	return rn, nil
+}
+
 // join starts a member added to a running cluster: empty log, no
 // bootstrap entries; the leader's appends (or a snapshot) bring the log,
 // the membership and the data.
@@ -340,21 +351,9 @@ func (c *Core) join(walCfg wal.Config) error {
 		return errors.New("node: joining a cluster needs its ClusterID")
 	}
 	c.clusterID = c.cfg.ClusterID
-	if err := c.openKV(); err != nil {
+	rn, err := c.startFresh(walCfg, "join")
+	if err != nil {
 		return err
-	}
-	if ci, _ := c.kv.ConsistentIndex(); ci != 0 {
-		return fmt.Errorf("node: database %s has applied entries (consistent index %d) but there is no WAL in %s: refusing to join over it", DBPath(c.cfg.DataDir), ci, c.cfg.WALDir)
-	}
-	meta, _ := json.Marshal(walMetadata{MemberID: c.id, ClusterID: c.clusterID})
-	w, err := wal.Create(walCfg, meta)
-	if err != nil {
-		return fmt.Errorf("node: creating WAL: %w", err)
-	}
-	c.wal = w
-	rn, err := raft.NewRawNode(c.raftConfig(0))
-	if err != nil {
-		return fmt.Errorf("node: starting raft: %w", err)
 	}
 	c.rn = rn
 	for _, m := range sortedMembers(membersByID(c.cfg.InitialMembers)) {

@@ -91,6 +91,9 @@ type Member struct {
 	PeerURL   string
 	DataDir   string
 	LogPath   string
+	// JoinCluster, when set, starts the member with this --initial-cluster
+	// and --initial-cluster-state existing (a member added at runtime).
+	JoinCluster string
 
 	c     *Cluster
 	mu    sync.Mutex
@@ -202,6 +205,20 @@ func (c *Cluster) initialCluster() string {
 	return strings.Join(parts, ",")
 }
 
+func (m *Member) initialCluster() string {
+	if m.JoinCluster != "" {
+		return m.JoinCluster
+	}
+	return m.c.initialCluster()
+}
+
+func (m *Member) clusterState() string {
+	if m.JoinCluster != "" {
+		return "existing"
+	}
+	return "new"
+}
+
 // Args returns the command-line flags m is started with.
 func (m *Member) Args() []string {
 	return append([]string{
@@ -211,8 +228,8 @@ func (m *Member) Args() []string {
 		"--advertise-client-urls", m.ClientURL,
 		"--listen-peer-urls", m.PeerURL,
 		"--initial-advertise-peer-urls", m.PeerURL,
-		"--initial-cluster", m.c.initialCluster(),
-		"--initial-cluster-state", "new",
+		"--initial-cluster", m.initialCluster(),
+		"--initial-cluster-state", m.clusterState(),
 		"--initial-cluster-token", m.c.token,
 		"--heartbeat-interval", "50",
 		"--election-timeout", "500",

@@ -734,28 +734,6 @@ func (s *Server) MemberList(ctx context.Context, linearizable bool) (*pb.MemberL
 	return resp, nil
 }
 
-var errMembershipLater = status.Error(codes.Unimplemented, "cairn: runtime membership changes are not implemented yet")
-
-// MemberAdd is not implemented yet.
-func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
-	return nil, errMembershipLater
-}
-
-// MemberRemove is not implemented yet.
-func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
-	return nil, errMembershipLater
-}
-
-// MemberUpdate is not implemented yet.
-func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
-	return nil, errMembershipLater
-}
-
-// MemberPromote is not implemented yet.
-func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	return nil, errMembershipLater
-}
-
 // Health reports whether this member can serve: it has a leader and a
 // linearizable read completes in time.
 func (s *Server) Health(ctx context.Context) error {

@@ -138,16 +138,21 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	if self == 0 {
 		return nil, fmt.Errorf("--name %q is not in --initial-cluster %q", cfg.Name, config.FormatInitialCluster(cfg.InitialCluster))
 	}
-	if cfg.InitialClusterState == config.ClusterStateExisting {
-		if _, err := os.Stat(walDir); err != nil {
-			return nil, errors.New("--initial-cluster-state existing: joining a running cluster is not supported yet (runtime membership changes come with the cluster-operations work); start every member with --initial-cluster-state new")
-		}
-	}
 	ids := make([]uint64, len(members))
 	for i, m := range members {
 		ids[i] = m.ID
 	}
 	clusterID := node.ClusterID(ids, token)
+	join := false
+	if _, err := os.Stat(walDir); err != nil && cfg.InitialClusterState == config.ClusterStateExisting {
+		// A new member of a running cluster: learn the cluster's ID,
+		// members and this member's ID from the others.
+		clusterID, self, members, err = discover(cfg, urlStrings(cfg.InitialAdvertisePeerURLs))
+		if err != nil {
+			return nil, err
+		}
+		join = true
+	}
 
 	// Listen before opening state, so a bad address fails fast and clean.
 	peerLns, err := listenAll(cfg.ListenPeerURLs, "--listen-peer-urls")
@@ -166,7 +171,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	var tr *transport.HTTP
 	srv, err := node.NewServer(node.ServerConfig{
 		Core: node.Config{
-			Name: cfg.Name, ID: self, ClusterID: clusterID, ClusterToken: token, InitialMembers: members,
+			Name: cfg.Name, ID: self, ClusterID: clusterID, ClusterToken: token, InitialMembers: members, Join: join,
 			DataDir: cfg.DataDir, WALDir: cfg.WALDir, Logger: lg,
 			ElectionTicks:        int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
 			HeartbeatTicks:       1,
@@ -207,8 +212,11 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		return nil, err
 	}
 	d := &daemon{lg: lg, srv: srv, api: apiSrv, clients: clientLns, errc: make(chan error, len(peerLns)+len(clientLns))}
+	peerMux := http.NewServeMux()
+	peerMux.Handle("/", tr.Handler())
+	peerMux.Handle(membersPath, membersHandler(srv))
 	for _, l := range peerLns {
-		hs := &http.Server{Handler: tr.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: peerMux, ReadHeaderTimeout: 10 * time.Second}
 		d.peers = append(d.peers, hs)
 		go func(l net.Listener) {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

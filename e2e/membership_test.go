@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// TestMemberAddJoinPromoteRemove: etcdctl member add --learner, start the
+// new member with --initial-cluster-state existing, watch it catch up,
+// promote it, then remove it, as an operator grows and shrinks a cluster.
+func TestMemberAddJoinPromoteRemove(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t, 1)
+	cli := c.Client(t)
+	for i := 0; i < 20; i++ {
+		if _, err := cli.Put(ctx(t), fmt.Sprintf("pre/%02d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ports := freePorts(t, 2)
+	dir := t.TempDir()
+	j := &Member{
+		Name:      "m1",
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		DataDir:   filepath.Join(dir, "data"),
+		LogPath:   filepath.Join(dir, "cairn.log"),
+		c:         c,
+	}
+	out := c.Etcdctl(t, "member", "add", "m1", "--learner", "--peer-urls="+j.PeerURL)
+	m := regexp.MustCompile(`^Member ([0-9a-f]+) added as learner to cluster ([0-9a-f]+)\n`).FindStringSubmatch(out)
+	ic := regexp.MustCompile(`ETCD_INITIAL_CLUSTER="([^"]*)"`).FindStringSubmatch(out)
+	if m == nil || ic == nil || !strings.Contains(out, `ETCD_INITIAL_CLUSTER_STATE="existing"`) ||
+		!strings.Contains(ic[1], "m0="+c.Members[0].PeerURL) || !strings.Contains(ic[1], "m1="+j.PeerURL) {
+		t.Fatalf("member add --learner:\n%s", out)
+	}
+	id, err := strconv.ParseUint(m[1], 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.JoinCluster = ic[1] // as an operator copies etcdctl's ETCD_INITIAL_CLUSTER
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = j.signal(syscall.SIGKILL) })
+	j.WaitReady(t)
+
+	members := func() map[string]*clientv3.Member {
+		t.Helper()
+		ml, err := cli.MemberList(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*clientv3.Member{}
+		for _, mm := range ml.Members {
+			out[fmt.Sprintf("%x", mm.ID)] = (*clientv3.Member)(mm)
+		}
+		return out
+	}
+	if ms := members(); len(ms) != 2 || ms[m[1]] == nil || !ms[m[1]].IsLearner {
+		t.Fatalf("member list after add: %v", ms)
+	}
+	// The learner catches up: its own store holds every key.
+	jc := c.MemberClient(t, j)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := jc.Get(ctx(t), "pre/", clientv3.WithPrefix(), clientv3.WithSerializable())
+		if err == nil && len(r.Kvs) == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the learner did not catch up: %v %v", r, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := c.Etcdctl(t, "member", "promote", m[1]); !strings.HasPrefix(out, fmt.Sprintf("Member %s promoted in cluster %s", m[1], m[2])) {
+		t.Fatalf("member promote: %q", out)
+	}
+	if ms := members(); ms[m[1]] == nil || ms[m[1]].IsLearner {
+		t.Fatalf("member list after promote: %v", ms)
+	}
+	// Two voters now: a write needs both, and the new member serves
+	// linearizable reads.
+	if _, err := cli.Put(ctx(t), "after-promote", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := jc.Get(ctx(t), "after-promote"); err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("linearizable read on the promoted member: %v %v", r, err)
+	}
+	if out := c.Etcdctl(t, "member", "remove", m[1]); !strings.HasPrefix(out, fmt.Sprintf("Member %s removed from cluster %s", m[1], m[2])) {
+		t.Fatalf("member remove: %q", out)
+	}
+	if ms := members(); len(ms) != 1 {
+		t.Fatalf("member list after remove: %v", ms)
+	}
+	if _, err := cli.Put(ctx(t), "after-remove", "1"); err != nil {
+		t.Fatalf("a one-member cluster must accept writes after the removal: %v", err)
+	}
+	_ = id
+}

@@ -1,0 +1,197 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+)
+
+// The Cluster API's membership changes (api.ClusterBackend). Each is one
+// ConfChangeV2 through raft; the response lists the members as applied.
+
+// proposeConfChange proposes a membership change and waits for its apply.
+func (s *Server) proposeConfChange(ctx context.Context, typ raftpb.ConfChangeType, m Member) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	done := make(chan Result, 1)
+	errc := make(chan error, 1)
+	var id uint64
+	id64 := m.ID
+	cc := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: typ.Enum(), NodeId: &id64}}}
+	if err := s.do(ctx, func() {
+		var err error
+		id, err = s.core.ProposeConfChange(cc, m, func(r Result) { done <- r })
+		errc <- err
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-errc:
+		if err != nil {
+			return s.proposeError(err)
+		}
+	case <-s.donec:
+		return rpctypes.ErrGRPCStopped
+	}
+	select {
+	case r := <-done:
+		return toGRPCError(r.Err)
+	case <-ctx.Done():
+		_ = s.do(context.Background(), func() { s.core.Forget(id) })
+		return s.timeoutError(ctx)
+	case <-s.donec:
+		return rpctypes.ErrGRPCStopped
+	}
+}
+
+func (s *Server) members(ctx context.Context) ([]Member, error) {
+	var ms []Member
+	if err := s.onLoop(ctx, func() { ms = s.core.Members() }); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+func toPBMembers(ms []Member) []*pb.Member {
+	out := make([]*pb.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	return out
+}
+
+func (s *Server) clusterHeader() *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: s.ClusterID(), MemberId: s.ID(), RaftTerm: s.Term()}
+}
+
+// findMember returns the member with id.
+func findMember(ms []Member, id uint64) (Member, bool) {
+	for _, m := range ms {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// MemberAdd adds a voter or a learner. Its ID comes from its peer URLs,
+// the cluster token and the time, so re-adding the same URLs later gets a
+// new ID, as in etcd.
+func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	ms, err := s.members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		for _, u := range m.PeerURLs {
+			if slices.Contains(r.GetPeerURLs(), u) {
+				return nil, rpctypes.ErrGRPCPeerURLExist
+			}
+		}
+	}
+	m := Member{
+		ID:        MemberID(r.GetPeerURLs(), fmt.Sprintf("%s/%d", s.cfg.Core.ClusterToken, time.Now().UnixNano())),
+		PeerURLs:  append([]string(nil), r.GetPeerURLs()...),
+		IsLearner: r.GetIsLearner(),
+	}
+	typ := raftpb.ConfChangeAddNode
+	if m.IsLearner {
+		typ = raftpb.ConfChangeAddLearnerNode
+	}
+	if err := s.proposeConfChange(ctx, typ, m); err != nil {
+		return nil, err
+	}
+	s.lg.Info("added member", zap.String("member-id", fmt.Sprintf("%x", m.ID)), zap.Strings("peer-urls", m.PeerURLs), zap.Bool("learner", m.IsLearner))
+	if ms, err = s.members(ctx); err != nil {
+		return nil, err
+	}
+	return &pb.MemberAddResponse{Header: s.clusterHeader(), Member: &pb.Member{ID: m.ID, PeerURLs: m.PeerURLs, IsLearner: m.IsLearner}, Members: toPBMembers(ms)}, nil
+}
+
+// MemberRemove removes a member.
+func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	ms, err := s.members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := findMember(ms, r.GetID())
+	if !ok {
+		return nil, rpctypes.ErrGRPCMemberNotFound
+	}
+	if err := s.proposeConfChange(ctx, raftpb.ConfChangeRemoveNode, m); err != nil {
+		return nil, err
+	}
+	if ms, err = s.members(ctx); err != nil {
+		return nil, err
+	}
+	return &pb.MemberRemoveResponse{Header: s.clusterHeader(), Members: toPBMembers(ms)}, nil
+}
+
+// MemberUpdate changes a member's peer URLs.
+func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	ms, err := s.members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := findMember(ms, r.GetID())
+	if !ok {
+		return nil, rpctypes.ErrGRPCMemberNotFound
+	}
+	m.PeerURLs = append([]string(nil), r.GetPeerURLs()...)
+	if err := s.proposeConfChange(ctx, raftpb.ConfChangeUpdateNode, m); err != nil {
+		return nil, err
+	}
+	if ms, err = s.members(ctx); err != nil {
+		return nil, err
+	}
+	return &pb.MemberUpdateResponse{Header: s.clusterHeader(), Members: toPBMembers(ms)}, nil
+}
+
+// MemberPromote makes a learner a voter, once it has caught up with the
+// leader (etcd's rule: its log within 10% of the leader's).
+func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	ms, err := s.members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := findMember(ms, r.GetID())
+	switch {
+	case !ok:
+		return nil, rpctypes.ErrGRPCMemberNotFound
+	case !m.IsLearner:
+		return nil, rpctypes.ErrGRPCMemberNotLearner
+	}
+	if s.Leader() != s.ID() {
+		return nil, rpctypes.ErrGRPCNotLeader
+	}
+	ready := false
+	if err := s.onLoop(ctx, func() {
+		st := s.core.Status()
+		if pr, ok := st.Progress[m.ID]; ok {
+			commit := st.HardState.GetCommit()
+			ready = commit == 0 || float64(pr.Match) >= 0.9*float64(commit)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if !ready {
+		return nil, rpctypes.ErrGRPCLearnerNotReady
+	}
+	m.IsLearner = false
+	if err := s.proposeConfChange(ctx, raftpb.ConfChangeAddNode, m); err != nil {
+		return nil, err
+	}
+	if ms, err = s.members(ctx); err != nil {
+		return nil, err
+	}
+	return &pb.MemberPromoteResponse{Header: s.clusterHeader(), Members: toPBMembers(ms)}, nil
+}
+
+// Members lists the members as this member has applied them.
+func (s *Server) Members(ctx context.Context) ([]Member, error) { return s.members(ctx) }

@@ -105,10 +105,13 @@ func (c *testCluster) walFS(id uint64) vfs.FS {
 	return c.fs[id]
 }
 
-func (c *testCluster) start(id uint64) {
+func (c *testCluster) start(id uint64) { c.startWith(id, nil) }
+
+// startWith starts a member, letting edit adjust its configuration.
+func (c *testCluster) startWith(id uint64, edit func(*ServerConfig)) {
 	c.t.Helper()
 	m := c.member(id)
-	s, err := NewServer(ServerConfig{
+	cfg := ServerConfig{
 		Core: Config{
 			Name: m.Name, ID: id, ClusterToken: "test", InitialMembers: c.members,
 			Join: c.joining[id], ClusterID: c.clusterID(),
@@ -119,7 +122,11 @@ func (c *testCluster) start(id uint64) {
 		},
 		TickInterval: 10 * time.Millisecond,
 		ClientURLs:   []string{"http://" + m.Name},
-	}, func(h transport.Handler) transport.Transport { return c.net.Join(id, h) })
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := NewServer(cfg, func(h transport.Handler) transport.Transport { return c.net.Join(id, h) })
 	if err != nil {
 		c.t.Fatalf("starting %s: %v", m.Name, err)
 	}

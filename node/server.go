@@ -37,6 +37,8 @@ type ServerConfig struct {
 	RequestTimeout time.Duration
 	// ClientURLs are published to the cluster as this member's client URLs.
 	ClientURLs []string
+	// AutoCompaction is etcd's --auto-compaction-mode/-retention.
+	AutoCompaction AutoCompaction
 	// QuotaBackendBytes is the database size past which writes that add
 	// data raise the NOSPACE alarm and fail (etcd's --quota-backend-bytes);
 	// 0 means no quota.
@@ -120,6 +122,9 @@ func NewServer(cfg ServerConfig, newTransport func(h transport.Handler) transpor
 func (s *Server) Start() {
 	go s.run()
 	go s.publish()
+	if s.cfg.AutoCompaction.enabled() {
+		go s.compactor()
+	}
 }
 
 // ID is this member's ID.

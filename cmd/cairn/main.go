@@ -164,6 +164,14 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		closeAll(peerLns)
 		return nil, err
 	}
+	var autoCompact node.AutoCompaction
+	if cfg.AutoCompactionRetention != "" && cfg.AutoCompactionRetention != "0" {
+		_, retention, revisions, err := cfg.AutoCompaction()
+		if err != nil {
+			return nil, err
+		}
+		autoCompact = node.AutoCompaction{Retention: retention, Revisions: revisions}
+	}
 	quota, quotaOn := cfg.BackendQuota()
 	if !quotaOn {
 		quota = 0
@@ -185,6 +193,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		TickInterval:      cfg.HeartbeatInterval,
 		ClientURLs:        urlStrings(cfg.AdvertiseClientURLs),
 		QuotaBackendBytes: quota,
+		AutoCompaction:    autoCompact,
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport")})
 		return tr

@@ -1,0 +1,87 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.uber.org/zap"
+)
+
+// AutoCompaction configures etcd's --auto-compaction-mode and
+// --auto-compaction-retention. The zero value compacts nothing.
+type AutoCompaction struct {
+	// Retention (periodic mode) keeps this much history: the leader
+	// compacts to the revision it saw Retention ago, checking every
+	// Retention/10 (at least every second, at most every hour), as etcd.
+	Retention time.Duration
+	// Revisions (revision mode) keeps this many revisions: every
+	// CheckInterval the leader compacts to current-Revisions.
+	Revisions int64
+	// CheckInterval of revision mode; default 5 minutes, as etcd.
+	CheckInterval time.Duration
+}
+
+func (a AutoCompaction) enabled() bool { return a.Retention > 0 || a.Revisions > 0 }
+
+// revSample is the store's revision at a time.
+type revSample struct {
+	at  time.Time
+	rev int64
+}
+
+// compactor runs on the production shell: only the leader proposes
+// compactions, through raft like a client's.
+func (s *Server) compactor() {
+	a := s.cfg.AutoCompaction
+	every := a.CheckInterval
+	if a.Retention > 0 {
+		every = min(max(a.Retention/10, time.Second), time.Hour)
+	} else if every == 0 {
+		every = 5 * time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var samples []revSample
+	var last int64
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case now := <-t.C:
+			rev := s.kv.Rev()
+			var target int64
+			if a.Retention > 0 {
+				samples = append(samples, revSample{now, rev})
+				// Compact to the newest sample at least Retention old.
+				i := 0
+				for i < len(samples) && now.Sub(samples[i].at) >= a.Retention {
+					target = samples[i].rev
+					i++
+				}
+				if i > 0 {
+					samples = samples[i-1:]
+				}
+			} else {
+				target = rev - a.Revisions
+			}
+			if target <= last || target <= s.kv.CompactRev() || s.Leader() != s.ID() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+			_, err := s.Compact(ctx, &pb.CompactionRequest{Revision: target})
+			cancel()
+			switch {
+			case err == nil:
+				last = target
+				s.lg.Info("auto-compacted", zap.Int64("revision", target), zap.Duration("retention", a.Retention), zap.Int64("retained-revisions", a.Revisions))
+			case errors.Is(err, rpctypes.ErrGRPCCompacted):
+				last = target
+			default:
+				s.lg.Warn("auto-compaction failed", zap.Int64("revision", target), zap.Error(err))
+			}
+		}
+	}
+}

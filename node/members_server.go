@@ -114,43 +114,48 @@ func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.Mem
 	return &pb.MemberAddResponse{Header: s.clusterHeader(), Member: &pb.Member{ID: m.ID, PeerURLs: m.PeerURLs, IsLearner: m.IsLearner}, Members: toPBMembers(ms)}, nil
 }
 
-// MemberRemove removes a member.
-func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+// changeMember applies a conf change of type typ to the existing member
+// id, after edit adjusts what the change carries, and returns the members
+// as applied.
+func (s *Server) changeMember(ctx context.Context, id uint64, typ raftpb.ConfChangeType, edit func(*Member)) ([]*pb.Member, error) {
 	ms, err := s.members(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m, ok := findMember(ms, r.GetID())
+	m, ok := findMember(ms, id)
 	if !ok {
 		return nil, rpctypes.ErrGRPCMemberNotFound
 	}
-	if err := s.proposeConfChange(ctx, raftpb.ConfChangeRemoveNode, m); err != nil {
+	if edit != nil {
+		edit(&m)
+	}
+	if err := s.proposeConfChange(ctx, typ, m); err != nil {
 		return nil, err
 	}
 	if ms, err = s.members(ctx); err != nil {
 		return nil, err
 	}
-	return &pb.MemberRemoveResponse{Header: s.clusterHeader(), Members: toPBMembers(ms)}, nil
+	return toPBMembers(ms), nil
+}
+
+// MemberRemove removes a member.
+func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	ms, err := s.changeMember(ctx, r.GetID(), raftpb.ConfChangeRemoveNode, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.MemberRemoveResponse{Header: s.clusterHeader(), Members: ms}, nil
 }
 
 // MemberUpdate changes a member's peer URLs.
 func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
-	ms, err := s.members(ctx)
+	ms, err := s.changeMember(ctx, r.GetID(), raftpb.ConfChangeUpdateNode, func(m *Member) {
+		m.PeerURLs = append([]string(nil), r.GetPeerURLs()...)
+	})
 	if err != nil {
 		return nil, err
 	}
-	m, ok := findMember(ms, r.GetID())
-	if !ok {
-		return nil, rpctypes.ErrGRPCMemberNotFound
-	}
-	m.PeerURLs = append([]string(nil), r.GetPeerURLs()...)
-	if err := s.proposeConfChange(ctx, raftpb.ConfChangeUpdateNode, m); err != nil {
-		return nil, err
-	}
-	if ms, err = s.members(ctx); err != nil {
-		return nil, err
-	}
-	return &pb.MemberUpdateResponse{Header: s.clusterHeader(), Members: toPBMembers(ms)}, nil
+	return &pb.MemberUpdateResponse{Header: s.clusterHeader(), Members: ms}, nil
 }
 
 // MemberPromote makes a learner a voter, once it has caught up with the
@@ -183,14 +188,11 @@ func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) 
 	if !ready {
 		return nil, rpctypes.ErrGRPCLearnerNotReady
 	}
-	m.IsLearner = false
-	if err := s.proposeConfChange(ctx, raftpb.ConfChangeAddNode, m); err != nil {
+	pms, err := s.changeMember(ctx, m.ID, raftpb.ConfChangeAddNode, func(m *Member) { m.IsLearner = false })
+	if err != nil {
 		return nil, err
 	}
-	if ms, err = s.members(ctx); err != nil {
-		return nil, err
-	}
-	return &pb.MemberPromoteResponse{Header: s.clusterHeader(), Members: toPBMembers(ms)}, nil
+	return &pb.MemberPromoteResponse{Header: s.clusterHeader(), Members: pms}, nil
 }
 
 // Members lists the members as this member has applied them.

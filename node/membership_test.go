@@ -1,8 +1,11 @@
 package node
 
 import (
+	"errors"
+
 	"context"
 	"fmt"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"testing"
@@ -147,5 +150,35 @@ func TestMoveLeaderTransfersLeadership(t *testing.T) {
 	}
 	if _, err := c.server(lead).MoveLeader(ctx, target); err == nil || err.Error() != "rpc error: code = FailedPrecondition desc = etcdserver: not leader" {
 		t.Fatalf("move leader on a follower: %v, want etcdserver: not leader", err)
+	}
+}
+
+func TestMemberUpdateAndMembershipErrors(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{})
+	s := c.server(c.waitLeader())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	target := c.members[1]
+	resp, err := s.MemberUpdate(ctx, &pb.MemberUpdateRequest{ID: target.ID, PeerURLs: []string{"mem://moved"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range resp.GetMembers() {
+		if m.GetID() == target.ID {
+			found = len(m.GetPeerURLs()) == 1 && m.GetPeerURLs()[0] == "mem://moved" && m.GetName() == target.Name
+		}
+	}
+	if !found {
+		t.Fatalf("member update: %v", resp.GetMembers())
+	}
+	if _, err := s.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: 12345}); !errors.Is(err, rpctypes.ErrGRPCMemberNotFound) {
+		t.Fatalf("remove of an unknown member: %v, want %v", err, rpctypes.ErrGRPCMemberNotFound)
+	}
+	if _, err := s.MemberPromote(ctx, &pb.MemberPromoteRequest{ID: target.ID}); !errors.Is(err, rpctypes.ErrGRPCMemberNotLearner) {
+		t.Fatalf("promote of a voter: %v, want %v", err, rpctypes.ErrGRPCMemberNotLearner)
+	}
+	if _, err := s.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"mem://moved"}}); !errors.Is(err, rpctypes.ErrGRPCPeerURLExist) {
+		t.Fatalf("add with a peer URL in use: %v, want %v", err, rpctypes.ErrGRPCPeerURLExist)
 	}
 }

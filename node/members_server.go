@@ -172,8 +172,15 @@ func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) 
 	case !m.IsLearner:
 		return nil, rpctypes.ErrGRPCMemberNotLearner
 	}
-	if s.Leader() != s.ID() {
-		return nil, rpctypes.ErrGRPCNotLeader
+	if lead := s.Leader(); lead == 0 {
+		return nil, rpctypes.ErrGRPCNoLeader
+	} else if lead != s.ID() {
+		// Only the leader knows how far the learner got: ask it.
+		conn, err := s.leaderConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return pb.NewClusterClient(conn).MemberPromote(ctx, r)
 	}
 	ready := false
 	if err := s.onLoop(ctx, func() {

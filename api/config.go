@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -47,6 +48,13 @@ type Config struct {
 	Registry    *prometheus.Registry
 	EnablePprof bool
 
+	// gRPC keepalive, etcd's --grpc-keepalive-min-time (the shortest ping
+	// interval a client may use; 0 means 5s as etcd), --grpc-keepalive-interval
+	// and --grpc-keepalive-timeout (server pings; 0 leaves gRPC's defaults).
+	GRPCKeepAliveMinTime  time.Duration
+	GRPCKeepAliveInterval time.Duration
+	GRPCKeepAliveTimeout  time.Duration
+
 	// Watch, Lease and Auth services; nil answers codes.Unimplemented.
 	Watch pb.WatchServer
 	Lease pb.LeaseServer
@@ -75,6 +83,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.ClusterVersion == "" {
 		out.ClusterVersion = DefaultClusterVersion
+	}
+	if out.GRPCKeepAliveMinTime == 0 {
+		out.GRPCKeepAliveMinTime = 5 * time.Second
 	}
 	if out.Registry == nil {
 		out.Registry = prometheus.NewRegistry()

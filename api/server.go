@@ -9,30 +9,38 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("api: server closed")
 
-// Server serves the client API on one listener. Create it with New.
+// Server serves the client API on one or more listeners (etcd accepts
+// several --listen-client-urls). Create it with New.
 type Server struct {
 	cfg     Config
 	lg      *zap.Logger
 	grpc    *grpc.Server
 	metrics *grpcMetrics
 
-	mu       sync.Mutex
-	shutdown bool
-	serving  bool
-	mux      *connMux
-	httpSrv  *http.Server
-	gwConn   *grpc.ClientConn
-	served   chan struct{} // closed when the running Serve has stopped its servers
+	mu        sync.Mutex
+	shutdown  bool
+	listeners []*served
+}
+
+// served is one listener being served: its connection mux, its HTTP
+// server and the gateway's connection back to it.
+type served struct {
+	mux     *connMux
+	httpSrv *http.Server
+	gwConn  *grpc.ClientConn
+	done    chan struct{} // closed when Serve on it has stopped its servers
 }
 
 // New builds a Server and registers the six etcd services on its gRPC
@@ -49,6 +57,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: c, lg: c.Logger, metrics: m}
 	s.grpc = grpc.NewServer(
+		// etcd's keepalive policy: clientv3 users ping every few seconds
+		// (kube-apiserver: 30s), which gRPC's default minimum (5 min) punishes.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: c.GRPCKeepAliveMinTime}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: c.GRPCKeepAliveInterval, Timeout: c.GRPCKeepAliveTimeout}),
 		grpc.MaxRecvMsgSize(c.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
@@ -90,9 +102,9 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
 // Serve serves gRPC, the JSON gateway and the HTTP endpoints on l until
 // Shutdown, then returns ErrServerClosed; on a listener failure it stops
-// everything and returns the error. l is plain TCP (or unix): TLS will
-// wrap l before the connection mux (one place: Serve), and route by ALPN.
-// Serve may be called once.
+// serving l and returns the error. l is plain TCP (or unix): TLS will wrap
+// l before the connection mux (one place: Serve), and route by ALPN.
+// Serve may be called for several listeners, from several goroutines.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.shutdown {
@@ -100,11 +112,6 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return ErrServerClosed
 	}
-	if s.serving {
-		s.mu.Unlock()
-		return errors.New("api: Serve called twice")
-	}
-	s.serving = true
 	gwConn, err := dialSelf(l.Addr())
 	if err != nil {
 		s.mu.Unlock()
@@ -118,13 +125,18 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return err
 	}
-	s.gwConn = gwConn
-	s.mux = newConnMux(l)
-	s.httpSrv = &http.Server{
-		Handler:  handler,
-		ErrorLog: log.New(zapWriter{s.lg}, "", 0),
+	sv := &served{
+		gwConn: gwConn,
+		mux:    newConnMux(l),
+		httpSrv: &http.Server{
+			Handler:           handler,
+			ErrorLog:          log.New(zapWriter{s.lg}, "", 0),
+			ReadHeaderTimeout: 30 * time.Second,
+			IdleTimeout:       5 * time.Minute,
+		},
+		done: make(chan struct{}),
 	}
-	s.served = make(chan struct{})
+	s.listeners = append(s.listeners, sv)
 	s.mu.Unlock()
 
 	s.lg.Info("serving client traffic", zap.String("address", l.Addr().String()))
@@ -132,22 +144,21 @@ func (s *Server) Serve(l net.Listener) error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		s.grpc.Serve(s.mux.grpcL) // returns when the mux closes grpcL or on Stop
+		s.grpc.Serve(sv.mux.grpcL) // returns when the mux closes grpcL or on Stop
 	}()
 	go func() {
 		defer wg.Done()
-		s.httpSrv.Serve(s.mux.httpL)
+		sv.httpSrv.Serve(sv.mux.httpL)
 	}()
-	muxErr := s.mux.serve()
+	muxErr := sv.mux.serve()
 	if muxErr != nil {
-		s.lg.Warn("client listener failed; stopping", zap.Error(muxErr))
-		s.mux.close()
-		s.httpSrv.Close()
-		s.grpc.Stop()
-		s.gwConn.Close()
+		s.lg.Warn("client listener failed; stopping it", zap.String("address", l.Addr().String()), zap.Error(muxErr))
+		sv.mux.close()
+		sv.httpSrv.Close()
+		sv.gwConn.Close()
 	}
 	wg.Wait()
-	close(s.served)
+	close(sv.done)
 	if muxErr != nil {
 		return fmt.Errorf("api: serve: %w", muxErr)
 	}
@@ -179,21 +190,24 @@ func dialSelf(addr net.Addr) (*grpc.ClientConn, error) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
-	mux, httpSrv, gwConn, served := s.mux, s.httpSrv, s.gwConn, s.served
+	listeners := s.listeners
 	s.mu.Unlock()
-	if mux == nil { // never served
+	if len(listeners) == 0 { // never served
 		s.grpc.Stop()
 		return nil
 	}
-	mux.close()
-
-	var forced error
-	if err := httpSrv.Shutdown(ctx); err != nil {
-		forced = err
-		httpSrv.Close()
+	for _, sv := range listeners {
+		sv.mux.close()
 	}
-	// The gateway's requests are done (or cut), so its connection can go.
-	gwConn.Close()
+	var forced error
+	for _, sv := range listeners {
+		if err := sv.httpSrv.Shutdown(ctx); err != nil {
+			forced = err
+			sv.httpSrv.Close()
+		}
+		// The gateway's requests are done (or cut), so its connection can go.
+		sv.gwConn.Close()
+	}
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -206,7 +220,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.grpc.Stop()
 		<-stopped
 	}
-	<-served
+	for _, sv := range listeners {
+		<-sv.done
+	}
 	if forced != nil {
 		return fmt.Errorf("api: shutdown cut short: %w", forced)
 	}

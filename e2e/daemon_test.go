@@ -229,3 +229,44 @@ func TestDataDirOfAnotherClusterIsRefused(t *testing.T) {
 		t.Fatalf("starting a data dir with another cluster's token: exit %d, last stderr line %q", r.Code, last)
 	}
 }
+
+// TestSeveralClientURLs: etcd serves every --listen-client-urls; so must
+// Cairn, and SIGTERM must still exit cleanly.
+func TestSeveralClientURLs(t *testing.T) {
+	t.Parallel()
+	ports := freePorts(t, 3)
+	dir := t.TempDir()
+	c := &Cluster{t: t, token: fmt.Sprintf("cairn-e2e-multi-%d", time.Now().UnixNano())}
+	m := &Member{
+		Name:      "m0",
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
+		DataDir:   filepath.Join(dir, "data"),
+		LogPath:   filepath.Join(dir, "cairn.log"),
+		c:         c,
+	}
+	second := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	both := m.ClientURL + "," + second
+	c.Members = []*Member{m}
+	c.extra = []string{"--listen-client-urls", both, "--advertise-client-urls", both}
+	t.Cleanup(c.cleanup)
+	if err := m.start(); err != nil {
+		t.Fatal(err)
+	}
+	m.WaitReady(t)
+	for _, u := range []string{m.ClientURL, second} {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{u}, DialTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.Put(ctx(t), "k", u); err != nil {
+			t.Fatalf("put through %s: %v", u, err)
+		}
+		r, err := cli.Get(ctx(t), "k")
+		cli.Close()
+		if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != u {
+			t.Fatalf("get through %s: %v %v", u, r, err)
+		}
+	}
+	m.Stop(t)
+}

@@ -55,15 +55,22 @@ func run(args, environ []string) error {
 	for _, w := range cfg.Warnings {
 		lg.Warn(w)
 	}
+	// Registered before start: a signal during WAL replay or discovery is
+	// held until the member is up, then shuts it down cleanly.
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	d, err := start(cfg, lg)
 	if err != nil {
 		return err
 	}
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case sig := <-sigc:
 		lg.Info("received signal, shutting down", zap.String("signal", sig.String()))
+		go func() {
+			sig := <-sigc
+			lg.Warn("second signal: exiting without a clean shutdown", zap.String("signal", sig.String()))
+			os.Exit(1)
+		}()
 		d.stop()
 		return nil
 	case <-d.srv.Done():
@@ -168,6 +175,8 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	if cfg.AutoCompactionRetention != "" && cfg.AutoCompactionRetention != "0" {
 		_, retention, revisions, err := cfg.AutoCompaction()
 		if err != nil {
+			closeAll(peerLns)
+			closeAll(clientLns)
 			return nil, err
 		}
 		autoCompact = node.AutoCompaction{Retention: retention, Revisions: revisions}
@@ -211,6 +220,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		MaxRequestBytes: int(cfg.MaxRequestBytes), MaxTxnOps: int(cfg.MaxTxnOps),
 		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn,
 		Registry: reg, EnablePprof: cfg.EnablePprof,
+		GRPCKeepAliveMinTime: cfg.GRPCKeepAliveMinTime, GRPCKeepAliveInterval: cfg.GRPCKeepAliveInterval, GRPCKeepAliveTimeout: cfg.GRPCKeepAliveTimeout,
 		Lease: api.NewLeaseServer(srv, lg.Named("lease")),
 		Watch: api.NewWatchServer(api.StoreWatchBackend(srv.KV(), srv), api.WatchConfig{ProgressNotifyInterval: cfg.ExperimentalWatchProgressNotifyInterval, MaxRequestBytes: int(cfg.MaxRequestBytes), Logger: lg.Named("watch")}),
 	})

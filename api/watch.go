@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -103,6 +104,9 @@ type watchSession struct {
 
 	mu   sync.Mutex // orders option updates with the responses they govern
 	opts map[mvcc.WatchID]*watchOpts
+	// deferredProgress: a progress request arrived while some watcher was
+	// catching up; it is answered once all are synced, as etcd does.
+	deferredProgress atomic.Bool
 }
 
 // Watch serves one bidirectional stream carrying many watchers, as etcd's
@@ -149,7 +153,9 @@ func (ss *watchSession) recvLoop() error {
 			}
 			ss.mu.Unlock()
 		case req.GetProgressRequest() != nil:
-			ss.ws.RequestProgressAll()
+			if !ss.ws.RequestProgressAll() {
+				ss.deferredProgress.Store(true)
+			}
 		}
 		if resp != nil {
 			select {
@@ -193,11 +199,13 @@ func (ss *watchSession) sendLoop(recvErr <-chan error) error {
 					return err
 				}
 			}
+			ss.retryDeferredProgress()
 		case resp := <-ss.ctrl:
 			if err := ss.stream.Send(resp); err != nil {
 				return err
 			}
 		case <-ticker.C:
+			ss.retryDeferredProgress()
 			ss.mu.Lock()
 			for id, o := range ss.opts {
 				if o.progress && !o.sentEvents {
@@ -217,6 +225,14 @@ func (ss *watchSession) sendLoop(recvErr <-chan error) error {
 		case <-ctx.Done():
 			return toGRPCError(ctx.Err())
 		}
+	}
+}
+
+// retryDeferredProgress answers a deferred progress request once every
+// watcher of the stream is synced.
+func (ss *watchSession) retryDeferredProgress() {
+	if ss.deferredProgress.Load() && ss.ws.RequestProgressAll() {
+		ss.deferredProgress.Store(false)
 	}
 }
 

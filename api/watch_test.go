@@ -272,3 +272,29 @@ func TestWatchStreamReleasedWhenClientGoesAway(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestWatchProgressRequestWhileCatchingUpIsDeferred: a progress request
+// that arrives while a watcher replays history is answered once it has
+// caught up, as etcd does, never dropped.
+func TestWatchProgressRequestWhileCatchingUpIsDeferred(t *testing.T) {
+	e := newWatchEnv(t, WatchConfig{BufferLen: 4})
+	var last int64
+	for i := 0; i < 5000; i++ {
+		last = e.put(t, "h", fmt.Sprint(i))
+	}
+	wc := e.cli.Watch(ctxT(t), "h", clientv3.WithRev(1))
+	if err := e.cli.RequestProgress(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	events := 0
+	for {
+		r := next(t, wc)
+		events += len(r.Events)
+		if r.IsProgressNotify() {
+			if events != 5000 || r.Header.Revision != last {
+				t.Fatalf("progress notification after %d of 5000 events at revision %d (store at %d): it must come once the watcher is synced", events, r.Header.Revision, last)
+			}
+			return
+		}
+	}
+}

@@ -265,7 +265,10 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 }
 
 func (d *daemon) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// In-flight unary calls get a moment to finish; watch and keep-alive
+	// streams never end by themselves, so they are cut after it (clients
+	// reconnect elsewhere).
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := d.api.Shutdown(ctx); err != nil {
 		d.lg.Warn("shutting down client API", zap.Error(err))

@@ -224,6 +224,9 @@ func (c *Core) applyConfChange(e *raftpb.Entry, fresh bool) error {
 				c.tr.AddPeer(id, m.PeerURLs)
 			}
 		case raftpb.ConfChangeRemoveNode:
+			if id == c.id {
+				c.removed = true
+			}
 			delete(c.members, id)
 			c.kv.AuxDelete(membersBucket, memberKey(id))
 			if id != c.id {

@@ -50,6 +50,8 @@ func (s *Server) compactor() {
 		select {
 		case <-s.stopc:
 			return
+		case <-s.donec:
+			return
 		case now := <-t.C:
 			rev := s.kv.Rev()
 			var target int64

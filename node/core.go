@@ -30,6 +30,9 @@ var (
 	ErrStopped = errors.New("node: stopped")
 	// ErrRequestTooLarge: the encoded request exceeds Config.MaxRequestBytes.
 	ErrRequestTooLarge = errors.New("node: request is too large")
+	// ErrRemoved: this member was removed from the cluster; it stops, as
+	// etcd's does.
+	ErrRemoved = errors.New("node: this member was removed from the cluster")
 	// ErrProposalDropped: raft dropped the proposal (no leader known, or a leadership transfer is in progress).
 	ErrProposalDropped = raft.ErrProposalDropped
 )
@@ -206,6 +209,8 @@ type Core struct {
 	snapshotsInstalled uint64
 
 	fatal error
+	// removed is set when this member's own removal is applied.
+	removed bool
 }
 
 // NewCore opens a member's state: it restarts from the WAL and database if a
@@ -225,7 +230,10 @@ func NewCore(c Config) (*Core, error) {
 		members: map[uint64]Member{},
 		waits:   map[uint64]func(Result){},
 		idGen:   newIDGenerator(cfg.ID, cfg.Clock.Now().UnixMilli()),
-		role:    raft.StateFollower,
+		// ReadIndex contexts start from the clock, so a leader's answer to a
+		// read an earlier incarnation asked for is never taken for a new one.
+		reads: readQueue{nextCtx: uint64(cfg.Clock.Now().UnixNano())},
+		role:  raft.StateFollower,
 	}
 	if err := os.MkdirAll(filepath.Dir(DBPath(cfg.DataDir)), 0o700); err != nil {
 		return nil, fmt.Errorf("node: creating data dir: %w", err)
@@ -277,6 +285,7 @@ func (c *Core) raftConfig(applied uint64) *raft.Config {
 		MaxUncommittedEntriesSize: 1 << 30,
 		MaxInflightMsgs:           256,
 		CheckQuorum:               true,
+		StepDownOnRemoval:         true,
 		PreVote:                   true,
 		ReadOnlyOption:            raft.ReadOnlySafe,
 		Logger:                    newRaftLogger(c.cfg.Logger),
@@ -390,6 +399,23 @@ func (c *Core) restart(walCfg wal.Config) error {
 		return err
 	}
 	ci, _ := c.kv.ConsistentIndex()
+	if snapMeta != nil && ci < snapMeta.GetIndex() {
+		// A crash between a received snapshot's WAL marker and the swap of
+		// its database: finish the swap.
+		if staged := snapDBPath(c.cfg.DataDir, snapMeta.GetIndex()); fileExists(staged) {
+			c.lg.Warn("finishing the install of a snapshot interrupted by a crash", zap.Uint64("index", snapMeta.GetIndex()))
+			if err := c.replaceDBFrom(staged); err != nil {
+				return err
+			}
+			if err := c.loadAlarms(); err != nil {
+				return err
+			}
+			if err := c.openLessor(); err != nil {
+				return err
+			}
+			ci, _ = c.kv.ConsistentIndex()
+		}
+	}
 	if snapMeta != nil && snapMeta.GetIndex() > 0 {
 		if ci < snapMeta.GetIndex() {
 			return fmt.Errorf("node: database consistent index %d is behind the WAL snapshot at %d: the database file is older than the WAL", ci, snapMeta.GetIndex())
@@ -401,6 +427,12 @@ func (c *Core) restart(walCfg wal.Config) error {
 		c.confState = snapMeta.GetConfState()
 	}
 	if hs != nil {
+		if snapMeta != nil && hs.GetCommit() < snapMeta.GetIndex() {
+			// A crash between a received snapshot's marker and the next
+			// hard state: a snapshot is committed by definition.
+			idx := snapMeta.GetIndex()
+			hs.Commit = &idx
+		}
 		if err := c.storage.SetHardState(hs); err != nil {
 			return fmt.Errorf("node: restoring hard state: %w", err)
 		}
@@ -444,9 +476,9 @@ func (c *Core) loadMembers() error {
 	if err != nil {
 		return fmt.Errorf("node: loading members: %w", err)
 	}
-	for id := range c.members {
-		if _, ok := ms[id]; !ok && id != c.id {
-			c.tr.RemovePeer(id)
+	for _, m := range sortedMembers(c.members) {
+		if _, ok := ms[m.ID]; !ok && m.ID != c.id {
+			c.tr.RemovePeer(m.ID)
 		}
 	}
 	c.members = ms
@@ -671,6 +703,10 @@ func (c *Core) process() error {
 		if err := c.applyEntries(rd.CommittedEntries); err != nil {
 			return err
 		}
+		if c.removed {
+			c.rn.Advance(rd)
+			return ErrRemoved
+		}
 		c.rn.Advance(rd)
 		c.reads.answer(c.applied)
 		if err := c.maybeSnapshot(); err != nil {
@@ -754,14 +790,21 @@ func (c *Core) send(msgs []*raftpb.Message) error {
 func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	meta := snap.GetMetadata()
 	c.lg.Info("installing snapshot", zap.Uint64("index", meta.GetIndex()), zap.Uint64("term", meta.GetTerm()), zap.Int("bytes", len(snap.GetData())))
-	if err := c.kv.ReplaceDB(bytes.NewReader(snap.GetData())); err != nil {
-		return fmt.Errorf("node: installing snapshot database: %w", err)
-	}
-	if ci, _ := c.kv.ConsistentIndex(); ci < meta.GetIndex() {
-		return fmt.Errorf("node: snapshot database at consistent index %d is behind its raft index %d", ci, meta.GetIndex())
+	// Crash-safe in three steps, as etcd: the database is saved beside the
+	// live one and synced, then the WAL marker, then the swap. A restart
+	// between marker and swap finishes the swap from the saved file.
+	staged := snapDBPath(c.cfg.DataDir, meta.GetIndex())
+	if err := writeFileSync(staged, snap.GetData()); err != nil {
+		return fmt.Errorf("node: saving snapshot database: %w", err)
 	}
 	if err := c.wal.SaveSnapshot(meta); err != nil {
 		return fmt.Errorf("node: saving snapshot marker: %w", err)
+	}
+	if err := c.replaceDBFrom(staged); err != nil {
+		return err
+	}
+	if ci, _ := c.kv.ConsistentIndex(); ci < meta.GetIndex() {
+		return fmt.Errorf("node: snapshot database at consistent index %d is behind its raft index %d", ci, meta.GetIndex())
 	}
 	if err := c.storage.ApplySnapshot(&raftpb.Snapshot{Metadata: meta}); err != nil {
 		return fmt.Errorf("node: raft storage: %w", err)
@@ -869,4 +912,57 @@ func (c *Core) closeFiles() error {
 		c.wal = nil
 	}
 	return errors.Join(errs...)
+}
+
+// snapDBPath is where a received snapshot's database waits for its swap.
+func snapDBPath(dataDir string, index uint64) string {
+	return filepath.Join(dataDir, "member", "snap", fmt.Sprintf("%016x.snap.db", index))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// writeFileSync writes data to path durably (file and directory synced).
+func writeFileSync(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// replaceDBFrom swaps the database for the one saved at path, then
+// removes the file.
+func (c *Core) replaceDBFrom(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("node: opening snapshot database: %w", err)
+	}
+	err = c.kv.ReplaceDB(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("node: installing snapshot database: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		c.lg.Warn("removing an installed snapshot database", zap.String("path", path), zap.Error(err))
+	}
+	return nil
 }

@@ -138,8 +138,22 @@ func (s *Server) changeMember(ctx context.Context, id uint64, typ raftpb.ConfCha
 	return toPBMembers(ms), nil
 }
 
-// MemberRemove removes a member.
+// MemberRemove removes a member, refusing to remove the last voter (raft
+// cannot run without one).
 func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	cur, err := s.members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	voters := 0
+	for _, m := range cur {
+		if !m.IsLearner && m.ID != r.GetID() {
+			voters++
+		}
+	}
+	if voters == 0 {
+		return nil, rpctypes.ErrGRPCMemberNotEnoughStarted
+	}
 	ms, err := s.changeMember(ctx, r.GetID(), raftpb.ConfChangeRemoveNode, nil)
 	if err != nil {
 		return nil, err

@@ -182,3 +182,35 @@ func TestMemberUpdateAndMembershipErrors(t *testing.T) {
 		t.Fatalf("add with a peer URL in use: %v, want %v", err, rpctypes.ErrGRPCPeerURLExist)
 	}
 }
+
+func TestRemovingTheLastVoterIsRefusedAndARemovedMemberStops(t *testing.T) {
+	one := newTestCluster(t, 1, clusterOpts{})
+	solo := one.server(one.waitLeader())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := solo.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: solo.ID()}); !errors.Is(err, rpctypes.ErrGRPCMemberNotEnoughStarted) {
+		t.Fatalf("removing the only voter: %v, want %v", err, rpctypes.ErrGRPCMemberNotEnoughStarted)
+	}
+
+	c := newTestCluster(t, 3, clusterOpts{})
+	lead := c.waitLeader()
+	var victim *Server
+	for _, s := range c.running() {
+		if s.ID() != lead {
+			victim = s
+			break
+		}
+	}
+	if _, err := c.server(lead).MemberRemove(ctx, &pb.MemberRemoveRequest{ID: victim.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-victim.Done():
+		if !errors.Is(victim.Err(), ErrRemoved) {
+			t.Fatalf("removed member stopped with %v, want %v", victim.Err(), ErrRemoved)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a removed member kept running")
+	}
+	c.put(c.server(lead), "after-removal", "1")
+}

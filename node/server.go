@@ -60,6 +60,7 @@ type Server struct {
 	donec chan struct{}
 
 	stopOnce      sync.Once
+	started       atomic.Bool
 	crashing      atomic.Bool // shutdown abandons state as a power cut would (tests)
 	term          atomic.Uint64
 	lead          atomic.Uint64
@@ -120,6 +121,7 @@ func NewServer(cfg ServerConfig, newTransport func(h transport.Handler) transpor
 
 // Start runs the loop, and publishes this member's name and client URLs.
 func (s *Server) Start() {
+	s.started.Store(true)
 	go s.run()
 	go s.publish()
 	if s.cfg.AutoCompaction.enabled() {
@@ -215,7 +217,13 @@ func (s *Server) shutdown() {
 // Stop stops the loop gracefully: in-flight proposals and reads end with
 // "etcdserver: server stopped", the database is committed and closed.
 func (s *Server) Stop() {
-	s.stopOnce.Do(func() { close(s.stopc) })
+	s.stopOnce.Do(func() {
+		close(s.stopc)
+		if !s.started.Load() { // never started: no loop to close the core
+			s.shutdown()
+			close(s.donec)
+		}
+	})
 	<-s.donec
 	_ = s.tr.Close()
 	s.closeLeaderConn()

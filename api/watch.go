@@ -141,6 +141,15 @@ func (ss *watchSession) recvLoop() error {
 		if err != nil {
 			return err
 		}
+		// Backpressure: while the client is not reading its responses, do
+		// not take on more watchers or cancels for it.
+		for ss.ws.Full() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 		var resp *pb.WatchResponse
 		switch {
 		case req.GetCreateRequest() != nil:

@@ -325,6 +325,16 @@ func (ws *WatchStream) kick() {
 
 func (ws *WatchStream) qlen() int { return len(ws.queue) - ws.head }
 
+// Full tells whether the stream holds as many responses as its buffer
+// allows: a consumer that is not reading. Callers that add watchers on
+// a client's behalf wait while it is full, so a client that only creates
+// and never reads cannot grow the queue without bound.
+func (ws *WatchStream) Full() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.qlen() >= ws.limit
+}
+
 // push appends an item. ws.mu is held.
 func (ws *WatchStream) push(it watchItem) {
 	ws.queue = append(ws.queue, it)

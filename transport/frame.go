@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -61,15 +62,29 @@ func (d *frameReader) next() (*raftpb.Message, error) {
 	if n > maxFrameBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, maxFrameBytes)
 	}
-	if cap(d.buf) < int(n) || cap(d.buf) > 4<<20 && int(n) < 64<<10 {
-		d.buf = make([]byte, n)
+	if cap(d.buf) > 4<<20 && int(n) < 64<<10 {
+		d.buf = nil // do not keep a huge buffer for small frames
 	}
-	d.buf = d.buf[:n]
-	if _, err := io.ReadFull(d.r, d.buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	if int(n) <= cap(d.buf) {
+		d.buf = d.buf[:n]
+		if _, err := io.ReadFull(d.r, d.buf); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
 		}
-		return nil, err
+	} else {
+		// Grow with what actually arrives: a header claiming a huge frame
+		// costs memory only as its bytes come in.
+		var b bytes.Buffer
+		b.Grow(min(int(n), 1<<20))
+		if m, err := io.CopyN(&b, d.r, int64(n)); err != nil {
+			if errors.Is(err, io.EOF) && m < int64(n) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		d.buf = b.Bytes()
 	}
 	m := new(raftpb.Message)
 	// proto.Unmarshal copies bytes fields, so d.buf can be reused.

@@ -79,33 +79,31 @@ func (s *Store) Hash() (uint32, error) {
 
 // Size returns the size in bytes of the database file.
 func (s *Store) Size() int64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return 0
-	}
-	tx, err := s.db.Begin(false)
-	if err != nil {
-		return 0
-	}
-	defer func() { _ = tx.Rollback() }()
-	return tx.Size()
+	size, _ := s.sizes()
+	return size
 }
 
 // SizeInUse returns the bytes of the database file not on the free list.
 func (s *Store) SizeInUse() int64 {
+	_, inUse := s.sizes()
+	return inUse
+}
+
+// sizes reads the file size and the bytes in use from one read txn; both
+// are 0 once the store is closed.
+func (s *Store) sizes() (size, inUse int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return 0
+		return 0, 0
 	}
 	tx, err := s.db.Begin(false)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer func() { _ = tx.Rollback() }()
 	st := s.db.Stats()
-	return tx.Size() - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize)
+	return tx.Size(), tx.Size() - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize)
 }
 
 // ReplaceDB replaces the whole database with the bbolt file read from r (a

@@ -37,7 +37,7 @@ func TestMemberAddJoinPromoteRemove(t *testing.T) {
 		c:         c,
 	}
 	out := c.Etcdctl(t, "member", "add", "m1", "--learner", "--peer-urls="+j.PeerURL)
-	m := regexp.MustCompile(`^Member ([0-9a-f]+) added as learner to cluster ([0-9a-f]+)\n`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`^Member +([0-9a-f]+) added as learner to cluster +([0-9a-f]+)\n`).FindStringSubmatch(out)
 	ic := regexp.MustCompile(`ETCD_INITIAL_CLUSTER="([^"]*)"`).FindStringSubmatch(out)
 	if m == nil || ic == nil || !strings.Contains(out, `ETCD_INITIAL_CLUSTER_STATE="existing"`) ||
 		!strings.Contains(ic[1], "m0="+c.Members[0].PeerURL) || !strings.Contains(ic[1], "m1="+j.PeerURL) {
@@ -87,7 +87,7 @@ func TestMemberAddJoinPromoteRemove(t *testing.T) {
 	}
 	// Promote through the learner itself: it forwards to the leader, which
 	// alone knows how far the learner got.
-	if r := c.etcdctlAt(t, []string{j.ClientURL}, "", "member", "promote", m[1]); r.Code != 0 || !strings.HasPrefix(r.Stdout, fmt.Sprintf("Member %s promoted in cluster %s", m[1], m[2])) {
+	if r := c.etcdctlAt(t, []string{j.ClientURL}, "", "member", "promote", m[1]); r.Code != 0 || !regexp.MustCompile(fmt.Sprintf(`^Member +%s promoted in cluster +%s\n`, m[1], m[2])).MatchString(r.Stdout) {
 		t.Fatalf("member promote through the learner: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
 	}
 	if ms := members(); ms[m[1]] == nil || ms[m[1]].IsLearner {
@@ -101,7 +101,7 @@ func TestMemberAddJoinPromoteRemove(t *testing.T) {
 	if r, err := jc.Get(ctx(t), "after-promote"); err != nil || len(r.Kvs) != 1 {
 		t.Fatalf("linearizable read on the promoted member: %v %v", r, err)
 	}
-	if out := c.Etcdctl(t, "member", "remove", m[1]); !strings.HasPrefix(out, fmt.Sprintf("Member %s removed from cluster %s", m[1], m[2])) {
+	if out := c.Etcdctl(t, "member", "remove", m[1]); !regexp.MustCompile(fmt.Sprintf(`^Member +%s removed from cluster +%s\n`, m[1], m[2])).MatchString(out) {
 		t.Fatalf("member remove: %q", out)
 	}
 	if ms := members(); len(ms) != 1 {

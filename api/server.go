@@ -64,6 +64,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.MaxRecvMsgSize(c.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.ForceServerCodecV2(protoCodec{}),
 		// Metrics outermost, so they see the code the client sees.
 		grpc.ChainUnaryInterceptor(m.unary, recoverUnary(c.Logger)),
 		grpc.ChainStreamInterceptor(m.stream, recoverStream(c.Logger)),

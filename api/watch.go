@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -23,8 +24,8 @@ type WatchBackend interface {
 	// NewWatchStream opens a watch stream on the member's own store (so a
 	// follower serves watches from what it has applied).
 	NewWatchStream(bufferLen int) *mvcc.WatchStream
-	// WatchHeader returns cluster_id, member_id and raft_term; the service
-	// sets revision per response.
+	// WatchHeader returns cluster_id, member_id, raft_term and the store's
+	// current revision; the service sets revision per response.
 	WatchHeader() *pb.ResponseHeader
 }
 
@@ -50,7 +51,7 @@ type storeWatchBackend struct {
 func (b storeWatchBackend) NewWatchStream(n int) *mvcc.WatchStream { return b.store.NewWatchStream(n) }
 
 func (b storeWatchBackend) WatchHeader() *pb.ResponseHeader {
-	return &pb.ResponseHeader{ClusterId: b.m.ClusterID(), MemberId: b.m.ID(), RaftTerm: b.m.Term()}
+	return &pb.ResponseHeader{ClusterId: b.m.ClusterID(), MemberId: b.m.ID(), RaftTerm: b.m.Term(), Revision: b.store.Rev()}
 }
 
 // WatchConfig configures the Watch service. The zero value is usable.
@@ -59,8 +60,9 @@ type WatchConfig struct {
 	// progress_notify that got no event meanwhile receive a progress
 	// notification. 0 means DefaultProgressNotifyInterval.
 	ProgressNotifyInterval time.Duration
-	// MaxRequestBytes is the size above which a response of a watcher
-	// created with fragment is split. 0 means DefaultMaxRequestBytes.
+	// MaxRequestBytes is --max-request-bytes: a response of a watcher
+	// created with fragment is split when it reaches this plus gRPC's
+	// 512 KiB allowance, as etcd splits it. 0 means DefaultMaxRequestBytes.
 	MaxRequestBytes int
 	// BufferLen bounds the responses held per stream for a client that
 	// does not read (see mvcc.NewWatchStream). 0 means the mvcc default.
@@ -178,13 +180,22 @@ func (ss *watchSession) recvLoop() error {
 
 // create makes a watcher; it returns the response to send only on failure
 // (a success's Created response comes through the mvcc stream, in order).
+// A failure answers as etcd does: watch ID -1, created and canceled, the
+// reason, and the current revision in the header.
 func (ss *watchSession) create(r *pb.WatchCreateRequest) *pb.WatchResponse {
 	key, end := r.GetKey(), r.GetRangeEnd()
+	fail := func(reason string) *pb.WatchResponse {
+		return &pb.WatchResponse{Header: ss.srv.be.WatchHeader(), WatchId: int64(mvcc.InvalidWatchID), Created: true, Canceled: true, CancelReason: reason}
+	}
+	if r.GetStartRevision() < 0 {
+		// etcd refuses it as compacted, whether or not anything was.
+		return fail(rpctypes.ErrorDesc(rpctypes.ErrGRPCCompacted))
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	id, err := ss.ws.Watch(mvcc.WatchID(r.GetWatchId()), key, end, r.GetStartRevision(), r.GetFilters(), r.GetPrevKv())
 	if err != nil {
-		return &pb.WatchResponse{Header: ss.header(0), WatchId: int64(mvcc.InvalidWatchID), Created: true, Canceled: true, CancelReason: err.Error()}
+		return fail(err.Error())
 	}
 	ss.opts[id] = &watchOpts{fragment: r.GetFragment(), progress: r.GetProgressNotify()}
 	return nil
@@ -264,13 +275,14 @@ func (ss *watchSession) send(r mvcc.WatchResponse) error {
 		CompactRevision: r.CompactRevision,
 		Events:          r.Events,
 	}
-	if !fragment || len(wr.Events) < 2 || proto.Size(wr) < ss.srv.cfg.MaxRequestBytes {
+	limit := ss.srv.cfg.MaxRequestBytes + grpcOverheadBytes
+	if !fragment || len(wr.Events) < 2 || proto.Size(wr) < limit {
 		return ss.stream.Send(wr)
 	}
-	return sendFragments(wr, ss.srv.cfg.MaxRequestBytes, ss.stream.Send)
+	return sendFragments(wr, limit, ss.stream.Send)
 }
 
-// sendFragments splits wr's events into responses of at most limit bytes
+// sendFragments splits wr's events into responses smaller than limit bytes
 // (each with at least one event); all but the last have fragment set.
 func sendFragments(wr *pb.WatchResponse, limit int, send func(*pb.WatchResponse) error) error {
 	evs := wr.Events
@@ -279,7 +291,7 @@ func sendFragments(wr *pb.WatchResponse, limit int, send func(*pb.WatchResponse)
 		n := 0
 		for n < len(evs) {
 			part.Events = evs[:n+1]
-			if n > 0 && proto.Size(part) > limit {
+			if n > 0 && proto.Size(part) >= limit {
 				break
 			}
 			n++

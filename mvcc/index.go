@@ -56,27 +56,45 @@ func (ki *keyIndex) tombstone(r Revision) {
 	ki.gens = append(ki.gens, nil)
 }
 
-// compact drops history not needed to read at store revisions >= c: per
-// generation, everything before the newest revision at or below c, and whole
-// generations whose tombstone is at or below c. The revisions at or below c
-// that remain are added to keep. It reports whether nothing remains.
+// compact drops history not needed to read at store revisions >= c:
+// whole generations whose tombstone is below c, and in the first
+// generation that lives past c, everything before its newest revision at
+// or below c. A generation whose tombstone is at c keeps just that
+// tombstone (until a later compaction), so a watch from the compacted
+// revision, which etcd allows, still gets that revision's deletes, as in
+// etcd 3.7. The revisions at or below c that remain are added to keep. It
+// reports whether nothing remains.
 func (ki *keyIndex) compact(c int64, keep map[Revision]struct{}) bool {
 	i := 0
-	for i < len(ki.gens)-1 && ki.gens[i][len(ki.gens[i])-1].Main <= c {
+	for i < len(ki.gens)-1 && ki.gens[i][len(ki.gens[i])-1].Main < c {
 		i++
 	}
-	if i > 0 {
-		ki.gens = append([]generation(nil), ki.gens[i:]...)
+	gens := ki.gens[:0:0]
+	if i == 0 && len(ki.gens) == 1 {
+		gens = ki.gens[:0] // the common case: one generation, trimmed in place
 	}
-	g := ki.gens[0]
-	if j := sort.Search(len(g), func(k int) bool { return g[k].Main > c }) - 1; j >= 0 {
-		if keep != nil {
-			keep[g[j]] = struct{}{}
+	for k := i; k < len(ki.gens); k++ {
+		g := ki.gens[k]
+		if k < len(ki.gens)-1 && g[len(g)-1].Main == c {
+			tomb := g[len(g)-1]
+			if keep != nil {
+				keep[tomb] = struct{}{}
+			}
+			gens = append(gens, generation{tomb})
+			continue
 		}
-		if j > 0 {
-			ki.gens[0] = append(generation(nil), g[j:]...)
+		if j := sort.Search(len(g), func(k int) bool { return g[k].Main > c }) - 1; j >= 0 {
+			if keep != nil {
+				keep[g[j]] = struct{}{}
+			}
+			if j > 0 {
+				g = append(generation(nil), g[j:]...)
+			}
 		}
+		gens = append(append(gens, g), ki.gens[k+1:]...)
+		break
 	}
+	ki.gens = gens
 	return len(ki.gens) == 1 && len(ki.gens[0]) == 0
 }
 

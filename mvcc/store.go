@@ -34,6 +34,7 @@ type Config struct {
 	CompactionBatchLimit int           // revisions physically removed per CompactStep; default 1000
 	Clock                clock.Clock   // default clock.Real{}
 	NoSync               bool          // bbolt NoSync (simulator); default false
+	Watch                WatchLimits   // memory bounds of watching; zero fields take the defaults
 	Logger               *zap.Logger   // nil = zap.NewNop()
 }
 
@@ -130,7 +131,7 @@ func Open(cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s.watches = newWatchState(s.rev)
+	s.watches = newWatchState(s.rev, cfg.Watch)
 	return s, nil
 }
 

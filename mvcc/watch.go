@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"sync"
+	"sync/atomic"
 
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
@@ -25,9 +25,25 @@ const (
 	// WatchStream holds for a consumer that does not keep up.
 	DefaultWatchBufferLen = 4096
 
-	// watchBatchRevs bounds the revisions one catch-up step reads from
-	// history for one watcher.
+	// DefaultWatchStreamBytes bounds the events queued in one WatchStream,
+	// counted at their encoded size as if none were shared; past it, the
+	// stream's watchers fall behind and are caught up from history as the
+	// consumer reads.
+	DefaultWatchStreamBytes = 4 << 20
+	// DefaultWatchTotalBytes bounds the same over every stream of a store.
+	DefaultWatchTotalBytes = 256 << 20
+	// DefaultWatchCacheBytes bounds the recent events kept in memory while
+	// some watcher is behind, so that catching up reads them there, shared
+	// by every watcher, instead of from the database.
+	DefaultWatchCacheBytes = 32 << 20
+
+	// watchBatchRevs bounds the revisions with events that one catch-up
+	// step gives one watcher, as etcd's watchBatchMaxRevs does.
 	watchBatchRevs = 1000
+	// watchBatchBytes also bounds a catch-up step, at a revision boundary.
+	// etcd has no such bound, so its catch-up responses can pass gRPC's
+	// default 4 MiB receive limit and break clients that keep it.
+	watchBatchBytes = 1 << 20
 )
 
 // Watch errors; the messages are etcd's.
@@ -44,12 +60,19 @@ var (
 //   - Created: the first response of every watcher; Revision is the
 //     revision the watch starts after (the watcher gets every event with a
 //     revision above it, or from its start revision if that is higher).
-//   - Events: all the watcher's events of one revision, in order, after
-//     filters; Revision is that revision. Empty batches are never sent.
+//   - Events: the watcher's events after filters, in order. A watcher that
+//     keeps up gets the events of one write; one catching up from history
+//     gets those of every revision up to now in one response (at most
+//     watchBatchRevs revisions with events and about watchBatchBytes), as
+//     etcd batches them.
+//     Revision is the revision through which the watcher has now been
+//     sent every event: the write's, or the last one the catch-up step
+//     covered (the current revision once it has caught up). Empty batches
+//     are never sent.
 //   - Progress (no events, not created, not canceled): the watcher has been
 //     sent every event up to and including Revision.
 //   - Canceled: the last response of a watcher. CompactRevision is set when
-//     the cancel is due to compaction: the watcher's next revision was at or
+//     the cancel is due to compaction: the watcher's next revision was
 //     below it, so its events are gone.
 type WatchResponse struct {
 	WatchID         WatchID
@@ -60,8 +83,24 @@ type WatchResponse struct {
 	Canceled        bool
 }
 
+// WatchStats describes the watchers of a store, for metrics.
+type WatchStats struct {
+	Streams, Watchers int
+	// Behind is the number of watchers catching up from history: created
+	// at a past revision, or left behind by a consumer that did not keep
+	// up (etcd's slow watchers).
+	Behind int
+	// PendingEvents and PendingBytes are the events queued in all streams
+	// and their size, counted as if none were shared.
+	PendingEvents, PendingBytes int64
+	// CacheBytes is the size of the recent events kept for watchers that
+	// are behind.
+	CacheBytes int
+}
+
 // watchState is the store's side of watching: the synced watchers, fed by
-// every write, and the last revision they were fed.
+// every write, the last revision they were fed, and the recent events that
+// watchers catching up read.
 //
 // Lock order: watchState.mu, then WatchStream.mu, then Store.mu. The writer
 // calls notify holding no Store lock.
@@ -73,13 +112,71 @@ type watchState struct {
 	ranges []*watcher            // synced range watchers
 
 	count    int    // watchers of all streams
+	streams  int    // open streams
+	behind   int    // watchers catching up
 	restores uint64 // bumped (under Store.mu) when the database is replaced
+
+	// recent holds the events of the last revisions up to rev, contiguous,
+	// while some watcher is behind, and nothing otherwise. It is append-only:
+	// catch-up keeps a copy of the slice and reads it without the lock, so
+	// entries are never overwritten (trimming reslices, forget drops the
+	// array).
+	recent      []revEvents
+	recentBytes int
+
+	limits WatchLimits
+	// Events queued in all streams and their bytes; changed under a
+	// WatchStream.mu, read anywhere.
+	pendingEvents, pendingBytes atomic.Int64
 	// scratch for notify
 	touched []*watcher
 }
 
-func newWatchState(rev int64) *watchState {
-	return &watchState{rev: rev, keys: make(map[string][]*watcher)}
+// WatchLimits are the memory bounds of watching; zero fields take the
+// Default* values.
+type WatchLimits struct {
+	StreamBytes int // DefaultWatchStreamBytes
+	TotalBytes  int // DefaultWatchTotalBytes
+	CacheBytes  int // DefaultWatchCacheBytes
+}
+
+func (l WatchLimits) withDefaults() WatchLimits {
+	if l.StreamBytes <= 0 {
+		l.StreamBytes = DefaultWatchStreamBytes
+	}
+	if l.TotalBytes <= 0 {
+		l.TotalBytes = DefaultWatchTotalBytes
+	}
+	if l.CacheBytes <= 0 {
+		l.CacheBytes = DefaultWatchCacheBytes
+	}
+	return l
+}
+
+// revEvents is the events of one revision and their size.
+type revEvents struct {
+	rev  int64
+	evs  []*mvccpb.Event
+	size int
+}
+
+func newWatchState(rev int64, l WatchLimits) *watchState {
+	return &watchState{rev: rev, keys: make(map[string][]*watcher), limits: l.withDefaults()}
+}
+
+// eventSize approximates an event's encoded size without encoding it: the
+// key and value plus room for the revisions, version and lease. It is the
+// unit of the watch memory bounds.
+func eventSize(ev *mvccpb.Event) int {
+	return len(ev.Kv.Key) + len(ev.Kv.Value) + 48
+}
+
+func eventsSize(evs []*mvccpb.Event) int {
+	n := 0
+	for _, ev := range evs {
+		n += eventSize(ev)
+	}
+	return n
 }
 
 // watcher is one watch. Immutable fields first.
@@ -94,10 +191,10 @@ type watcher struct {
 	synced           bool  // watchState.mu
 	slot             int   // index in its synced group slice; watchState.mu
 	minRev           int64 // next revision it needs, unless synced (then max(minRev, rev+1)); watchState.mu
+	catchUp          bool  // needs history (unsynced or victim); watchState.mu and ws.mu
 	scratchRev       int64 // notify scratch; watchState.mu
 	scratch          []*mvccpb.Event
 	queued           int  // items in ws.queue; ws.mu
-	catchUp          bool // needs history (unsynced or victim); ws.mu
 	inReady, removed bool // ws.mu
 }
 
@@ -147,6 +244,44 @@ func (g *watchState) removeSynced(w *watcher) {
 	g.ranges = remove(g.ranges)
 }
 
+// fallBehind makes w, which is not synced, catch up from next on. g.mu and
+// w.ws.mu are held.
+func (g *watchState) fallBehind(w *watcher, next int64) {
+	w.minRev = next
+	if !w.catchUp {
+		w.catchUp = true
+		g.behind++
+	}
+	if w.queued == 0 {
+		w.ws.pushReady(w)
+	}
+	w.ws.kick()
+}
+
+// catchUpDone marks w, which caught up, as synced. g.mu and w.ws.mu are held.
+func (g *watchState) catchUpDone(w *watcher) {
+	w.catchUp = false
+	g.behind--
+	g.addSynced(w)
+}
+
+// remember appends the events of rev, the revision after the last one
+// remembered, to recent, and trims recent to its byte bound.
+func (g *watchState) remember(rev int64, evs []*mvccpb.Event, size int) {
+	g.recent = append(g.recent, revEvents{rev: rev, evs: evs, size: size})
+	g.recentBytes += size
+	for g.recentBytes > g.limits.CacheBytes && len(g.recent) > 1 {
+		g.recentBytes -= g.recent[0].size
+		g.recent = g.recent[1:]
+	}
+}
+
+// forget drops the recent events: nobody is behind, or they no longer
+// continue the store's history.
+func (g *watchState) forget() {
+	g.recent, g.recentBytes = nil, 0
+}
+
 // unsyncAll moves every synced watcher to catch-up from next on: the store
 // was replaced (or revisions were skipped), so what they were fed is no
 // longer a prefix of the store's history.
@@ -158,15 +293,11 @@ func (g *watchState) unsyncAll(next int64) {
 	all = append(all, g.ranges...)
 	for _, w := range all {
 		g.removeSynced(w)
-		w.minRev = max(w.minRev, next)
 		w.ws.mu.Lock()
-		w.catchUp = true
-		if w.queued == 0 {
-			w.ws.pushReady(w)
-		}
-		w.ws.kick()
+		g.fallBehind(w, max(w.minRev, next))
 		w.ws.mu.Unlock()
 	}
+	g.forget()
 }
 
 // noteRestore records that the database was replaced. Store.mu is held.
@@ -182,10 +313,18 @@ func (s *Store) restores() uint64 {
 	return s.watches.restores
 }
 
+// restoreState returns the restores so far and the current revision.
+func (s *Store) restoreState() (uint64, int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.watches.restores, s.rev
+}
+
 // notifyWatchers feeds the events of revision rev to the synced watchers.
 // Called by the writer after every write that changed something, holding
-// no Store lock. It never blocks on a consumer: a stream whose buffer is
-// full turns the watcher into a victim that catches up from history.
+// no Store lock. It never blocks on a consumer: a stream that is full
+// turns the watcher into one that catches up from history. The events are
+// shared by every watcher and must not be changed after.
 func (s *Store) notifyWatchers(rev int64, evs []*mvccpb.Event) {
 	restores := s.restores()
 	g := s.watches
@@ -196,16 +335,17 @@ func (s *Store) notifyWatchers(rev int64, evs []*mvccpb.Event) {
 		g.unsyncAll(g.rev + 1)
 	}
 	g.rev = rev
+	size := eventsSize(evs)
 	var victims []*watcher
 	if len(evs) == 1 {
 		key := evs[0].Kv.Key
 		for _, w := range g.keys[string(key)] {
-			if rev >= w.minRev && !w.ws.enqueue(w, rev, evs) {
+			if rev >= w.minRev && !w.ws.enqueue(w, rev, evs, size) {
 				victims = append(victims, w)
 			}
 		}
 		for _, w := range g.ranges {
-			if rev >= w.minRev && w.matches(key) && !w.ws.enqueue(w, rev, evs) {
+			if rev >= w.minRev && w.matches(key) && !w.ws.enqueue(w, rev, evs, size) {
 				victims = append(victims, w)
 			}
 		}
@@ -233,12 +373,13 @@ func (s *Store) notifyWatchers(rev int64, evs []*mvccpb.Event) {
 			}
 		}
 		for i, w := range g.touched {
-			mine := evs
+			mine, n := evs, size
 			if len(w.scratch) != len(evs) {
 				mine = append([]*mvccpb.Event(nil), w.scratch...)
+				n = eventsSize(mine)
 			}
 			w.scratch = w.scratch[:0]
-			if !w.ws.enqueue(w, rev, mine) {
+			if !w.ws.enqueue(w, rev, mine, n) {
 				victims = append(victims, w)
 			}
 			g.touched[i] = nil
@@ -246,225 +387,15 @@ func (s *Store) notifyWatchers(rev int64, evs []*mvccpb.Event) {
 	}
 	for _, w := range victims {
 		g.removeSynced(w)
-		w.minRev = rev
 		w.ws.mu.Lock()
-		w.catchUp = true
-		if w.queued == 0 {
-			w.ws.pushReady(w)
-		}
-		w.ws.kick()
+		g.fallBehind(w, rev)
 		w.ws.mu.Unlock()
 	}
-}
-
-// itemKind says what a queued item becomes.
-type itemKind uint8
-
-const (
-	itemEvents itemKind = iota
-	itemCreated
-	itemProgress
-	itemCanceled
-	itemCompacted
-)
-
-type watchItem struct {
-	w    *watcher // nil for a stream-wide progress notification
-	kind itemKind
-	rev  int64
-	evs  []*mvccpb.Event
-	// compact is the compacted revision of an itemCompacted.
-	compact int64
-}
-
-// WatchStream is a set of watchers whose responses come out of one queue,
-// in order per watcher. It starts no goroutine: the consumer calls Next,
-// and Next also catches up watchers that are behind (reading history in
-// bounded steps), so a consumer that stops reading costs at most the
-// configured buffer. Watch, Cancel, RequestProgress* and Close may be
-// called from any goroutine; Next from one goroutine at a time.
-type WatchStream struct {
-	s      *Store
-	limit  int
-	readyc chan struct{}
-
-	pmu sync.Mutex // serialises Next
-
-	mu       sync.Mutex
-	closed   bool
-	watchers map[WatchID]*watcher
-	nextID   WatchID
-	queue    []watchItem
-	head     int
-	ready    []*watcher // behind, nothing queued: next in line for history
-	flip     bool
-}
-
-// NewWatchStream opens a watch stream on s. bufferLen bounds the responses
-// queued for a slow consumer (0 means DefaultWatchBufferLen); once it is
-// reached, further events of its watchers are left in history and read
-// back, in order and without loss, as the consumer catches up. Close the
-// stream to release it.
-func (s *Store) NewWatchStream(bufferLen int) *WatchStream {
-	if bufferLen <= 0 {
-		bufferLen = DefaultWatchBufferLen
+	if g.behind > 0 {
+		g.remember(rev, evs, size)
+	} else if g.recent != nil {
+		g.forget()
 	}
-	return &WatchStream{s: s, limit: bufferLen, readyc: make(chan struct{}, 1), watchers: make(map[WatchID]*watcher)}
-}
-
-// Ready returns a channel that receives a value whenever responses may be
-// available. After each receive, call Next until it returns false.
-func (ws *WatchStream) Ready() <-chan struct{} { return ws.readyc }
-
-func (ws *WatchStream) kick() {
-	select {
-	case ws.readyc <- struct{}{}:
-	default:
-	}
-}
-
-func (ws *WatchStream) qlen() int { return len(ws.queue) - ws.head }
-
-// Full tells whether the stream holds as many responses as its buffer
-// allows: a consumer that is not reading. Callers that add watchers on
-// a client's behalf wait while it is full, so a client that only creates
-// and never reads cannot grow the queue without bound.
-func (ws *WatchStream) Full() bool {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	return ws.qlen() >= ws.limit
-}
-
-// push appends an item. ws.mu is held.
-func (ws *WatchStream) push(it watchItem) {
-	ws.queue = append(ws.queue, it)
-	if it.w != nil {
-		it.w.queued++
-	}
-	ws.kick()
-}
-
-func (ws *WatchStream) pop() watchItem {
-	it := ws.queue[ws.head]
-	ws.queue[ws.head] = watchItem{}
-	ws.head++
-	switch {
-	case ws.head == len(ws.queue):
-		ws.queue, ws.head = ws.queue[:0], 0
-	case ws.head >= 1024 && 2*ws.head >= len(ws.queue):
-		n := copy(ws.queue, ws.queue[ws.head:])
-		clear(ws.queue[n:])
-		ws.queue, ws.head = ws.queue[:n], 0
-	}
-	return it
-}
-
-func (ws *WatchStream) pushReady(w *watcher) {
-	if !w.inReady && !w.removed {
-		w.inReady = true
-		ws.ready = append(ws.ready, w)
-	}
-}
-
-// enqueue queues the events of rev for synced watcher w, or reports false
-// when the buffer is full. watchState.mu is held.
-func (ws *WatchStream) enqueue(w *watcher, rev int64, evs []*mvccpb.Event) bool {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.closed {
-		return true
-	}
-	if ws.qlen() >= ws.limit {
-		return false
-	}
-	ws.push(watchItem{w: w, kind: itemEvents, rev: rev, evs: evs})
-	return true
-}
-
-// Watch creates a watcher of key (end nil or empty), of [key, end), or of
-// every key >= key (end "\x00"), from startRev on: 0 means the next
-// revision; a start revision at or below the compacted revision gets a
-// Canceled response with CompactRevision. id AutoWatchID picks an ID; any
-// other id is used as given, or fails with ErrWatcherDuplicateID when in
-// use. filters drop PUT or DELETE events; prevKV adds each event's previous
-// value. The watcher's first response is its Created response.
-func (ws *WatchStream) Watch(id WatchID, key, end []byte, startRev int64, filters []pb.WatchCreateRequest_FilterType, prevKV bool) (WatchID, error) {
-	if len(end) > 0 && !(len(end) == 1 && end[0] == 0) && bytes.Compare(key, end) >= 0 {
-		return InvalidWatchID, ErrEmptyWatcherRange
-	}
-	if id < 0 {
-		return InvalidWatchID, ErrWatcherDuplicateID
-	}
-	g := ws.s.watches
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.closed {
-		return InvalidWatchID, ErrWatchStreamClosed
-	}
-	if id == AutoWatchID {
-		for ws.watchers[ws.nextID] != nil {
-			ws.nextID++
-		}
-		id = ws.nextID
-		ws.nextID++
-	} else if ws.watchers[id] != nil {
-		return InvalidWatchID, ErrWatcherDuplicateID
-	}
-	w := &watcher{ws: ws, id: id, key: bytes.Clone(key), prevKV: prevKV, single: len(end) == 0}
-	if w.key == nil {
-		w.key = []byte{}
-	}
-	if !w.single {
-		w.end = bytes.Clone(end)
-	}
-	w.keyStr = string(w.key)
-	for _, f := range filters {
-		switch f {
-		case pb.WatchCreateRequest_NOPUT:
-			w.noPut = true
-		case pb.WatchCreateRequest_NODELETE:
-			w.noDelete = true
-		}
-	}
-	ws.watchers[id] = w
-	g.count++
-	ws.push(watchItem{w: w, kind: itemCreated, rev: g.rev})
-	if startRev <= 0 || startRev > g.rev {
-		w.minRev = max(g.rev+1, startRev)
-		g.addSynced(w)
-	} else {
-		w.minRev = startRev
-		w.catchUp = true // ready once the Created response is taken
-	}
-	return id, nil
-}
-
-// Cancel removes watcher id; its last response is a Canceled one, and no
-// event queued for it before is delivered. Unknown ids give
-// ErrWatcherNotExist.
-func (ws *WatchStream) Cancel(id WatchID) error {
-	g := ws.s.watches
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	w := ws.watchers[id]
-	if w == nil || ws.closed {
-		return ErrWatcherNotExist
-	}
-	ws.drop(w)
-	ws.push(watchItem{w: w, kind: itemCanceled})
-	return nil
-}
-
-// drop forgets w. Both locks are held.
-func (ws *WatchStream) drop(w *watcher) {
-	ws.s.watches.removeSynced(w)
-	delete(ws.watchers, w.id)
-	w.removed = true
-	ws.s.watches.count--
 }
 
 // Watchers returns the number of watchers of all open streams.
@@ -474,149 +405,14 @@ func (s *Store) Watchers() int {
 	return s.watches.count
 }
 
-// RequestProgress queues a progress notification for watcher id if it is
-// synced (has been given every event up to the current revision); else, or
-// if the buffer is full, it does nothing.
-func (ws *WatchStream) RequestProgress(id WatchID) {
-	g := ws.s.watches
+// WatchStats returns the store's watch gauges.
+func (s *Store) WatchStats() WatchStats {
+	g := s.watches
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	w := ws.watchers[id]
-	if w == nil || !w.synced || ws.qlen() >= ws.limit {
-		return
+	return WatchStats{
+		Streams: g.streams, Watchers: g.count, Behind: g.behind,
+		PendingEvents: g.pendingEvents.Load(), PendingBytes: g.pendingBytes.Load(),
+		CacheBytes: g.recentBytes,
 	}
-	ws.push(watchItem{w: w, kind: itemProgress, rev: g.rev})
-}
-
-// RequestProgressAll queues one progress notification with InvalidWatchID
-// if every watcher of the stream is synced, and reports whether they were;
-// a stream without watchers gets no notification.
-func (ws *WatchStream) RequestProgressAll() bool {
-	g := ws.s.watches
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	for _, w := range ws.watchers {
-		if !w.synced {
-			return false
-		}
-	}
-	if len(ws.watchers) > 0 && ws.qlen() < ws.limit {
-		ws.push(watchItem{kind: itemProgress, rev: g.rev})
-	}
-	return true
-}
-
-// Close cancels every watcher (without responses) and releases the stream.
-// Next returns false from then on.
-func (ws *WatchStream) Close() {
-	g := ws.s.watches
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.closed {
-		return
-	}
-	for _, w := range ws.watchers {
-		ws.drop(w)
-	}
-	ws.closed = true
-	ws.queue, ws.head, ws.ready = nil, 0, nil
-	ws.kick()
-}
-
-// Next returns the stream's next response, or false when there is none for
-// now (wait on Ready). Watchers that are behind are caught up from history
-// here, at most watchBatchRevs revisions per step, alternating with queued
-// responses so that neither starves.
-func (ws *WatchStream) Next() (WatchResponse, bool) {
-	ws.pmu.Lock()
-	defer ws.pmu.Unlock()
-	for {
-		ws.mu.Lock()
-		if ws.closed {
-			ws.mu.Unlock()
-			return WatchResponse{}, false
-		}
-		var w *watcher
-		preferReady := ws.flip || ws.qlen() == 0
-		ws.flip = !ws.flip
-		for preferReady && len(ws.ready) > 0 && w == nil {
-			w = ws.ready[0]
-			ws.ready[0] = nil
-			ws.ready = ws.ready[1:]
-			w.inReady = false
-			if w.removed {
-				w = nil
-			}
-		}
-		if w == nil && ws.qlen() > 0 {
-			it := ws.pop()
-			removed := false
-			if it.w != nil {
-				it.w.queued--
-				removed = it.w.removed
-				if it.w.queued == 0 && it.w.catchUp {
-					ws.pushReady(it.w)
-				}
-			}
-			ws.mu.Unlock()
-			if resp, ok := ws.build(it, removed); ok {
-				return resp, true
-			}
-			continue
-		}
-		ws.mu.Unlock()
-		if w == nil {
-			return WatchResponse{}, false
-		}
-		ws.s.catchUp(w)
-	}
-}
-
-// build turns an item into a response; false means it is not to be sent
-// (every event filtered out, or its watcher was canceled).
-func (ws *WatchStream) build(it watchItem, removed bool) (WatchResponse, bool) {
-	switch it.kind {
-	case itemCreated:
-		return WatchResponse{WatchID: it.w.id, Revision: it.rev, Created: true}, true
-	case itemCanceled:
-		return WatchResponse{WatchID: it.w.id, Revision: it.rev, Canceled: true}, true
-	case itemCompacted:
-		return WatchResponse{WatchID: it.w.id, Revision: it.rev, CompactRevision: it.compact, Canceled: true}, true
-	case itemProgress:
-		if it.w == nil {
-			return WatchResponse{WatchID: InvalidWatchID, Revision: it.rev}, true
-		}
-		if removed {
-			return WatchResponse{}, false
-		}
-		return WatchResponse{WatchID: it.w.id, Revision: it.rev}, true
-	}
-	if removed {
-		return WatchResponse{}, false
-	}
-	w := it.w
-	evs := it.evs
-	if w.noPut || w.noDelete || w.prevKV {
-		out := make([]*mvccpb.Event, 0, len(evs))
-		for _, ev := range evs {
-			if ev.Type == mvccpb.Event_PUT && w.noPut || ev.Type == mvccpb.Event_DELETE && w.noDelete {
-				continue
-			}
-			if w.prevKV && !(ev.Type == mvccpb.Event_PUT && ev.Kv.Version == 1) {
-				ev = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv, PrevKv: ws.s.kvAt(ev.Kv.Key, ev.Kv.ModRevision-1)}
-			}
-			out = append(out, ev)
-		}
-		evs = out
-	}
-	if len(evs) == 0 {
-		return WatchResponse{}, false
-	}
-	return WatchResponse{WatchID: w.id, Revision: it.rev, Events: evs}, true
 }

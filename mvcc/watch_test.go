@@ -145,11 +145,10 @@ func TestWatchFromOldRevisionReplaysHistoryThenFollows(t *testing.T) {
 	defer ws.Close()
 	mustWatch(t, ws, 7, "k", "", 3, true)
 	mustPut(t, s, "k", "4") // 7: arrives while the watcher is still behind
+	// History comes in one response, as etcd batches it, up to the
+	// current revision.
 	want := "c7@6\n" +
-		"e7@4[PUT k=2 c2 m4 v2 <prev=1 m2]\n" +
-		"e7@5[DELETE k m5 <prev=2 m4]\n" +
-		"e7@6[PUT k=3 c6 m6 v1]\n" +
-		"e7@7[PUT k=4 c6 m7 v2 <prev=3 m6]\n"
+		"e7@7[PUT k=2 c2 m4 v2 <prev=1 m2 | DELETE k m5 <prev=2 m4 | PUT k=3 c6 m6 v1 | PUT k=4 c6 m7 v2 <prev=3 m6]\n"
 	wantResponses(t, "replay", drain(ws), want)
 	mustPut(t, s, "k", "5")
 	wantResponses(t, "follow", drain(ws), "e7@8[PUT k=5 c6 m8 v3 <prev=4 m7]\n")
@@ -199,7 +198,7 @@ func TestWatchIDsAndErrorsAreEtcds(t *testing.T) {
 	}
 }
 
-func TestWatchAtOrBelowCompactedRevisionIsCanceled(t *testing.T) {
+func TestWatchBelowCompactedRevisionIsCanceledAtItIsServed(t *testing.T) {
 	s := openTest(t, testConfig(t))
 	for i := 0; i < 5; i++ {
 		mustPut(t, s, "k", fmt.Sprint(i)) // 2..6
@@ -212,7 +211,8 @@ func TestWatchAtOrBelowCompactedRevisionIsCanceled(t *testing.T) {
 	mustWatch(t, ws, 1, "k", "", 3, false)
 	mustWatch(t, ws, 2, "k", "", 4, false)
 	mustWatch(t, ws, 3, "k", "", 5, false)
-	wantResponses(t, "compacted", drain(ws), "c1@6\nc2@6\nc3@6\nk1@4\nk2@4\ne3@5[PUT k=3 c2 m5 v4]\ne3@6[PUT k=4 c2 m6 v5]\n")
+	wantResponses(t, "compacted", drain(ws), "c1@6\nc2@6\nc3@6\nk1@4\n"+
+		"e2@6[PUT k=2 c2 m4 v3 | PUT k=3 c2 m5 v4 | PUT k=4 c2 m6 v5]\ne3@6[PUT k=3 c2 m5 v4 | PUT k=4 c2 m6 v5]\n")
 	if _, err := ws.Watch(1, []byte("k"), nil, 0, nil, false); err != nil {
 		t.Fatalf("compaction-canceled id not released: %v", err)
 	}
@@ -251,7 +251,8 @@ func TestSlowConsumerNeverBlocksWriterAndGetsEveryEvent(t *testing.T) {
 }
 
 // checkSequence checks that id got Created then exactly one PUT k per
-// revision first..first+n-1, value i at revision first+i.
+// revision first..first+n-1, value i at revision first+i, in responses of
+// at most watchBatchRevs revisions whose revision is their last event's.
 func checkSequence(t *testing.T, what string, rs []WatchResponse, id WatchID, first int64, n int) {
 	t.Helper()
 	next := first
@@ -264,14 +265,21 @@ func checkSequence(t *testing.T, what string, rs []WatchResponse, id WatchID, fi
 			created = true
 			continue
 		}
-		if !created || len(r.Events) != 1 || r.Revision != next || r.Events[0].Kv.ModRevision != next ||
-			string(r.Events[0].Kv.Value) != fmt.Sprint(next-first) {
-			t.Fatalf("%s: at revision %d got %s", what, next, render([]WatchResponse{r}))
+		if !created || len(r.Events) == 0 || len(r.Events) > watchBatchRevs {
+			t.Fatalf("%s: at revision %d got %d events (created %v)", what, next, len(r.Events), created)
 		}
-		if id == 3 && next > first && (r.Events[0].PrevKv == nil || r.Events[0].PrevKv.ModRevision != next-1) {
-			t.Fatalf("%s: prev kv of revision %d: %v", what, next, r.Events[0].PrevKv)
+		for _, ev := range r.Events {
+			if ev.Kv.ModRevision != next || string(ev.Kv.Value) != fmt.Sprint(next-first) {
+				t.Fatalf("%s: at revision %d got %s", what, next, renderEvent(ev))
+			}
+			if id == 3 && next > first && (ev.PrevKv == nil || ev.PrevKv.ModRevision != next-1) {
+				t.Fatalf("%s: prev kv of revision %d: %v", what, next, ev.PrevKv)
+			}
+			next++
 		}
-		next++
+		if r.Revision != next-1 {
+			t.Fatalf("%s: response revision %d, last event %d", what, r.Revision, next-1)
+		}
 	}
 	if next != first+int64(n) {
 		t.Fatalf("%s: got revisions %d..%d, want %d..%d", what, first, next-1, first, first+int64(n)-1)
@@ -291,7 +299,7 @@ func TestProgressNotificationsOnlyWhenSynced(t *testing.T) {
 	if ws.RequestProgressAll() {
 		t.Fatal("RequestProgressAll reported all synced with watcher 6 behind")
 	}
-	wantResponses(t, "before catch-up", drain(ws), "c5@3\nc6@3\np5@3\ne6@2[PUT a=1 c2 m2 v1]\ne6@3[PUT a=2 c2 m3 v2]\n")
+	wantResponses(t, "before catch-up", drain(ws), "c5@3\nc6@3\np5@3\ne6@3[PUT a=1 c2 m2 v1 | PUT a=2 c2 m3 v2]\n")
 	mustPut(t, s, "b", "1") // 4: no event for them, but progress moves
 	ws.RequestProgress(6)
 	if !ws.RequestProgressAll() {
@@ -348,5 +356,45 @@ func TestWatchersResyncAfterReplaceDB(t *testing.T) {
 	}
 	mustPut(t, s, "k", "5") // 7
 	wantResponses(t, "after restore", drain(ws), ""+
-		"e0@3[PUT k=1 c2 m3 v2]\ne0@4[PUT k=2 c2 m4 v3]\ne0@5[PUT k=3 c2 m5 v4]\ne0@6[PUT k=4 c2 m6 v5]\ne0@7[PUT k=5 c2 m7 v6]\n")
+		"e0@7[PUT k=1 c2 m3 v2 | PUT k=2 c2 m4 v3 | PUT k=3 c2 m5 v4 | PUT k=4 c2 m6 v5 | PUT k=5 c2 m7 v6]\n")
+}
+
+// etcd serves a watch from the compacted revision but loses a delete made
+// at exactly that revision (compaction drops its tombstone). Cairn keeps
+// the tombstones of the compacted revision until the next compaction, so
+// the delete arrives.
+func TestWatchFromCompactedRevisionGetsItsDelete(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	mustPut(t, s, "k", "1")   // 2
+	mustPut(t, s, "j", "1")   // 3
+	mustDelete(t, s, "k", "") // 4
+	mustPut(t, s, "j", "2")   // 5
+	if err := s.Compact(4); err != nil {
+		t.Fatal(err)
+	}
+	for done := false; !done; {
+		var err error
+		if done, err = s.CompactStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ws := s.NewWatchStream(0)
+	defer ws.Close()
+	mustWatch(t, ws, 1, "", "\x00", 4, false)
+	wantResponses(t, "from the compacted revision", drain(ws), "c1@5\ne1@5[DELETE k m4 | PUT j=2 c3 m5 v2]\n")
+	// The tombstone is not a key: reads at and after the compaction see k
+	// deleted, and the next compaction removes it.
+	if r := mustRange(t, s, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}}); len(r.Kvs) != 1 || string(r.Kvs[0].Key) != "j" {
+		t.Fatalf("range after compaction: %v", r.Kvs)
+	}
+	mustPut(t, s, "x", "1") // 6
+	if err := s.Compact(6); err != nil {
+		t.Fatal(err)
+	}
+	if ki := s.index.get([]byte("k")); ki != nil {
+		t.Fatalf("tombstone of k still indexed after the next compaction: %v", ki.gens)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnkv/cairn/mvcc"
@@ -18,6 +20,16 @@ import (
 
 // DefaultProgressNotifyInterval is etcd's --watch-progress-notify-interval.
 const DefaultProgressNotifyInterval = 10 * time.Minute
+
+// DefaultSendStallTimeout is how long a watch stream may wait on a client
+// that reads nothing before it is cut off.
+const DefaultSendStallTimeout = 2 * time.Minute
+
+// errWatchStalled ends a stream whose client stopped reading. It is
+// Unavailable so that clientv3 reconnects and resumes every watcher from
+// the last revision it received: a client that was only slow loses
+// nothing, and one that is gone leaves nothing behind.
+var errWatchStalled = status.Error(codes.Unavailable, "etcdserver: watch stream canceled: the client read nothing for too long")
 
 // WatchBackend is what the Watch service needs from a member.
 type WatchBackend interface {
@@ -67,7 +79,11 @@ type WatchConfig struct {
 	// BufferLen bounds the responses held per stream for a client that
 	// does not read (see mvcc.NewWatchStream). 0 means the mvcc default.
 	BufferLen int
-	Logger    *zap.Logger // nil: no logging
+	// SendStallTimeout cuts off a stream whose client has not taken a
+	// response for this long (etcd waits forever). 0 means
+	// DefaultSendStallTimeout.
+	SendStallTimeout time.Duration
+	Logger           *zap.Logger // nil: no logging
 }
 
 // NewWatchServer returns etcd's Watch service on top of b, for
@@ -78,6 +94,9 @@ func NewWatchServer(b WatchBackend, cfg WatchConfig) pb.WatchServer {
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.SendStallTimeout <= 0 {
+		cfg.SendStallTimeout = DefaultSendStallTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -109,6 +128,9 @@ type watchSession struct {
 	// deferredProgress: a progress request arrived while some watcher was
 	// catching up; it is answered once all are synced, as etcd does.
 	deferredProgress atomic.Bool
+	// sendingSince is when the Send in progress began (unix nanoseconds),
+	// 0 when none is.
+	sendingSince atomic.Int64
 }
 
 // Watch serves one bidirectional stream carrying many watchers, as etcd's
@@ -117,14 +139,47 @@ type watchSession struct {
 // cancel answers {canceled}; a progress request answers, once every
 // watcher is synced, a progress notification with watch_id -1. When the
 // client closes its sending side the stream keeps delivering; when the
-// client goes away everything is released.
+// client goes away, or reads nothing for SendStallTimeout while a response
+// waits, everything is released.
 func (s *watchServer) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb.WatchResponse]) error {
 	ws := s.be.NewWatchStream(s.cfg.BufferLen)
 	defer ws.Close()
 	ss := &watchSession{srv: s, stream: stream, ws: ws, ctrl: make(chan *pb.WatchResponse, 16), opts: make(map[mvcc.WatchID]*watchOpts)}
+	ctx := stream.Context()
+	lg := s.cfg.Logger
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- ss.recvLoop() }()
-	return ss.sendLoop(recvErr)
+	// Responses go out from their own goroutine, as etcd's do, so that
+	// this one can give up on a client that stopped reading: returning
+	// ends the stream, which unblocks a Send in progress.
+	stop := make(chan struct{})
+	defer close(stop)
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- ss.sendLoop(stop) }()
+	stall := time.NewTicker(max(s.cfg.SendStallTimeout/4, time.Millisecond))
+	defer stall.Stop()
+	for {
+		select {
+		case err := <-sendErr:
+			lg.Debug("watch stream send failed", zap.Error(err))
+			return err
+		case err := <-recvErr:
+			if err != nil {
+				if ctx.Err() == nil {
+					lg.Debug("watch stream receive failed", zap.Error(err))
+				}
+				return err
+			}
+			recvErr = nil // the client closed its side: keep sending
+		case <-stall.C:
+			if since := ss.sendingSince.Load(); since != 0 && time.Since(time.Unix(0, since)) > s.cfg.SendStallTimeout {
+				lg.Warn("watch stream cut off: the client read nothing", zap.Duration("for", s.cfg.SendStallTimeout))
+				return errWatchStalled
+			}
+		case <-ctx.Done():
+			return toGRPCError(ctx.Err())
+		}
+	}
 }
 
 func (ss *watchSession) header(rev int64) *pb.ResponseHeader {
@@ -201,9 +256,7 @@ func (ss *watchSession) create(r *pb.WatchCreateRequest) *pb.WatchResponse {
 	return nil
 }
 
-func (ss *watchSession) sendLoop(recvErr <-chan error) error {
-	ctx := ss.stream.Context()
-	lg := ss.srv.cfg.Logger
+func (ss *watchSession) sendLoop(stop <-chan struct{}) error {
 	ticker := time.NewTicker(ss.srv.cfg.ProgressNotifyInterval)
 	defer ticker.Stop()
 	for {
@@ -215,13 +268,12 @@ func (ss *watchSession) sendLoop(recvErr <-chan error) error {
 					break
 				}
 				if err := ss.send(r); err != nil {
-					lg.Debug("watch stream send failed", zap.Error(err))
 					return err
 				}
 			}
 			ss.retryDeferredProgress()
 		case resp := <-ss.ctrl:
-			if err := ss.stream.Send(resp); err != nil {
+			if err := ss.sendMsg(resp); err != nil {
 				return err
 			}
 		case <-ticker.C:
@@ -234,18 +286,17 @@ func (ss *watchSession) sendLoop(recvErr <-chan error) error {
 				o.sentEvents = false
 			}
 			ss.mu.Unlock()
-		case err := <-recvErr:
-			if err != nil {
-				if ctx.Err() == nil {
-					lg.Debug("watch stream receive failed", zap.Error(err))
-				}
-				return err
-			}
-			recvErr = nil // the client closed its side: keep sending
-		case <-ctx.Done():
-			return toGRPCError(ctx.Err())
+		case <-stop:
+			return nil
 		}
 	}
+}
+
+// sendMsg sends one response, noting when it began for the stall check.
+func (ss *watchSession) sendMsg(wr *pb.WatchResponse) error {
+	ss.sendingSince.Store(time.Now().UnixNano())
+	defer ss.sendingSince.Store(0)
+	return ss.stream.Send(wr)
 }
 
 // retryDeferredProgress answers a deferred progress request once every
@@ -277,9 +328,9 @@ func (ss *watchSession) send(r mvcc.WatchResponse) error {
 	}
 	limit := ss.srv.cfg.MaxRequestBytes + grpcOverheadBytes
 	if !fragment || len(wr.Events) < 2 || proto.Size(wr) < limit {
-		return ss.stream.Send(wr)
+		return ss.sendMsg(wr)
 	}
-	return sendFragments(wr, limit, ss.stream.Send)
+	return sendFragments(wr, limit, ss.sendMsg)
 }
 
 // sendFragments splits wr's events into responses smaller than limit bytes

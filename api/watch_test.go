@@ -12,6 +12,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 type testMember struct{}
@@ -293,5 +295,62 @@ func TestWatchProgressRequestWhileCatchingUpIsDeferred(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// A client that stops reading is cut off once a response has waited
+// SendStallTimeout, with Unavailable (clientv3 would resume from its last
+// revision), and its stream and watchers are released; a client that
+// reads on another stream meanwhile gets everything.
+func TestWatchStreamOfAClientThatStopsReadingIsCutOff(t *testing.T) {
+	e := newWatchEnv(t, WatchConfig{SendStallTimeout: 200 * time.Millisecond})
+	st, err := pb.NewWatchClient(rawConn(t, e.addr)).Watch(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if err := st.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := st.Recv(); err != nil || !r.Created {
+			t.Fatalf("create: %v %v", r, err)
+		}
+	}
+	reader := e.cli.Watch(ctxT(t), "k")
+	// 64 MiB of events: more than gRPC's flow-control windows take.
+	val := strings.Repeat("v", 1<<20)
+	for i := 0; i < 64; i++ {
+		rev := e.put(t, "k", val)
+		for got := false; !got; {
+			r := next(t, reader)
+			got = len(r.Events) > 0 && r.Events[len(r.Events)-1].Kv.ModRevision == rev
+		}
+	}
+	// Nobody reads st: the server gives up on it and releases it.
+	eventually(t, "the stalled stream to be released", func() bool {
+		ws := e.store.WatchStats()
+		return ws.Streams == 1 && ws.Watchers == 1 && ws.PendingBytes == 0
+	})
+	// The client reads what the windows held, then the cut.
+	for {
+		_, err := st.Recv()
+		if err == nil {
+			continue
+		}
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("the stalled client got %v, want Unavailable", err)
+		}
+		break
+	}
+}
+
+// eventually polls cond until it holds, failing after 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // the polling interval
 	}
 }

@@ -93,7 +93,15 @@ var watchKeys = []string{"a", "b", "c", "d"}
 func TestRapidWatchersSeeExactlyTheModelHistory(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		dir := t.TempDir()
-		s, err := Open(Config{Path: filepath.Join(dir, fmt.Sprintf("db-%d", rapid.IntRange(0, 1<<30).Draw(rt, "dbname"))), NoSync: true, BatchLimit: rapid.IntRange(1, 20).Draw(rt, "batch")})
+		// Byte bounds from tiny (a few events) to the defaults, so that
+		// catching up reads from the recent events, from the database, or
+		// both, in steps of any size.
+		limits := WatchLimits{
+			StreamBytes: rapid.SampledFrom([]int{1, 100, 300, 0}).Draw(rt, "streamBytes"),
+			TotalBytes:  rapid.SampledFrom([]int{1, 200, 0}).Draw(rt, "totalBytes"),
+			CacheBytes:  rapid.SampledFrom([]int{1, 100, 400, 0}).Draw(rt, "cacheBytes"),
+		}
+		s, err := Open(Config{Path: filepath.Join(dir, fmt.Sprintf("db-%d", rapid.IntRange(0, 1<<30).Draw(rt, "dbname"))), NoSync: true, BatchLimit: rapid.IntRange(1, 20).Draw(rt, "batch"), Watch: limits})
 		if err != nil {
 			rt.Fatal(err)
 		}

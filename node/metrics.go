@@ -2,6 +2,8 @@ package node
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairnkv/cairn/mvcc"
 )
 
 // RegisterMetrics registers the member's metrics on reg, under etcd's names
@@ -51,5 +53,29 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 			Namespace: "etcd", Subsystem: "debugging", Name: "mvcc_compact_revision",
 			Help: "The revision of the last compaction in store.",
 		}, func() float64 { return float64(s.kv.CompactRev()) }),
+	)
+	s.registerWatchMetrics(reg)
+}
+
+// registerWatchMetrics exports the watch gauges under etcd's names, and
+// the bytes behind the watch memory bounds under Cairn's.
+func (s *Server) registerWatchMetrics(reg prometheus.Registerer) {
+	gauge := func(ns, name, help string, f func(mvcc.WatchStats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: "", Name: name, Help: help},
+			func() float64 { return f(s.kv.WatchStats()) })
+	}
+	reg.MustRegister(
+		gauge("etcd", "debugging_mvcc_watch_stream_total", "Total number of watch streams.",
+			func(w mvcc.WatchStats) float64 { return float64(w.Streams) }),
+		gauge("etcd", "debugging_mvcc_watcher_total", "Total number of watchers.",
+			func(w mvcc.WatchStats) float64 { return float64(w.Watchers) }),
+		gauge("etcd", "debugging_mvcc_slow_watcher_total", "Total number of unsynced slow watchers.",
+			func(w mvcc.WatchStats) float64 { return float64(w.Behind) }),
+		gauge("etcd", "debugging_mvcc_pending_events_total", "Total number of pending events to be sent.",
+			func(w mvcc.WatchStats) float64 { return float64(w.PendingEvents) }),
+		gauge("cairn", "mvcc_watch_pending_bytes", "Bytes of the events queued for watch streams, counted as if none were shared (bounded per stream and in total).",
+			func(w mvcc.WatchStats) float64 { return float64(w.PendingBytes) }),
+		gauge("cairn", "mvcc_watch_cache_bytes", "Bytes of the recent events kept for watchers that are catching up.",
+			func(w mvcc.WatchStats) float64 { return float64(w.CacheBytes) }),
 	)
 }

@@ -215,3 +215,50 @@ func TestWatchCompatFragmentsLargeResponses(t *testing.T) {
 		t.Fatalf("clientv3 got %d events in the joined response, want 10", len(wr.Events))
 	}
 }
+
+// metricValue returns the value of an unlabelled metric on m's /metrics.
+func metricValue(t *testing.T, m *Member, name string) string {
+	t.Helper()
+	code, body := httpDo(t, m, "GET", "/metrics", "")
+	if code != 200 {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return ""
+}
+
+// etcd's watch gauges count streams and watchers; Cairn adds the bytes
+// behind its watch memory bounds.
+func TestWatchMetricsCountStreamsAndWatchers(t *testing.T) {
+	c := NewCluster(t, 1)
+	m := c.Members[0]
+	cli := c.Client(t)
+	st := rawWatch(t, m)
+	for i := 0; i < 3; i++ {
+		rawCreate(t, st, &pb.WatchCreateRequest{Key: []byte("m")})
+		if r := rawRecv(t, st); !r.Created {
+			t.Fatalf("create: %v", r)
+		}
+	}
+	wctx, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	wc := cli.Watch(wctx, "m", clientv3.WithCreatedNotify())
+	recvWatch(t, wc)
+	for name, want := range map[string]string{
+		"etcd_debugging_mvcc_watch_stream_total":   "2",
+		"etcd_debugging_mvcc_watcher_total":        "4",
+		"etcd_debugging_mvcc_slow_watcher_total":   "0",
+		"etcd_debugging_mvcc_pending_events_total": "0",
+		"cairn_mvcc_watch_pending_bytes":           "0",
+		"cairn_mvcc_watch_cache_bytes":             "0",
+	} {
+		if got := metricValue(t, m, name); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+}

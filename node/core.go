@@ -77,9 +77,10 @@ type Config struct {
 	// MaxRequestBytes bounds an encoded request (default 1.5 MiB).
 	MaxRequestBytes int
 
-	BackendBatchInterval time.Duration // default mvcc's
-	BackendBatchLimit    int           // default mvcc's
-	BackendNoSync        bool          // bbolt without fsync (simulator only)
+	BackendBatchInterval time.Duration    // default mvcc's
+	BackendBatchLimit    int              // default mvcc's
+	BackendNoSync        bool             // bbolt without fsync (simulator only)
+	WatchLimits          mvcc.WatchLimits // memory bounds of watching; zero fields take mvcc's defaults
 
 	// TickInterval is the duration of one raft tick (etcd's
 	// --heartbeat-interval), default 100ms. The core never waits on it: it
@@ -262,6 +263,7 @@ func (c *Core) openKV() error {
 		Clock:         c.cfg.Clock,
 		NoSync:        c.cfg.BackendNoSync,
 		Logger:        c.cfg.Logger,
+		Watch:         c.cfg.WatchLimits,
 	})
 	if err != nil {
 		return fmt.Errorf("node: opening database: %w", err)

@@ -35,6 +35,9 @@ type simNode struct {
 	// it delivered.
 	watch  *mvcc.WatchStream
 	events []watchedEvent
+	// watchRev is the revision of the last events response: the next
+	// carries only events above it, up to its own revision.
+	watchRev int64
 }
 
 // transport adapts the cluster network to transport.Transport for one member.
@@ -87,6 +90,7 @@ func (n *simNode) start() error {
 		BackendBatchInterval:   100 * time.Millisecond,
 		BackendBatchLimit:      1000,
 		BackendNoSync:          true,
+		WatchLimits:            n.c.watchLimits,
 		Bugs:                   bugsFor(n.c.opts.Bug),
 		OnApply:                n.onApply,
 	})

@@ -27,6 +27,7 @@ import (
 
 	"github.com/cairnkv/cairn/clock"
 	"github.com/cairnkv/cairn/linearizability"
+	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node"
 	"github.com/cairnkv/cairn/vfs"
 )
@@ -137,6 +138,10 @@ type Cluster struct {
 	finalReads int
 	// leaders records, per term, the member that led it.
 	leaders map[uint64]uint64
+	// watchLimits are the members' watch memory bounds: from tiny (every
+	// watcher falls behind and catches up in small steps, partly from the
+	// database) to the defaults.
+	watchLimits mvcc.WatchLimits
 }
 
 // Run executes one simulation and returns its report. It never panics on a
@@ -182,6 +187,13 @@ func newCluster(opts Options) (*Cluster, error) {
 	}
 	c.plan = c.choosePlan()
 	c.nkeys = 3 + c.rng.IntN(6)
+	// Drawn from their own stream, so that adding them changed no other draw.
+	wr := rand.New(rand.NewPCG(opts.Seed, 0x5741544348))
+	c.watchLimits = mvcc.WatchLimits{
+		StreamBytes: []int{0, 0, 200, 2000}[wr.IntN(4)],
+		TotalBytes:  []int{0, 0, 300}[wr.IntN(3)],
+		CacheBytes:  []int{0, 0, 100, 1000}[wr.IntN(4)],
+	}
 	c.hist = newHistory(func() int64 { return c.now })
 	c.report.History = c.hist
 	for i := 0; i < opts.Nodes; i++ {

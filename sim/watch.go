@@ -23,7 +23,7 @@ type watchedEvent struct {
 
 func (n *simNode) startWatch() {
 	n.watch = n.core.KV().NewWatchStream(256)
-	n.events = nil
+	n.events, n.watchRev = nil, 0
 	if _, err := n.watch.Watch(mvcc.AutoWatchID, []byte{0}, []byte{0}, 1, nil, false); err != nil {
 		n.c.violation("%s: starting a watch: %v", n.name(), err)
 	}
@@ -49,12 +49,16 @@ func (n *simNode) drainWatch() {
 		if r.Canceled {
 			n.c.violation("%s: watch canceled (compact revision %d)", n.name(), r.CompactRevision)
 		}
+		if len(r.Events) == 0 {
+			continue
+		}
 		for _, ev := range r.Events {
 			n.events = append(n.events, watchedEvent{rev: ev.GetKv().GetModRevision(), typ: ev.GetType().String(), key: string(ev.GetKv().GetKey()), value: string(ev.GetKv().GetValue())})
-			if ev.GetKv().GetModRevision() != r.Revision {
-				n.c.violation("%s: watch response at revision %d carries an event of revision %d", n.name(), r.Revision, ev.GetKv().GetModRevision())
+			if rev := ev.GetKv().GetModRevision(); rev <= n.watchRev || rev > r.Revision {
+				n.c.violation("%s: watch response at revision %d (previous %d) carries an event of revision %d", n.name(), r.Revision, n.watchRev, rev)
 			}
 		}
+		n.watchRev = r.Revision
 	}
 }
 

@@ -28,9 +28,10 @@ import (
 const (
 	envCairnBin   = "CAIRN_E2E_CAIRN"
 	envEtcdctlBin = "CAIRN_E2E_ETCDCTL"
+	envBenchBin   = "CAIRN_E2E_BENCH"
 )
 
-// TestMain builds cmd/cairn and etcdctl once into a temporary directory.
+// TestMain builds cmd/cairn, cmd/bench and etcdctl once into a temporary directory.
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -45,6 +46,7 @@ func runMain(m *testing.M) int {
 	for _, b := range []struct{ env, out, pkg string }{
 		{envCairnBin, filepath.Join(dir, "cairn"), "github.com/cairnkv/cairn/cmd/cairn"},
 		{envEtcdctlBin, filepath.Join(dir, "etcdctl"), "go.etcd.io/etcd/etcdctl/v3"},
+		{envBenchBin, filepath.Join(dir, "bench"), "github.com/cairnkv/cairn/cmd/bench"},
 	} {
 		if os.Getenv(b.env) != "" {
 			continue
@@ -66,6 +68,22 @@ func cairnBin(t testing.TB) string {
 		t.Fatalf("%s is not set: TestMain did not build cairn", envCairnBin)
 	}
 	return p
+}
+
+func benchBin(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv(envBenchBin)
+	if p == "" {
+		t.Fatalf("%s is not set: TestMain did not build bench", envBenchBin)
+	}
+	return p
+}
+
+// Pid is the running member's process ID.
+func (m *Member) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cmd.Process.Pid
 }
 
 func etcdctlBin(t testing.TB) string {

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"io"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,6 +109,28 @@ type watchServer struct {
 	pb.UnimplementedWatchServer
 	be  WatchBackend
 	cfg WatchConfig
+
+	streams     atomic.Int64 // open Watch streams
+	lastRelease atomic.Int64 // unix nanoseconds of the last releaseMemory
+}
+
+// releaseInterval spaces out releaseMemory, which costs a full collection.
+const releaseInterval = 30 * time.Second
+
+// streamDone notes the end of a Watch stream. When the last one ends, the
+// memory a burst of watchers used goes back to the operating system now
+// rather than over the minutes Go's runtime would take: on a control-plane
+// node that memory belongs to the apiserver and the rest.
+func (s *watchServer) streamDone() {
+	if s.streams.Add(-1) != 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.lastRelease.Load()
+	if now-last < int64(releaseInterval) || !s.lastRelease.CompareAndSwap(last, now) {
+		return
+	}
+	go debug.FreeOSMemory()
 }
 
 // watchOpts are the per-watcher options the service (not mvcc) applies.
@@ -142,6 +165,8 @@ type watchSession struct {
 // client goes away, or reads nothing for SendStallTimeout while a response
 // waits, everything is released.
 func (s *watchServer) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb.WatchResponse]) error {
+	s.streams.Add(1)
+	defer s.streamDone()
 	ws := s.be.NewWatchStream(s.cfg.BufferLen)
 	defer ws.Close()
 	ss := &watchSession{srv: s, stream: stream, ws: ws, ctrl: make(chan *pb.WatchResponse, 16), opts: make(map[mvcc.WatchID]*watchOpts)}

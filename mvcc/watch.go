@@ -261,8 +261,16 @@ func (g *watchState) fallBehind(w *watcher, next int64) {
 // catchUpDone marks w, which caught up, as synced. g.mu and w.ws.mu are held.
 func (g *watchState) catchUpDone(w *watcher) {
 	w.catchUp = false
-	g.behind--
 	g.addSynced(w)
+	g.notBehind()
+}
+
+// notBehind counts one watcher fewer behind; the recent events go with the
+// last one.
+func (g *watchState) notBehind() {
+	if g.behind--; g.behind == 0 {
+		g.forget()
+	}
 }
 
 // remember appends the events of rev, the revision after the last one

@@ -113,7 +113,6 @@ func TestFanOutMemoryIsBoundedWhateverTheConsumers(t *testing.T) {
 	stuck.Close()
 	slow.Close()
 	fast.Close()
-	mustPut(t, s, "hot", "x")
 	if st := s.WatchStats(); st != (WatchStats{}) {
 		t.Fatalf("after closing every stream: %+v", st)
 	}

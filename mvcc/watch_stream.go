@@ -249,7 +249,7 @@ func (ws *WatchStream) drop(w *watcher) {
 	g.removeSynced(w)
 	if w.catchUp {
 		w.catchUp = false
-		g.behind--
+		g.notBehind()
 	}
 	delete(ws.watchers, w.id)
 	w.removed = true

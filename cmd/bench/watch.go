@@ -167,6 +167,7 @@ func runWatch(g global, args []string, stderr io.Writer) (report, error) {
 	}
 	cancel()
 	recv.Wait()
+	closeAll(cs) // the clients are gone before the server's memory is read again
 
 	rep := report{
 		{"streams", o.streams},

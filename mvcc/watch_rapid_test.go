@@ -155,7 +155,7 @@ func TestRapidWatchersSeeExactlyTheModelHistory(t *testing.T) {
 		}
 		steps := rapid.IntRange(1, 60).Draw(rt, "steps")
 		for step := 0; step < steps; step++ {
-			switch rapid.IntRange(0, 9).Draw(rt, "op") {
+			switch rapid.IntRange(0, 10).Draw(rt, "op") {
 			case 0, 1, 2: // put
 				k := rapid.SampledFrom(watchKeys).Draw(rt, "key")
 				v := fmt.Sprint(step)
@@ -203,6 +203,19 @@ func TestRapidWatchersSeeExactlyTheModelHistory(t *testing.T) {
 					if _, err := s.CompactStep(); err != nil {
 						rt.Fatal(err)
 					}
+				}
+			case 10: // issue #21's shape: many watchers of one key on one stream, from now
+				i := rapid.IntRange(0, nStreams-1).Draw(rt, "hstream")
+				k := rapid.SampledFrom(watchKeys).Draw(rt, "hkey")
+				for n := rapid.IntRange(2, 30).Draw(rt, "hcount"); n > 0; n-- {
+					w := &mwatcher{stream: i, key: k, start: m.rev + 1}
+					id, err := streams[i].Watch(AutoWatchID, []byte(k), nil, 0, nil, false)
+					if err != nil {
+						rt.Fatal(err)
+					}
+					w.id = id
+					watchers = append(watchers, w)
+					byID[[2]int64{int64(i), int64(id)}] = w
 				}
 			case 6, 7: // watch
 				i := rapid.IntRange(0, nStreams-1).Draw(rt, "wstream")

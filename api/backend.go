@@ -12,14 +12,9 @@ import (
 // member_id, revision, raft_term) and return client-facing errors as
 // rpctypes status errors (rpctypes.ErrGRPC*) or context errors.
 type KVBackend interface {
-	// Range is linearizable unless r.Serializable.
+	// Range is linearizable unless r.Serializable. Count is every key of
+	// the range, whatever the limit (KV.RangeStream relies on it).
 	Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error)
-	// RangeStream calls send with chunks of one range read at one pinned
-	// revision: each chunk carries a disjoint slice of kvs and the last
-	// one carries header, more and count, so that proto.Merge of all
-	// chunks equals the Range response. It stops and returns send's error
-	// if send fails.
-	RangeStream(ctx context.Context, r *pb.RangeRequest, send func(*pb.RangeResponse) error) error
 	Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error)
 	DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error)
 	Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error)
@@ -28,7 +23,8 @@ type KVBackend interface {
 
 // MaintenanceBackend executes maintenance requests. Error contract as KVBackend.
 type MaintenanceBackend interface {
-	// Status describes this member; the api layer fills the Version field.
+	// Status describes this member; the api layer fills Version and
+	// StorageVersion, and DowngradeInfo when left nil.
 	Status(ctx context.Context) (*pb.StatusResponse, error)
 	Hash(ctx context.Context) (*pb.HashResponse, error)
 	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)

@@ -26,8 +26,6 @@ type memBackend struct {
 	members   []*pb.Member
 	// failWith, when set, is returned by every KV call.
 	failWith error
-	// chunk is the number of kvs per RangeStream chunk.
-	chunk int
 }
 
 const (
@@ -38,9 +36,8 @@ const (
 
 func newMemBackend() *memBackend {
 	return &memBackend{
-		rev:   1, // etcd starts at revision 1
-		kvs:   make(map[string]*mvccpb.KeyValue),
-		chunk: 2,
+		rev: 1, // etcd starts at revision 1
+		kvs: make(map[string]*mvccpb.KeyValue),
 		members: []*pb.Member{{
 			ID: testMemberID, Name: "m1",
 			PeerURLs: []string{"http://127.0.0.1:2380"}, ClientURLs: []string{"http://127.0.0.1:2379"},
@@ -114,24 +111,6 @@ func (b *memBackend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRe
 		return nil, b.failWith
 	}
 	return b.rangeLocked(r), nil
-}
-
-func (b *memBackend) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(*pb.RangeResponse) error) error {
-	b.mu.Lock()
-	if b.failWith != nil {
-		b.mu.Unlock()
-		return b.failWith
-	}
-	full := b.rangeLocked(r) // pinned: one read
-	b.mu.Unlock()
-	kvs := full.Kvs
-	for len(kvs) > b.chunk {
-		if err := send(&pb.RangeResponse{Kvs: kvs[:b.chunk]}); err != nil {
-			return err
-		}
-		kvs = kvs[b.chunk:]
-	}
-	return send(&pb.RangeResponse{Header: full.Header, Kvs: kvs, More: full.More, Count: full.Count})
 }
 
 func (b *memBackend) putLocked(r *pb.PutRequest) *pb.PutResponse {

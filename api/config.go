@@ -94,7 +94,7 @@ func (c *Config) withDefaults() (Config, error) {
 }
 
 // storageVersion is the "major.minor.0" form of an etcd version, which is
-// what etcd reports as the storage version of a snapshot.
+// what etcd reports as its storage version (Status, snapshots, /version).
 func storageVersion(serverVersion string) string {
 	parts := strings.SplitN(serverVersion, ".", 3)
 	if len(parts) < 2 {

@@ -7,7 +7,8 @@
 //
 // The package validates requests exactly as etcd's v3rpc layer does and
 // then hands them to a Backend (the raft node). It never interprets the
-// key-value data itself.
+// key-value data itself, except to cut a KV.RangeStream into etcd's chunks
+// out of the backend's Range reads (rangestream.go).
 //
 // One listener: every accepted connection is sniffed. A connection that
 // opens with the HTTP/2 client preface is a gRPC connection and goes to

@@ -30,8 +30,8 @@ func newGatewayMux() *runtime.ServeMux {
 }
 
 // httpHandler is everything served over HTTP/1: the gateway under /v3/
-// (and /v3beta/, rewritten), /health, /livez, /readyz, /version,
-// /metrics and, if enabled, /debug/pprof/.
+// (and its older prefixes, see gatewayPath), /health, /livez, /readyz,
+// /version, /metrics and, if enabled, /debug/pprof/.
 func (s *Server) httpHandler(gwConn *grpc.ClientConn) (http.Handler, error) {
 	gwmux := newGatewayMux()
 	ctx := context.Background() // the handlers use it only to register; the conn's life is Server's
@@ -63,11 +63,21 @@ func (s *Server) httpHandler(gwConn *grpc.ClientConn) (http.Handler, error) {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v3beta/") { // etcd keeps the old prefix working
-			r.URL.Path = "/v3/" + strings.TrimPrefix(r.URL.Path, "/v3beta/")
-		}
+		r.URL.Path = gatewayPath(r.URL.Path)
 		mux.ServeHTTP(w, r)
 	}), nil
+}
+
+// gatewayPath maps the gateway's older prefixes onto /v3/: /v3beta/, which
+// etcd 3.7 still serves, and /v3alpha/, which etcd 3.7 answers 404 but the
+// handbook's examples use.
+func gatewayPath(p string) string {
+	for _, old := range [...]string{"/v3beta/", "/v3alpha/"} {
+		if rest, ok := strings.CutPrefix(p, old); ok {
+			return "/v3/" + rest
+		}
+	}
+	return p
 }
 
 // healthStatus is etcd's /health body.
@@ -113,10 +123,12 @@ func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "ok")
 }
 
-// versions is the /version body: etcd's two fields plus Cairn's own.
+// versions is the /version body: etcd's fields, in etcd's order, then
+// Cairn's own version.
 type versions struct {
 	Server  string `json:"etcdserver"`
 	Cluster string `json:"etcdcluster"`
+	Storage string `json:"storage"`
 	Cairn   string `json:"cairn"`
 }
 
@@ -124,7 +136,7 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) {
 	if !allowGet(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, versions{Server: s.cfg.ServerVersion, Cluster: s.cfg.ClusterVersion, Cairn: s.cfg.CairnVersion})
+	writeJSON(w, http.StatusOK, versions{Server: s.cfg.ServerVersion, Cluster: s.cfg.ClusterVersion, Storage: s.storageVersion, Cairn: s.cfg.CairnVersion})
 }
 
 // allowGet answers 405 to anything but GET (and HEAD), as etcd does.

@@ -92,13 +92,16 @@ func TestGatewayJSONMatchesEtcd(t *testing.T) {
 	_, m = postJSON(t, ts, "/v3/kv/deleterange", `{"key":"`+b64("foo")+`","no_such_field":1}`)
 	wantJSON(t, "deleterange", m, map[string]any{"header": hdr("4"), "deleted": "1"})
 
-	// The old /v3beta prefix still works.
-	_, m = postJSON(t, ts, "/v3beta/kv/range", `{"key":"`+b64("t")+`","count_only":true}`)
-	wantJSON(t, "v3beta count", m, map[string]any{"header": hdr("4"), "count": "1"})
+	// The old /v3beta and /v3alpha prefixes still work.
+	for _, prefix := range []string{"/v3beta", "/v3alpha"} {
+		_, m = postJSON(t, ts, prefix+"/kv/range", `{"key":"`+b64("t")+`","count_only":true}`)
+		wantJSON(t, prefix+" count", m, map[string]any{"header": hdr("4"), "count": "1"})
+	}
 
 	_, m = postJSON(t, ts, "/v3/maintenance/status", `{}`)
 	wantJSON(t, "status", m, map[string]any{
 		"header": hdr("4"), "version": "3.7.0", "leader": "8192", "raftIndex": "10", "raftTerm": "7",
+		"storageVersion": "3.7.0", "downgradeInfo": map[string]any{},
 	})
 
 	_, m = postJSON(t, ts, "/v3/cluster/member/list", `{}`)
@@ -154,9 +157,9 @@ func TestHealthEndpoints(t *testing.T) {
 }
 
 func TestVersionEndpoint(t *testing.T) {
-	ts := startServer(t, newMemBackend(), func(c *Config) { c.ClusterVersion = "3.6.0" })
+	ts := startServer(t, newMemBackend(), func(c *Config) { c.ServerVersion, c.ClusterVersion = "3.8.2", "3.6.0" })
 	code, body, _ := httpDo(t, http.MethodGet, "http://"+ts.addr+"/version", "")
-	if code != http.StatusOK || body != `{"etcdserver":"3.7.0","etcdcluster":"3.6.0","cairn":"0.1.0-test"}` {
+	if code != http.StatusOK || body != `{"etcdserver":"3.8.2","etcdcluster":"3.6.0","storage":"3.8.0","cairn":"0.1.0-test"}` {
 		t.Fatalf("/version: %d %q", code, body)
 	}
 }

@@ -36,11 +36,12 @@ func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 	return resp, nil
 }
 
+// RangeStream serves etcd 3.7's KV.RangeStream: see rangeStream.
 func (s *kvServer) RangeStream(r *pb.RangeRequest, stream grpc.ServerStreamingServer[pb.RangeStreamResponse]) error {
-	if err := checkRange(r); err != nil {
+	if err := checkRangeStream(r); err != nil {
 		return err
 	}
-	err := s.be.RangeStream(stream.Context(), r, func(chunk *pb.RangeResponse) error {
+	err := rangeStream(stream.Context(), s.be, r, s.maxRequestBytes, func(chunk *pb.RangeResponse) error {
 		return stream.Send(&pb.RangeStreamResponse{RangeResponse: chunk})
 	})
 	return toGRPCError(err)

@@ -28,6 +28,9 @@ type Server struct {
 	lg      *zap.Logger
 	grpc    *grpc.Server
 	metrics *grpcMetrics
+	// storageVersion is the etcd storage version Cairn claims: Status,
+	// snapshots and /version report it.
+	storageVersion string
 
 	mu        sync.Mutex
 	shutdown  bool
@@ -55,7 +58,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, lg: c.Logger, metrics: m}
+	s := &Server{cfg: c, lg: c.Logger, metrics: m, storageVersion: storageVersion(c.ServerVersion)}
 	s.grpc = grpc.NewServer(
 		// etcd's keepalive policy: clientv3 users ping every few seconds
 		// (kube-apiserver: 30s), which gRPC's default minimum (5 min) punishes.
@@ -74,7 +77,7 @@ func New(cfg Config) (*Server, error) {
 		be:             c.Backend,
 		lg:             c.Logger,
 		serverVersion:  c.ServerVersion,
-		storageVersion: storageVersion(c.ServerVersion),
+		storageVersion: s.storageVersion,
 	})
 	pb.RegisterClusterServer(s.grpc, &clusterServer{be: c.Backend})
 	var (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -169,46 +170,86 @@ func TestRangeStreamChunksMergeToRange(t *testing.T) {
 	ts := startServer(t, be, nil)
 	c := newClient(t, ts.addr, nil)
 	ctx := ctxT(t)
-	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		if _, err := c.Put(ctx, k, "v"+k); err != nil {
+	for i := range 25 {
+		if _, err := c.Put(ctx, fmt.Sprintf("k%02d", i), "v"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want, err := c.Get(ctx, "a", clientv3.WithRange("z"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := c.GetStream(ctx, "a", clientv3.WithRange("z"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chunks int
-	merged := &pb.RangeResponse{}
-	for r := range ch {
-		if r.Err() != nil {
-			t.Fatal(r.Err())
+	for _, tc := range []struct {
+		name   string
+		opts   []clientv3.OpOption
+		chunks []int // kvs per chunk, as etcd cuts them
+	}{
+		{"unlimited", nil, []int{10, 15}},
+		{"limit 12", []clientv3.OpOption{clientv3.WithLimit(12)}, []int{10, 2}},
+		{"limit 5", []clientv3.OpOption{clientv3.WithLimit(5)}, []int{5}},
+		{"keys only", []clientv3.OpOption{clientv3.WithKeysOnly()}, []int{10, 15}},
+		{"count only", []clientv3.OpOption{clientv3.WithCountOnly()}, []int{0}},
+	} {
+		opts := append([]clientv3.OpOption{clientv3.WithRange("z")}, tc.opts...)
+		want, err := c.Get(ctx, "k", opts...)
+		if err != nil {
+			t.Fatal(err)
 		}
-		chunks++
-		if chunks < 3 && r.Header != nil {
-			t.Errorf("chunk %d has a header; only the last may", chunks)
+		ch, err := c.GetStream(ctx, "k", opts...)
+		if err != nil {
+			t.Fatal(err)
 		}
-		mergeRange(merged, r.RangeResponse)
-	}
-	if chunks != 3 {
-		t.Errorf("got %d chunks, want 3 (5 kvs by 2)", chunks)
-	}
-	if !proto.Equal(merged, (*pb.RangeResponse)(want)) {
-		t.Fatalf("merged stream = %v\nwant %v", merged, (*pb.RangeResponse)(want))
+		var chunks []int
+		merged := &pb.RangeResponse{}
+		for r := range ch {
+			if r.Err() != nil {
+				t.Fatal(r.Err())
+			}
+			if r.Header != nil && len(chunks) < len(tc.chunks)-1 {
+				t.Errorf("%s: chunk %d has a header; only the last may", tc.name, len(chunks))
+			}
+			chunks = append(chunks, len(r.Kvs))
+			mergeRange(merged, r.RangeResponse)
+		}
+		if !slices.Equal(chunks, tc.chunks) {
+			t.Errorf("%s: chunks of %v kvs, want %v", tc.name, chunks, tc.chunks)
+		}
+		if !proto.Equal(merged, (*pb.RangeResponse)(want)) {
+			t.Errorf("%s: merged stream = %v\nwant %v", tc.name, merged, (*pb.RangeResponse)(want))
+		}
 	}
 
-	// Validation applies to the stream too.
-	ch, err = c.GetStream(ctx, "")
-	if err != nil {
-		t.Fatal(err)
+	// Validation applies to the stream too, with etcd's stream-only refusals.
+	for i, tc := range []struct {
+		key  string
+		opts []clientv3.OpOption
+		want error
+	}{
+		{"", nil, rpctypes.ErrEmptyKey},
+		{"k", []clientv3.OpOption{clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)},
+			status.Error(codes.Unimplemented, "RangeStream does not support custom sort orders")},
+		{"k", []clientv3.OpOption{clientv3.WithMinModRev(2)},
+			status.Error(codes.Unimplemented, "RangeStream does not support revision filters")},
+	} {
+		ch, err := c.GetStream(ctx, tc.key, tc.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := <-ch
+		if r.Err() == nil || r.Err().Error() != tc.want.Error() {
+			t.Errorf("invalid stream %d (key %q): %v, want %v", i, tc.key, r.Err(), tc.want)
+		}
 	}
-	r := <-ch
-	if !errors.Is(r.Err(), rpctypes.ErrEmptyKey) {
-		t.Fatalf("stream with empty key: %v, want ErrEmptyKey", r.Err())
+}
+
+func TestAdjustChunkLimitIsEtcds(t *testing.T) {
+	const target = 1000
+	for _, tc := range []struct {
+		last int64
+		size int
+		want int64
+	}{
+		{10, 499, 20}, {10, 500, 10}, {10, 2000, 10}, {10, 2001, 5}, {1, 5000, 1}, {1, 0, 2},
+	} {
+		if got := adjustChunkLimit(tc.last, tc.size, target); got != tc.want {
+			t.Errorf("adjustChunkLimit(%d, %d, %d) = %d, want %d", tc.last, tc.size, target, got, tc.want)
+		}
 	}
 }
 
@@ -402,7 +443,7 @@ func TestStatusReportsConfiguredVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Version != "3.7.9" || st.Leader != testMemberID {
+	if st.Version != "3.7.9" || st.StorageVersion != "3.7.0" || st.Leader != testMemberID || st.DowngradeInfo.GetEnabled() || st.DowngradeInfo == nil {
 		t.Fatalf("status = %v", st)
 	}
 	wantHeader(t, st.Header, 1)

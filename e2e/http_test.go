@@ -141,7 +141,7 @@ func TestHTTPGateway(t *testing.T) {
 	// /health, /livez, /readyz, /version.
 	for _, tc := range []struct{ path, want string }{
 		{"/health", `{"health":"true","reason":""}`},
-		{"/version", `{"etcdserver":"3.7.0","etcdcluster":"3.7.0","cairn":"0.1.0-dev"}`},
+		{"/version", `{"etcdserver":"3.7.0","etcdcluster":"3.7.0","storage":"3.7.0","cairn":"0.1.0-dev"}`},
 	} {
 		code, body := httpDo(t, m, http.MethodGet, tc.path, "")
 		if code != http.StatusOK {

@@ -24,7 +24,6 @@ import (
 	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/transport"
-	"github.com/cairnkv/cairn/version"
 )
 
 // ServerConfig configures the production shell around a Core.
@@ -431,60 +430,6 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespon
 	return resp, nil
 }
 
-// rangeStreamChunk is how many keys one RangeStream message carries.
-const rangeStreamChunk = 1000
-
-// RangeStream serves etcd 3.7's KV.RangeStream: the range in chunks, all read
-// at one pinned revision, so memory stays bounded by the chunk size.
-func (s *Server) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(*pb.RangeResponse) error) error {
-	if !r.GetSerializable() {
-		if err := s.LinearizableRead(ctx); err != nil {
-			return err
-		}
-	}
-	rev := r.GetRevision()
-	if rev == 0 {
-		rev = s.kv.Rev()
-	}
-	if r.GetSortOrder() != pb.RangeRequest_NONE || r.GetCountOnly() {
-		// Sorted or counted ranges need the whole result: one message.
-		resp, err := s.Range(ctx, &pb.RangeRequest{Key: r.Key, RangeEnd: r.RangeEnd, Limit: r.Limit, Revision: rev, SortOrder: r.SortOrder, SortTarget: r.SortTarget, Serializable: true, KeysOnly: r.KeysOnly, CountOnly: r.CountOnly, MinModRevision: r.MinModRevision, MaxModRevision: r.MaxModRevision, MinCreateRevision: r.MinCreateRevision, MaxCreateRevision: r.MaxCreateRevision})
-		if err != nil {
-			return err
-		}
-		return send(resp)
-	}
-	key, remaining := r.GetKey(), r.GetLimit()
-	for {
-		if err := ctx.Err(); err != nil {
-			return toGRPCError(err)
-		}
-		limit := int64(rangeStreamChunk)
-		if remaining > 0 && remaining < limit {
-			limit = remaining
-		}
-		resp, err := s.kv.Range(&pb.RangeRequest{Key: key, RangeEnd: r.GetRangeEnd(), Limit: limit, Revision: rev, KeysOnly: r.GetKeysOnly(),
-			MinModRevision: r.GetMinModRevision(), MaxModRevision: r.GetMaxModRevision(), MinCreateRevision: r.GetMinCreateRevision(), MaxCreateRevision: r.GetMaxCreateRevision()})
-		if err != nil {
-			return toGRPCError(err)
-		}
-		if remaining > 0 {
-			remaining -= int64(len(resp.GetKvs()))
-		}
-		more := resp.GetMore() && (r.GetLimit() == 0 || remaining > 0)
-		resp.More = more
-		resp.Header = s.header(rev)
-		if err := send(resp); err != nil {
-			return err
-		}
-		if !more || len(resp.GetKvs()) == 0 || len(r.GetRangeEnd()) == 0 {
-			return nil
-		}
-		last := resp.GetKvs()[len(resp.GetKvs())-1].GetKey()
-		key = append(append([]byte(nil), last...), 0) // the next key after last
-	}
-}
-
 // Put serves KV.Put through raft.
 func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
 	res, err := s.propose(ctx, &pb.InternalRaftRequest{Put: r})
@@ -566,7 +511,7 @@ func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Comp
 	return res.Resp.(*pb.CompactionResponse), nil
 }
 
-// Status serves Maintenance.Status (the API layer fills Version).
+// Status serves Maintenance.Status (the API layer fills the versions).
 func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	var st raft.Status
 	var isLearner bool
@@ -600,7 +545,6 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		RaftTerm:         st.HardState.GetTerm(),
 		RaftAppliedIndex: s.applied.Load(),
 		IsLearner:        isLearner,
-		StorageVersion:   version.Etcd,
 	}
 	if st.Lead == 0 {
 		resp.Errors = append(resp.Errors, rpctypes.ErrorDesc(rpctypes.ErrGRPCNoLeader))
@@ -609,6 +553,9 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		resp.Errors = append(resp.Errors, fmt.Sprintf("memberID:%d alarm:%s", a.GetMemberID(), a.GetAlarm()))
 	}
 	resp.DbSizeQuota = s.cfg.QuotaBackendBytes
+	if resp.DbSizeQuota == 0 {
+		resp.DbSizeQuota = -1 // no quota: what etcd reports for --quota-backend-bytes=-1
+	}
 	return resp, nil
 }
 

@@ -191,6 +191,9 @@ type Core struct {
 	id, clusterID uint64
 	members       map[uint64]Member
 	confState     *raftpb.ConfState
+	// alone: this member started as the only voter and its election ticks
+	// are still to be fast-forwarded (see advanceTicksIfAlone).
+	alone bool
 
 	applied   uint64 // last applied raft index
 	snapIndex uint64 // index of the newest raft snapshot
@@ -252,7 +255,26 @@ func NewCore(c Config) (*Core, error) {
 		core.closeFiles()
 		return nil, err
 	}
+	voters := core.rn.Status().Config.Voters.IDs()
+	_, self := voters[core.id]
+	core.alone = self && len(voters) == 1
 	return core, nil
+}
+
+// advanceTicksIfAlone fast-forwards a member that is the only voter to one
+// tick before its election timeout, as etcd does for a single-member
+// cluster, so it leads within a tick or so of starting instead of after a
+// whole election timeout that nobody else could cut short. It waits until
+// every committed entry is applied: raft refuses to campaign while a
+// committed configuration change (a new cluster's first entries) is not.
+func (c *Core) advanceTicksIfAlone() {
+	if !c.alone || c.applied < c.committed {
+		return
+	}
+	c.alone = false // once
+	for i := 1; i < c.cfg.ElectionTicks; i++ {
+		c.rn.Tick()
+	}
 }
 
 func (c *Core) openKV() error {
@@ -662,6 +684,7 @@ func (c *Core) Process() error {
 		c.fail(err)
 		return err
 	}
+	c.advanceTicksIfAlone()
 	return nil
 }
 

@@ -1,0 +1,89 @@
+package node
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/vfs"
+)
+
+// dropTransport loses every message: enough for a core that is alone, or
+// one whose peers must never answer.
+type dropTransport struct{}
+
+func (dropTransport) Send([]*raftpb.Message)      {}
+func (dropTransport) AddPeer(uint64, []string)    {}
+func (dropTransport) RemovePeer(uint64)           {}
+func (dropTransport) UpdatePeer(uint64, []string) {}
+func (dropTransport) Close() error                { return nil }
+
+func newTestCore(t *testing.T, n int) *Core {
+	t.Helper()
+	var members []Member
+	for i := 0; i < n; i++ {
+		urls := []string{fmt.Sprintf("http://m%d", i)}
+		members = append(members, Member{ID: MemberID(urls, "ticks"), Name: fmt.Sprintf("m%d", i), PeerURLs: urls})
+	}
+	c, err := NewCore(Config{
+		Name: "m0", ID: members[0].ID, ClusterToken: "ticks", InitialMembers: members,
+		DataDir: t.TempDir(), WALFS: vfs.NewMem(), Transport: dropTransport{},
+		Clock: clock.NewFake(time.Unix(100, 0)), BackendNoSync: true, ElectionTicks: 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ticksToLead ticks c (processing its Ready) until it leads, at most max
+// ticks, and returns how many it took, or max+1.
+func ticksToLead(t *testing.T, c *Core, max int) int {
+	t.Helper()
+	for i := 1; i <= max; i++ {
+		c.Tick()
+		for c.HasReady() {
+			if err := c.Process(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.rn.Status().RaftState == raft.StateLeader {
+			return i
+		}
+	}
+	return max + 1
+}
+
+// A member that is the only voter starts one tick short of its election
+// timeout, as etcd's single-member start does: it leads within an election
+// timeout's worth of ticks at most (raft's randomized timeout is 10 to 19
+// ticks here; without the fast-forward it would need at least 10).
+func TestSingleVoterLeadsWithinOneElectionTimeout(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		if n := ticksToLead(t, newTestCore(t, 1), 10); n > 10 {
+			t.Fatalf("start %d: not leader after 10 ticks", i)
+		}
+	}
+}
+
+// A member of a larger cluster is not fast-forwarded: it waits out a whole
+// election timeout for a leader to make itself known.
+func TestMemberOfALargerClusterIsNotFastForwarded(t *testing.T) {
+	c := newTestCore(t, 3)
+	for i := 0; i < 9; i++ {
+		c.Tick()
+		for c.HasReady() {
+			if err := c.Process(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := c.rn.Status().RaftState; st != raft.StateFollower {
+			t.Fatalf("after %d ticks the member is %v, want a follower still", i+1, st)
+		}
+	}
+}

@@ -194,6 +194,9 @@ type Core struct {
 	// alone: this member started as the only voter and its election ticks
 	// are still to be fast-forwarded (see advanceTicksIfAlone).
 	alone bool
+	// readsLostLeader: a leader became known; unanswered read rounds are
+	// asked again after this Ready.
+	readsLostLeader bool
 
 	applied   uint64 // last applied raft index
 	snapIndex uint64 // index of the newest raft snapshot
@@ -685,6 +688,10 @@ func (c *Core) Process() error {
 		return err
 	}
 	c.advanceTicksIfAlone()
+	if c.readsLostLeader {
+		c.readsLostLeader = false
+		c.reads.reissue(c)
+	}
 	return nil
 }
 
@@ -761,6 +768,9 @@ func (c *Core) process() error {
 func (c *Core) setSoftState(ss *raft.SoftState) {
 	if ss.Lead != c.lead {
 		c.lg.Info("leader changed", zap.String("leader", fmt.Sprintf("%x", ss.Lead)), zap.Uint64("term", c.rn.BasicStatus().HardState.GetTerm()))
+		// Raft drops a ReadIndex asked while no leader was known: ask the
+		// new one now rather than when the retry timer comes round.
+		c.readsLostLeader = ss.Lead != 0
 	}
 	c.lead = ss.Lead
 	if ss.RaftState == raft.StateLeader && c.role != raft.StateLeader {

@@ -57,11 +57,27 @@ func (q *readQueue) issue(c *Core) {
 func (q *readQueue) retry(c *Core) {
 	for _, r := range q.rounds {
 		if r.index == 0 && c.ticks-r.issued >= uint64(c.cfg.ElectionTicks) {
-			q.nextCtx++
-			r.ctx, r.issued = q.nextCtx, c.ticks
-			c.rn.ReadIndex(ctxBytes(r.ctx))
+			q.ask(c, r)
 		}
 	}
+}
+
+// reissue re-issues every unanswered round at once: a leader has just
+// become known, and the rounds asked before were dropped.
+func (q *readQueue) reissue(c *Core) {
+	for _, r := range q.rounds {
+		if r.index == 0 {
+			q.ask(c, r)
+		}
+	}
+}
+
+// ask sends round r to raft under a fresh context, so an answer to an
+// earlier asking is never taken for this one.
+func (q *readQueue) ask(c *Core, r *readRound) {
+	q.nextCtx++
+	r.ctx, r.issued = q.nextCtx, c.ticks
+	c.rn.ReadIndex(ctxBytes(r.ctx))
 }
 
 func (q *readQueue) resolve(rs raft.ReadState) {

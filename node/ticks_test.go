@@ -87,3 +87,42 @@ func TestMemberOfALargerClusterIsNotFastForwarded(t *testing.T) {
 		}
 	}
 }
+
+// A linearizable read asked before any leader is known (raft drops it) is
+// asked again as soon as a leader is, and answered in that same round,
+// not a retry timeout later.
+func TestReadAskedBeforeALeaderIsAnsweredWhenOneIsElected(t *testing.T) {
+	for i := 0; i < 10; i++ {
+		c := newTestCore(t, 1)
+		answered := -1
+		tick := 0
+		c.ReadIndex(func(err error) {
+			if err != nil {
+				t.Errorf("read: %v", err)
+			}
+			answered = tick
+		})
+		for c.HasReady() { // the read is asked with no leader, and dropped
+			if err := c.Process(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for tick = 1; tick <= 10 && c.rn.Status().RaftState != raft.StateLeader; tick++ {
+			c.Tick()
+			for c.HasReady() {
+				if err := c.Process(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.rn.Status().RaftState == raft.StateLeader {
+				break
+			}
+		}
+		if c.rn.Status().RaftState != raft.StateLeader {
+			t.Fatalf("start %d: no leader after 10 ticks", i)
+		}
+		if answered != tick {
+			t.Fatalf("start %d: leader at tick %d, read answered at tick %d", i, tick, answered)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnkv/cairn/mvcc"
 )
 
 // memBackend is a TEST DOUBLE: a single-member, in-memory map with etcd's
@@ -244,7 +246,7 @@ func (b *memBackend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse
 	if b.failWith != nil {
 		return nil, b.failWith
 	}
-	if txnWrites(r) {
+	if !mvcc.TxnReadOnly(r) {
 		b.rev++ // simplification: any writing txn bumps once
 	}
 	resp := b.txnLocked(r)

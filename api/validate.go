@@ -175,22 +175,3 @@ func checkOverlaps(ops []*pb.RequestOp) (map[string]struct{}, []keyRange, error)
 	}
 	return puts, dels, nil
 }
-
-// txnWrites reports whether a txn may write: whether any op, at any
-// depth, in either branch, is a put or a delete. Read-only txns are not
-// bounded by MaxRequestBytes, as in etcd they never enter the raft log.
-func txnWrites(r *pb.TxnRequest) bool {
-	for _, branch := range [][]*pb.RequestOp{r.Success, r.Failure} {
-		for _, op := range branch {
-			switch u := op.GetRequest().(type) {
-			case *pb.RequestOp_RequestPut, *pb.RequestOp_RequestDeleteRange:
-				return true
-			case *pb.RequestOp_RequestTxn:
-				if txnWrites(u.RequestTxn) {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}

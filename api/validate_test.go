@@ -127,15 +127,6 @@ func TestCheckRangeRejectsUnknownSortOptions(t *testing.T) {
 	}
 }
 
-func TestTxnWritesLooksIntoNestedTxns(t *testing.T) {
-	if txnWrites(&pb.TxnRequest{Success: ops(opGet("a")), Failure: ops(opTxn(ops(opGet("b")), nil))}) {
-		t.Error("read-only txn reported as writing")
-	}
-	if !txnWrites(&pb.TxnRequest{Success: ops(opGet("a")), Failure: ops(opTxn(nil, ops(opDel("b", ""))))}) {
-		t.Error("txn with a nested delete reported as read-only")
-	}
-}
-
 func TestToGRPCErrorMapsLikeEtcd(t *testing.T) {
 	tests := []struct {
 		in       error

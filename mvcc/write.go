@@ -201,6 +201,27 @@ func (s *Store) DeleteRange(r *pb.DeleteRangeRequest) (resp *pb.DeleteRangeRespo
 	return w.deleteRange(r)
 }
 
+// TxnReadOnly reports whether every op of r, in both branches and at any
+// depth, is a range: such a txn changes nothing, so a member serves it as a
+// read (it never enters the raft log, and MaxRequestBytes does not bound
+// it). An empty op is not a read.
+func TxnReadOnly(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.GetSuccess(), r.GetFailure()} {
+		for _, op := range ops {
+			switch {
+			case op.GetRequestRange() != nil:
+			case op.GetRequestTxn() != nil:
+				if !TxnReadOnly(op.GetRequestTxn()) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Txn runs a transaction with etcd semantics: all compares, including those
 // of nested transactions, are evaluated against the state before it; reads
 // inside see its earlier writes; all writes share one revision. A request

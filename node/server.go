@@ -451,7 +451,7 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 // Txn serves KV.Txn: through raft when it writes, as a linearizable (or
 // serializable) read when every operation in it reads.
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
-	if isTxnReadOnly(r) {
+	if mvcc.TxnReadOnly(r) {
 		if !isTxnSerializable(r) {
 			if err := s.LinearizableRead(ctx); err != nil {
 				return nil, err
@@ -469,23 +469,6 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 		return nil, err
 	}
 	return res.Resp.(*pb.TxnResponse), nil
-}
-
-func isTxnReadOnly(r *pb.TxnRequest) bool {
-	for _, ops := range [][]*pb.RequestOp{r.GetSuccess(), r.GetFailure()} {
-		for _, op := range ops {
-			switch {
-			case op.GetRequestRange() != nil:
-			case op.GetRequestTxn() != nil:
-				if !isTxnReadOnly(op.GetRequestTxn()) {
-					return false
-				}
-			default:
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func isTxnSerializable(r *pb.TxnRequest) bool {

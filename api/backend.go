@@ -65,10 +65,20 @@ type ClusterBackend interface {
 	MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error)
 }
 
-// HealthBackend reports member health: nil is healthy, otherwise the
-// error's text is the "reason" reported by /health.
+// HealthBackend answers the questions of etcd's probes (/health, /livez,
+// /readyz); the api layer combines them as etcd does. Error contract as
+// KVBackend.
 type HealthBackend interface {
-	Health(ctx context.Context) error
+	// Alarms lists the alarms raised in the cluster.
+	Alarms(ctx context.Context) ([]*pb.AlarmMember, error)
+	// Leader is this member's leader, 0 while it knows none.
+	Leader() uint64
+	// IsLearner reports whether this member is a raft learner.
+	IsLearner(ctx context.Context) (bool, error)
+	// HealthRead reads one key, keys only, linearizably unless
+	// serializable, within the server's request timeout. A linearizable
+	// read that no leader confirms fails with ErrGRPCTimeout, as etcd's.
+	HealthRead(ctx context.Context, serializable bool) error
 }
 
 // Backend is everything the api layer needs from the raft node.

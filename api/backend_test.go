@@ -23,9 +23,9 @@ type memBackend struct {
 	rev int64
 	kvs map[string]*mvccpb.KeyValue
 
-	db        []byte // what Snapshot writes
-	healthErr error
-	members   []*pb.Member
+	db      []byte // what Snapshot writes
+	health  memHealth
+	members []*pb.Member
 	// failWith, when set, is returned by every KV call.
 	failWith error
 }
@@ -51,10 +51,20 @@ func (b *memBackend) header() *pb.ResponseHeader {
 	return &pb.ResponseHeader{ClusterId: testClusterID, MemberId: testMemberID, Revision: b.rev, RaftTerm: testRaftTerm}
 }
 
-func (b *memBackend) setHealth(err error) {
+// memHealth is what memBackend's HealthBackend methods answer; the zero
+// value is a healthy member with a leader.
+type memHealth struct {
+	alarms   []*pb.AlarmMember
+	noLeader bool
+	learner  bool
+	// readErr fails HealthRead: [0] linearizable, [1] serializable.
+	readErr [2]error
+}
+
+func (b *memBackend) setHealth(h memHealth) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.healthErr = err
+	b.health = h
 }
 
 func (b *memBackend) setFail(err error) {
@@ -332,10 +342,34 @@ func (b *memBackend) MemberPromote(ctx context.Context, r *pb.MemberPromoteReque
 	return &pb.MemberPromoteResponse{Header: b.header()}, nil
 }
 
-func (b *memBackend) Health(ctx context.Context) error {
+func (b *memBackend) Alarms(ctx context.Context) ([]*pb.AlarmMember, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.healthErr
+	return b.health.alarms, nil
+}
+
+func (b *memBackend) Leader() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.health.noLeader {
+		return 0
+	}
+	return testMemberID
+}
+
+func (b *memBackend) IsLearner(ctx context.Context) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.health.learner, nil
+}
+
+func (b *memBackend) HealthRead(ctx context.Context, serializable bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if serializable {
+		return b.health.readErr[1]
+	}
+	return b.health.readErr[0]
 }
 
 // openerBackend is memBackend plus SnapshotOpener, to test the direct

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -50,9 +53,7 @@ func (s *Server) httpHandler(gwConn *grpc.ClientConn) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/v3/", gwmux)
-	mux.HandleFunc("/health", s.serveHealth)
-	mux.HandleFunc("/livez", s.serveLivez)
-	mux.HandleFunc("/readyz", s.serveReadyz)
+	s.handleHealth(mux)
 	mux.HandleFunc("/version", s.serveVersion)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	if s.cfg.EnablePprof {
@@ -80,47 +81,212 @@ func gatewayPath(p string) string {
 	return p
 }
 
+// The probes below are etcd 3.7's (server/etcdhttp/health.go), answer
+// for answer, so that probes written for etcd behave the same on Cairn:
+//
+//   - /health: 200 {"health":"true","reason":""}, or 503 with "false" and
+//     the first failure of: a raised alarm not named by ?exclude= ("ALARM
+//     NOSPACE"), no leader unless ?serializable=true ("RAFT NO LEADER"), a
+//     read of one key, serializable if asked ("RANGE ERROR:<error>").
+//   - /livez and /readyz run named checks; /livez/<check> and
+//     /readyz/<check> run one. 200 "ok\n", preceded by one "[+]<check> ok"
+//     line per check when ?verbose is present; on failure 503 with every
+//     check's line, failed ones as "[-]<check> failed: <error>", whatever
+//     ?verbose says. ?exclude=<check> (repeatable) skips a check on the
+//     root paths; unknown names are ignored.
+//
+// etcd runs the checks in Go map order, so its verbose lines come in any
+// order; Cairn runs them in the order etcd registers them.
+
+// handleHealth registers the probes on mux.
+func (s *Server) handleHealth(mux *http.ServeMux) {
+	mux.HandleFunc("/health", s.serveHealth)
+	s.handleChecks(mux, "/livez", []healthCheck{
+		{"serializable_read", s.readCheck(true)},
+	})
+	s.handleChecks(mux, "/readyz", []healthCheck{
+		{"data_corruption", s.alarmCheck(pb.AlarmType_CORRUPT)},
+		{"serializable_read", s.readCheck(true)},
+		{"linearizable_read", s.readCheck(false)},
+		{"non_learner", s.learnerCheck},
+	})
+}
+
+// MetricsHandler is what etcd serves on --listen-metrics-urls: /metrics
+// and the probes, nothing else (no /version, no gateway).
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	s.handleHealth(mux)
+	return mux
+}
+
 // healthStatus is etcd's /health body.
 type healthStatus struct {
 	Health string `json:"health"`
 	Reason string `json:"reason"`
 }
 
-// serveHealth answers GET /health as etcd: 200 {"health":"true","reason":""}
-// or 503 {"health":"false","reason":"<backend error>"}.
+// serveHealth answers GET /health as etcd does.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	if !allowGet(w, r) {
+	if !onlyGet(w, r) {
 		return
 	}
-	h, code := healthStatus{Health: "true"}, http.StatusOK
-	if err := s.cfg.Backend.Health(r.Context()); err != nil {
-		h, code = healthStatus{Health: "false", Reason: err.Error()}, http.StatusServiceUnavailable
+	h := s.health(r.Context(), querySet(r, "exclude"), r.URL.Query().Get("serializable") == "true")
+	b, _ := json.Marshal(h) // two strings
+	if h.Health != "true" {
 		s.lg.Warn("serving /health false", zap.String("reason", h.Reason))
+		http.Error(w, string(b), http.StatusServiceUnavailable)
+		return
 	}
-	writeJSON(w, code, h)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8") // what etcd's sniffs
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 }
 
-// serveLivez answers 200 "ok" while the process serves HTTP: liveness
-// must not fail for cluster-level trouble (no leader), or a supervisor
-// would restart a member that cannot help it.
-func (s *Server) serveLivez(w http.ResponseWriter, r *http.Request) {
-	if !allowGet(w, r) {
-		return
+// health judges this member as etcd's /health does: alarms not in
+// excludedAlarms (alarm type names, "NOSPACE"), then the leader unless
+// serializable, then a read.
+func (s *Server) health(ctx context.Context, excludedAlarms map[string]bool, serializable bool) healthStatus {
+	be := s.cfg.Backend
+	alarms, err := be.Alarms(ctx)
+	if err != nil {
+		return healthStatus{Health: "false", Reason: "RANGE ERROR:" + rpctypes.ErrorDesc(err)}
 	}
-	writeText(w, http.StatusOK, "ok")
+	for _, a := range alarms {
+		if excludedAlarms[a.GetAlarm().String()] {
+			continue
+		}
+		switch a.GetAlarm() {
+		case pb.AlarmType_NOSPACE:
+			return healthStatus{Health: "false", Reason: "ALARM NOSPACE"}
+		case pb.AlarmType_CORRUPT:
+			return healthStatus{Health: "false", Reason: "ALARM CORRUPT"}
+		default:
+			return healthStatus{Health: "false", Reason: "ALARM UNKNOWN"}
+		}
+	}
+	if !serializable && be.Leader() == 0 {
+		return healthStatus{Health: "false", Reason: "RAFT NO LEADER"}
+	}
+	if err := be.HealthRead(ctx, serializable); err != nil {
+		return healthStatus{Health: "false", Reason: "RANGE ERROR:" + rpctypes.ErrorDesc(err)}
+	}
+	return healthStatus{Health: "true"}
 }
 
-// serveReadyz answers as etcd's /readyz: 200 "ok" when the backend is
-// healthy, else 503 naming the failed check.
-func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
-	if !allowGet(w, r) {
+// healthCheck is one named check of /livez or /readyz.
+type healthCheck struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// handleChecks registers root, which runs checks but those excluded, and
+// root/<name> for each check.
+func (s *Server) handleChecks(mux *http.ServeMux, root string, checks []healthCheck) {
+	mux.HandleFunc(root, func(w http.ResponseWriter, r *http.Request) {
+		excluded := querySet(r, "exclude")
+		var run []healthCheck
+		for _, c := range checks {
+			if !excluded[c.name] {
+				run = append(run, c)
+			}
+		}
+		s.serveChecks(w, r, root, run)
+	})
+	for _, c := range checks {
+		mux.HandleFunc(root+"/"+c.name, func(w http.ResponseWriter, r *http.Request) {
+			s.serveChecks(w, r, root+"/"+c.name, []healthCheck{c})
+		})
+	}
+}
+
+func (s *Server) serveChecks(w http.ResponseWriter, r *http.Request, path string, checks []healthCheck) {
+	if !onlyGet(w, r) {
 		return
 	}
-	if err := s.cfg.Backend.Health(r.Context()); err != nil {
-		writeText(w, http.StatusServiceUnavailable, "[-]health failed: "+err.Error()+"\nreadyz check failed")
+	var out strings.Builder
+	failed := false
+	for _, c := range checks {
+		if err := c.run(r.Context()); err != nil {
+			fmt.Fprintf(&out, "[-]%s failed: %v\n", c.name, err)
+			failed = true
+		} else {
+			fmt.Fprintf(&out, "[+]%s ok\n", c.name)
+		}
+	}
+	if failed {
+		s.lg.Warn("health check failed", zap.String("path", path), zap.String("reason", out.String()))
+		http.Error(w, out.String(), http.StatusServiceUnavailable)
 		return
 	}
-	writeText(w, http.StatusOK, "ok")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if _, ok := r.URL.Query()["verbose"]; ok {
+		fmt.Fprint(w, out.String())
+	}
+	fmt.Fprint(w, "ok\n")
+}
+
+// readCheck is etcd's serializable_read and linearizable_read check.
+func (s *Server) readCheck(serializable bool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := s.cfg.Backend.HealthRead(ctx, serializable); err != nil {
+			return errors.New(rpctypes.ErrorDesc(err))
+		}
+		return nil
+	}
+}
+
+// alarmCheck is etcd's data_corruption check: it fails while an alarm
+// of type t is raised.
+func (s *Server) alarmCheck(t pb.AlarmType) func(context.Context) error {
+	return func(ctx context.Context) error {
+		alarms, err := s.cfg.Backend.Alarms(ctx)
+		if err != nil {
+			return errors.New(rpctypes.ErrorDesc(err))
+		}
+		for _, a := range alarms {
+			if a.GetAlarm() == t {
+				return fmt.Errorf("alarm activated: %s", t)
+			}
+		}
+		return nil
+	}
+}
+
+// learnerCheck is etcd's non_learner check.
+func (s *Server) learnerCheck(ctx context.Context) error {
+	learner, err := s.cfg.Backend.IsLearner(ctx)
+	if err != nil {
+		return errors.New(rpctypes.ErrorDesc(err))
+	}
+	if learner {
+		return errors.New("not supported for learner")
+	}
+	return nil
+}
+
+// querySet is the set of the query parameter's non-empty values.
+func querySet(r *http.Request, name string) map[string]bool {
+	set := make(map[string]bool)
+	for _, v := range r.URL.Query()[name] {
+		if v != "" {
+			set[v] = true
+		}
+	}
+	return set
+}
+
+// onlyGet answers 405 to anything but GET, HEAD included, as etcd's
+// probes and /version do.
+func onlyGet(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet {
+		return true
+	}
+	w.Header().Set("Allow", http.MethodGet)
+	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	return false
 }
 
 // versions is the /version body: etcd's fields, in etcd's order, then
@@ -133,20 +299,10 @@ type versions struct {
 }
 
 func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) {
-	if !allowGet(w, r) {
+	if !onlyGet(w, r) {
 		return
 	}
 	writeJSON(w, http.StatusOK, versions{Server: s.cfg.ServerVersion, Cluster: s.cfg.ClusterVersion, Storage: s.storageVersion, Cairn: s.cfg.CairnVersion})
-}
-
-// allowGet answers 405 to anything but GET (and HEAD), as etcd does.
-func allowGet(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		return true
-	}
-	w.Header().Set("Allow", http.MethodGet)
-	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -158,11 +314,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	w.Write(b)
-}
-
-func writeText(w http.ResponseWriter, code int, s string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	fmt.Fprint(w, s)
 }

@@ -3,12 +3,14 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 func httpDo(t *testing.T, method, url, body string) (int, string, http.Header) {
@@ -126,33 +128,86 @@ func TestGatewayJSONMatchesEtcd(t *testing.T) {
 	}
 }
 
-func TestHealthEndpoints(t *testing.T) {
+// TestHealthEndpointsAnswerAsEtcd checks /health, /livez and /readyz
+// against the answers etcd 3.7.3 gives in the same states (observed; the
+// real processes are compared in e2e/health_compat_test.go).
+func TestHealthEndpointsAnswerAsEtcd(t *testing.T) {
 	be := newMemBackend()
 	ts := startServer(t, be, nil)
 	base := "http://" + ts.addr
+	nospace := &pb.AlarmMember{MemberID: testMemberID, Alarm: pb.AlarmType_NOSPACE}
+	corrupt := &pb.AlarmMember{MemberID: testMemberID, Alarm: pb.AlarmType_CORRUPT}
+	const (
+		healthy   = `{"health":"true","reason":""}`
+		readyzAll = "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\n"
+	)
+	for _, tc := range []struct {
+		name  string
+		state memHealth
+		path  string
+		code  int
+		body  string
+	}{
+		{"healthy", memHealth{}, "/health", 200, healthy},
+		{"healthy", memHealth{}, "/health?serializable=true", 200, healthy},
+		{"healthy", memHealth{}, "/livez", 200, "ok\n"},
+		{"healthy", memHealth{}, "/livez?verbose", 200, "[+]serializable_read ok\nok\n"},
+		{"healthy", memHealth{}, "/livez/serializable_read?verbose", 200, "[+]serializable_read ok\nok\n"},
+		{"healthy", memHealth{}, "/readyz", 200, "ok\n"},
+		{"healthy", memHealth{}, "/readyz?verbose", 200, readyzAll + "ok\n"},
+		{"healthy", memHealth{}, "/readyz?verbose=false", 200, readyzAll + "ok\n"},
+		{"healthy", memHealth{}, "/readyz?verbose&exclude=nope", 200, readyzAll + "ok\n"},
+		{"healthy", memHealth{}, "/readyz?verbose&exclude=", 200, readyzAll + "ok\n"},
+		{"healthy", memHealth{}, "/readyz?verbose&exclude=linearizable_read&exclude=non_learner", 200, "[+]data_corruption ok\n[+]serializable_read ok\nok\n"},
+		{"healthy", memHealth{}, "/livez?verbose&exclude=serializable_read", 200, "ok\n"},
+		{"healthy", memHealth{}, "/readyz/linearizable_read?exclude=linearizable_read&verbose", 200, "[+]linearizable_read ok\nok\n"},
+		{"healthy", memHealth{}, "/livez/", 404, "404 page not found\n"},
+		{"healthy", memHealth{}, "/readyz/nope", 404, "404 page not found\n"},
 
-	code, body, h := httpDo(t, http.MethodGet, base+"/health", "")
-	if code != http.StatusOK || body != `{"health":"true","reason":""}` || h.Get("Content-Type") != "application/json" {
-		t.Fatalf("healthy /health: %d %q %q", code, body, h.Get("Content-Type"))
-	}
-	if code, body, _ := httpDo(t, http.MethodGet, base+"/readyz", ""); code != http.StatusOK || body != "ok" {
-		t.Fatalf("healthy /readyz: %d %q", code, body)
-	}
+		{"nospace", memHealth{alarms: []*pb.AlarmMember{nospace}}, "/health", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n"},
+		{"nospace", memHealth{alarms: []*pb.AlarmMember{nospace}}, "/health?serializable=true", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n"},
+		{"nospace", memHealth{alarms: []*pb.AlarmMember{nospace}}, "/health?exclude=CORRUPT", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n"},
+		{"nospace", memHealth{alarms: []*pb.AlarmMember{nospace}}, "/health?exclude=nospace", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n"},
+		{"nospace", memHealth{alarms: []*pb.AlarmMember{nospace}}, "/health?exclude=NOSPACE", 200, healthy},
+		{"nospace", memHealth{alarms: []*pb.AlarmMember{nospace}}, "/health?exclude=NOSPACE&serializable=true", 200, healthy},
+		{"nospace", memHealth{alarms: []*pb.AlarmMember{nospace}}, "/readyz?verbose", 200, readyzAll + "ok\n"},
+		{"nospace", memHealth{alarms: []*pb.AlarmMember{nospace}}, "/livez", 200, "ok\n"},
 
-	be.setHealth(errors.New("etcdserver: no leader"))
-	code, body, _ = httpDo(t, http.MethodGet, base+"/health", "")
-	if code != http.StatusServiceUnavailable || body != `{"health":"false","reason":"etcdserver: no leader"}` {
-		t.Fatalf("unhealthy /health: %d %q", code, body)
+		{"corrupt", memHealth{alarms: []*pb.AlarmMember{corrupt}}, "/health", 503, `{"health":"false","reason":"ALARM CORRUPT"}` + "\n"},
+		{"corrupt", memHealth{alarms: []*pb.AlarmMember{nospace, corrupt}}, "/health?exclude=NOSPACE&exclude=CORRUPT", 200, healthy},
+		{"corrupt", memHealth{alarms: []*pb.AlarmMember{corrupt}}, "/readyz", 503, "[-]data_corruption failed: alarm activated: CORRUPT\n[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\n\n"},
+		{"corrupt", memHealth{alarms: []*pb.AlarmMember{corrupt}}, "/readyz?exclude=data_corruption", 200, "ok\n"},
+
+		{"no leader", memHealth{noLeader: true, readErr: [2]error{rpctypes.ErrGRPCTimeout, nil}}, "/health", 503, `{"health":"false","reason":"RAFT NO LEADER"}` + "\n"},
+		{"no leader", memHealth{noLeader: true, readErr: [2]error{rpctypes.ErrGRPCTimeout, nil}}, "/health?exclude=NOSPACE", 503, `{"health":"false","reason":"RAFT NO LEADER"}` + "\n"},
+		{"no leader", memHealth{noLeader: true, readErr: [2]error{rpctypes.ErrGRPCTimeout, nil}}, "/health?serializable=true", 200, healthy},
+		{"no leader", memHealth{noLeader: true, readErr: [2]error{rpctypes.ErrGRPCTimeout, nil}}, "/livez?verbose", 200, "[+]serializable_read ok\nok\n"},
+		{"no leader", memHealth{noLeader: true, readErr: [2]error{rpctypes.ErrGRPCTimeout, nil}}, "/readyz", 503, "[+]data_corruption ok\n[+]serializable_read ok\n[-]linearizable_read failed: etcdserver: request timed out\n[+]non_learner ok\n\n"},
+		{"no leader", memHealth{noLeader: true, readErr: [2]error{rpctypes.ErrGRPCTimeout, nil}}, "/readyz/linearizable_read", 503, "[-]linearizable_read failed: etcdserver: request timed out\n\n"},
+		{"no leader", memHealth{noLeader: true, readErr: [2]error{rpctypes.ErrGRPCTimeout, nil}}, "/readyz?exclude=linearizable_read", 200, "ok\n"},
+
+		{"read fails", memHealth{readErr: [2]error{rpctypes.ErrGRPCTimeout, nil}}, "/health", 503, `{"health":"false","reason":"RANGE ERROR:etcdserver: request timed out"}` + "\n"},
+		{"read fails", memHealth{readErr: [2]error{rpctypes.ErrGRPCTimeout, nil}}, "/health?serializable=true", 200, healthy},
+
+		{"learner", memHealth{learner: true}, "/readyz", 503, "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[-]non_learner failed: not supported for learner\n\n"},
+		{"learner", memHealth{learner: true}, "/livez", 200, "ok\n"},
+		{"learner", memHealth{learner: true}, "/health", 200, healthy},
+	} {
+		be.setHealth(tc.state)
+		code, body, h := httpDo(t, http.MethodGet, base+tc.path, "")
+		if code != tc.code || body != tc.body {
+			t.Errorf("%s: GET %s = %d %q, want %d %q", tc.name, tc.path, code, body, tc.code, tc.body)
+		}
+		if ct := h.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+			t.Errorf("%s: GET %s: Content-Type %q, want text/plain; charset=utf-8", tc.name, tc.path, ct)
+		}
 	}
-	if code, body, _ := httpDo(t, http.MethodGet, base+"/readyz", ""); code != http.StatusServiceUnavailable || body != "[-]health failed: etcdserver: no leader\nreadyz check failed" {
-		t.Fatalf("unhealthy /readyz: %d %q", code, body)
-	}
-	// Liveness does not depend on the cluster.
-	if code, body, _ := httpDo(t, http.MethodGet, base+"/livez", ""); code != http.StatusOK || body != "ok" {
-		t.Fatalf("/livez while unhealthy: %d %q", code, body)
-	}
-	if code, _, h := httpDo(t, http.MethodPost, base+"/health", ""); code != http.StatusMethodNotAllowed || h.Get("Allow") != "GET" {
-		t.Fatalf("POST /health: %d allow=%q", code, h.Get("Allow"))
+	for _, p := range []string{"/health", "/livez", "/readyz", "/readyz/non_learner"} {
+		for _, m := range []string{http.MethodPost, http.MethodHead} {
+			if code, _, h := httpDo(t, m, base+p, ""); code != http.StatusMethodNotAllowed || h.Get("Allow") != "GET" {
+				t.Errorf("%s %s: %d Allow=%q, want 405 Allow=GET", m, p, code, h.Get("Allow"))
+			}
+		}
 	}
 }
 
@@ -161,6 +216,10 @@ func TestVersionEndpoint(t *testing.T) {
 	code, body, _ := httpDo(t, http.MethodGet, "http://"+ts.addr+"/version", "")
 	if code != http.StatusOK || body != `{"etcdserver":"3.8.2","etcdcluster":"3.6.0","storage":"3.8.0","cairn":"0.1.0-test"}` {
 		t.Fatalf("/version: %d %q", code, body)
+	}
+	// etcd 3.7.3 answers HEAD /version 405, as any method but GET.
+	if code, _, h := httpDo(t, http.MethodHead, "http://"+ts.addr+"/version", ""); code != http.StatusMethodNotAllowed || h.Get("Allow") != "GET" {
+		t.Fatalf("HEAD /version: %d Allow=%q, want 405 Allow=GET", code, h.Get("Allow"))
 	}
 }
 

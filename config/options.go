@@ -216,7 +216,7 @@ func options() []option {
 			set: setBool(func(c *Config) *bool { return &c.EnablePprof })},
 		{name: "metrics", group: groupMonitoring, def: "basic", help: "Level of detail of exported metrics: 'basic' or 'extensive' (adds gRPC histograms).",
 			set: func(c *Config, v string) error { c.Metrics = v; return nil }},
-		{name: "listen-metrics-urls", group: groupMonitoring, def: "", help: "List of additional URLs to serve /metrics and /health on.",
+		{name: "listen-metrics-urls", group: groupMonitoring, def: "", help: "List of additional URLs to serve /metrics, /health, /livez and /readyz on (plain HTTP).",
 			set: func(c *Config, v string) error { return setURLs(&c.ListenMetricsURLs, v) }},
 
 		// Logging.

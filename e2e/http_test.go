@@ -150,8 +150,8 @@ func TestHTTPGateway(t *testing.T) {
 		jsonEqual(t, "GET "+tc.path, body, tc.want)
 	}
 	for _, p := range []string{"/livez", "/readyz"} {
-		if code, body := httpDo(t, m, http.MethodGet, p, ""); code != http.StatusOK || body != "ok" {
-			t.Errorf("GET %s: %d %q, want 200 ok", p, code, body)
+		if code, body := httpDo(t, m, http.MethodGet, p, ""); code != http.StatusOK || body != "ok\n" {
+			t.Errorf("GET %s: %d %q, want 200 \"ok\\n\" (etcd's)", p, code, body)
 		}
 	}
 

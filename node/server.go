@@ -677,28 +677,43 @@ func (s *Server) MemberList(ctx context.Context, linearizable bool) (*pb.MemberL
 	return resp, nil
 }
 
-// Health reports whether this member can serve: it has a leader and a
-// linearizable read completes in time.
-func (s *Server) Health(ctx context.Context) error {
-	if err := s.Err(); err != nil {
-		return fmt.Errorf("member stopped: %w", err)
-	}
-	if s.Leader() == 0 {
-		return errors.New("RAFT NO LEADER")
-	}
+// Alarms lists the alarms raised in the cluster, ordered by member and
+// type, as etcd's /health and /readyz see them.
+func (s *Server) Alarms(ctx context.Context) ([]*pb.AlarmMember, error) {
 	var alarms []*pb.AlarmMember
 	if err := s.onLoop(ctx, func() { alarms = s.core.Alarms() }); err != nil {
-		return err
+		return nil, err
 	}
-	if len(alarms) > 0 {
-		return fmt.Errorf("ALARM %s", alarms[0].GetAlarm())
+	return alarms, nil
+}
+
+// IsLearner reports whether this member is a raft learner.
+func (s *Server) IsLearner(ctx context.Context) (bool, error) {
+	var learner bool
+	err := s.onLoop(ctx, func() {
+		for _, m := range s.core.Members() {
+			if m.ID == s.core.ID() {
+				learner = m.IsLearner
+			}
+		}
+	})
+	return learner, err
+}
+
+// HealthRead is the read of etcd's health checks: a keys-only range of
+// one key, linearizable unless serializable, bounded by the request
+// timeout. As etcd's, a linearizable read with no leader is not refused
+// at once: it waits out the timeout and fails with ErrGRPCTimeout
+// ("etcdserver: request timed out"), which /readyz reports.
+func (s *Server) HealthRead(ctx context.Context, serializable bool) error {
+	if s.Err() != nil {
+		return rpctypes.ErrGRPCStopped
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := s.LinearizableRead(ctx); err != nil {
-		return fmt.Errorf("linearizable read failed: %s", rpctypes.ErrorDesc(err))
+	_, err := s.Range(ctx, &pb.RangeRequest{Key: []byte{0}, KeysOnly: true, Limit: 1, Serializable: serializable})
+	if errors.Is(err, rpctypes.ErrGRPCNoLeader) {
+		return rpctypes.ErrGRPCTimeout
 	}
-	return nil
+	return err
 }
 
 // publish records this member's name and client URLs in the replicated

@@ -115,6 +115,7 @@ type daemon struct {
 	srv     *node.Server
 	api     *api.Server
 	peers   []*http.Server
+	metrics []*http.Server // --listen-metrics-urls
 	clients []net.Listener
 	errc    chan error
 }
@@ -171,12 +172,20 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		closeAll(peerLns)
 		return nil, err
 	}
+	metricsLns, err := listenAll(cfg.ListenMetricsURLs, "--listen-metrics-urls")
+	if err != nil {
+		closeAll(peerLns)
+		closeAll(clientLns)
+		closeAll(metricsLns)
+		return nil, err
+	}
 	var autoCompact node.AutoCompaction
 	if cfg.AutoCompactionRetention != "" && cfg.AutoCompactionRetention != "0" {
 		_, retention, revisions, err := cfg.AutoCompaction()
 		if err != nil {
 			closeAll(peerLns)
 			closeAll(clientLns)
+			closeAll(metricsLns)
 			return nil, err
 		}
 		autoCompact = node.AutoCompaction{Retention: retention, Revisions: revisions}
@@ -210,6 +219,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	if err != nil {
 		closeAll(peerLns)
 		closeAll(clientLns)
+		closeAll(metricsLns)
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -228,9 +238,10 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		srv.Stop()
 		closeAll(peerLns)
 		closeAll(clientLns)
+		closeAll(metricsLns)
 		return nil, err
 	}
-	d := &daemon{lg: lg, srv: srv, api: apiSrv, clients: clientLns, errc: make(chan error, len(peerLns)+len(clientLns))}
+	d := &daemon{lg: lg, srv: srv, api: apiSrv, clients: clientLns, errc: make(chan error, len(peerLns)+len(clientLns)+len(metricsLns))}
 	peerMux := http.NewServeMux()
 	peerMux.Handle("/", tr.Handler())
 	peerMux.Handle(membersPath, membersHandler(srv))
@@ -250,6 +261,18 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 				d.errc <- fmt.Errorf("client listener %s: %w", l.Addr(), err)
 			}
 		}(l)
+	}
+	// As etcd: /metrics and the probes, plain HTTP, on each metrics URL.
+	metricsHandler := apiSrv.MetricsHandler()
+	for _, l := range metricsLns {
+		hs := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 10 * time.Second}
+		d.metrics = append(d.metrics, hs)
+		go func(l net.Listener) {
+			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.errc <- fmt.Errorf("metrics listener %s: %w", l.Addr(), err)
+			}
+		}(l)
+		lg.Info("serving metrics", zap.String("address", l.Addr().String()))
 	}
 	lg.Info("cairn serving",
 		zap.String("name", cfg.Name), zap.String("member-id", fmt.Sprintf("%x", self)),
@@ -272,6 +295,9 @@ func (d *daemon) stop() {
 	defer cancel()
 	if err := d.api.Shutdown(ctx); err != nil {
 		d.lg.Warn("shutting down client API", zap.Error(err))
+	}
+	for _, m := range d.metrics {
+		_ = m.Shutdown(ctx)
 	}
 	d.srv.Stop()
 	for _, p := range d.peers {

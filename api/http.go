@@ -64,9 +64,27 @@ func (s *Server) httpHandler(gwConn *grpc.ClientConn) (http.Handler, error) {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allowCORS(w, r) {
+			return
+		}
 		r.URL.Path = gatewayPath(r.URL.Path)
 		mux.ServeHTTP(w, r)
 	}), nil
+}
+
+// allowCORS does what etcd's default --cors=* does on the client
+// listener's HTTP side: every response allows any origin, and a preflight
+// OPTIONS request is answered 200 with no body (it reports true then).
+func allowCORS(w http.ResponseWriter, r *http.Request) bool {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusOK)
+		return true
+	}
+	return false
 }
 
 // gatewayPath maps the gateway's older prefixes onto /v3/: /v3beta/, which

@@ -309,3 +309,34 @@ func TestHealthCompatLearner(t *testing.T) {
 		{"/readyz?exclude=non_learner&verbose", 200, "[+]data_corruption ok\n[+]linearizable_read ok\n[+]serializable_read ok\nok\n"},
 	})
 }
+
+// etcd's default --cors=* on the client listener: every HTTP response
+// allows any origin and a preflight OPTIONS is answered 200 with no body;
+// the metrics listener sends no CORS headers.
+func TestHealthCompatCORSOnTheClientListener(t *testing.T) {
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", freePorts(t, 1)[0])
+	c := NewClusterArgs(t, 1, "--listen-metrics-urls", metricsURL)
+	m := c.Members[0]
+	want := map[string]string{
+		"Access-Control-Allow-Origin":  "*",
+		"Access-Control-Allow-Methods": "POST, GET, OPTIONS, PUT, DELETE",
+		"Access-Control-Allow-Headers": "accept, content-type, authorization",
+	}
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/health"}, {http.MethodGet, "/version"}, {http.MethodGet, "/metrics"},
+		{http.MethodPost, "/health"}, {http.MethodOptions, "/v3/kv/range"}, {http.MethodOptions, "/health"},
+	} {
+		p := getProbe(t, tc.method, m.ClientURL+tc.path)
+		for k, v := range want {
+			if got := p.hdr.Get(k); got != v {
+				t.Errorf("%s %s: %s = %q, want %q", tc.method, tc.path, k, got, v)
+			}
+		}
+		if tc.method == http.MethodOptions && (p.code != http.StatusOK || p.body != "") {
+			t.Errorf("OPTIONS %s = %d %q, want 200 and no body", tc.path, p.code, p.body)
+		}
+	}
+	if p := getProbe(t, http.MethodGet, metricsURL+"/health"); p.hdr.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("the metrics listener sent CORS headers: %v", p.hdr)
+	}
+}

@@ -59,6 +59,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: c, lg: c.Logger, metrics: m, storageVersion: storageVersion(c.ServerVersion)}
+	unary := []grpc.UnaryServerInterceptor{m.unary, recoverUnary(c.Logger)}
+	stream := []grpc.StreamServerInterceptor{m.stream, recoverStream(c.Logger)}
+	if g, ok := c.Backend.(LearnerGate); ok {
+		unary = append(unary, learnerUnary(g))
+		stream = append(stream, learnerStream(g))
+	}
 	s.grpc = grpc.NewServer(
 		// etcd's keepalive policy: clientv3 users ping every few seconds
 		// (kube-apiserver: 30s), which gRPC's default minimum (5 min) punishes.
@@ -69,8 +75,8 @@ func New(cfg Config) (*Server, error) {
 		grpc.MaxConcurrentStreams(math.MaxUint32),
 		grpc.ForceServerCodecV2(protoCodec{}),
 		// Metrics outermost, so they see the code the client sees.
-		grpc.ChainUnaryInterceptor(m.unary, recoverUnary(c.Logger)),
-		grpc.ChainStreamInterceptor(m.stream, recoverStream(c.Logger)),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	)
 	pb.RegisterKVServer(s.grpc, &kvServer{be: c.Backend, maxTxnOps: c.MaxTxnOps, maxRequestBytes: c.MaxRequestBytes})
 	pb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{

@@ -26,6 +26,7 @@ const (
 	DefaultElectionTimeout            = 1000 * time.Millisecond
 	DefaultMaxRequestBytes            = 1536 * 1024 // 1.5 MiB
 	DefaultMaxTxnOps                  = 128
+	DefaultMaxLearners                = 1
 	DefaultQuotaBytes           int64 = 2 * 1024 * 1024 * 1024 // 2 GiB, used when --quota-backend-bytes is 0
 	MaxQuotaBytes               int64 = 8 * 1024 * 1024 * 1024 // 8 GiB, etcd's suggested maximum
 	DefaultMaxSnapshots               = 5
@@ -92,6 +93,7 @@ type Config struct {
 	InitialClusterState     string // ClusterStateNew | ClusterStateExisting
 	InitialClusterToken     string
 	StrictReconfigCheck     bool
+	MaxLearners             int // learners the cluster may hold at once
 	PreVote                 bool
 	AutoCompactionMode      string // CompactionModePeriodic | CompactionModeRevision
 	AutoCompactionRetention string // "0" = off; decode with AutoCompaction
@@ -163,6 +165,7 @@ func Default() *Config {
 		InitialClusterState:     ClusterStateNew,
 		InitialClusterToken:     DefaultInitialClusterToken,
 		StrictReconfigCheck:     true,
+		MaxLearners:             DefaultMaxLearners,
 		PreVote:                 true,
 		AutoCompactionMode:      CompactionModePeriodic,
 		AutoCompactionRetention: "0",

@@ -166,6 +166,8 @@ func options() []option {
 		unsupported(groupClustering, "discovery-srv-name", "", "Suffix of the DNS SRV name queried when bootstrapping."),
 		{name: "strict-reconfig-check", group: groupClustering, def: "true", isBool: true, help: "Reject reconfiguration requests that would cause quorum loss.",
 			set: setBool(func(c *Config) *bool { return &c.StrictReconfigCheck })},
+		{name: "max-learners", group: groupClustering, def: "1", help: "Maximum number of learners the cluster may hold at once.",
+			set: setInt(func(c *Config) *int { return &c.MaxLearners })},
 		{name: "pre-vote", group: groupClustering, def: "true", isBool: true, help: "Run raft's pre-vote phase so a rejoining partitioned member does not disrupt the leader.",
 			set: setBool(func(c *Config) *bool { return &c.PreVote })},
 		{name: "auto-compaction-retention", group: groupClustering, def: "0", help: "Auto compaction retention: hours or a duration such as '30m' in periodic mode, a revision count in revision mode. 0 disables.",

@@ -31,8 +31,8 @@ var (
 	// ErrRequestTooLarge: the encoded request exceeds Config.MaxRequestBytes.
 	ErrRequestTooLarge = errors.New("node: request is too large")
 	// ErrRemoved: this member was removed from the cluster; it stops, as
-	// etcd's does.
-	ErrRemoved = errors.New("node: this member was removed from the cluster")
+	// etcd's does, with etcd's message.
+	ErrRemoved = errors.New("the member has been permanently removed from the cluster")
 	// ErrProposalDropped: raft dropped the proposal (no leader known, or a leadership transfer is in progress).
 	ErrProposalDropped = raft.ErrProposalDropped
 )
@@ -552,6 +552,10 @@ func (c *Core) Term() uint64 { return c.term }
 
 // Status is raft's view of this member.
 func (c *Core) Status() raft.Status { return c.rn.Status() }
+
+// IsLearner reports whether this member is a learner of the cluster it
+// knows; false while it does not know itself yet.
+func (c *Core) IsLearner() bool { return c.members[c.id].IsLearner }
 
 // Members returns the cluster's members ordered by ID.
 func (c *Core) Members() []Member { return sortedMembers(c.members) }

@@ -80,6 +80,39 @@ func findMember(ms []Member, id uint64) (Member, bool) {
 	return Member{}, false
 }
 
+// peerURLsInUse tells whether a member other than self owns one of urls.
+func peerURLsInUse(ms []Member, self uint64, urls []string) bool {
+	for _, m := range ms {
+		if m.ID == self {
+			continue
+		}
+		for _, u := range m.PeerURLs {
+			if slices.Contains(urls, u) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// learners counts the learners among ms.
+func learners(ms []Member) int {
+	n := 0
+	for _, m := range ms {
+		if m.IsLearner {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *Server) maxLearners() int {
+	if s.cfg.MaxLearners > 0 {
+		return s.cfg.MaxLearners
+	}
+	return 1
+}
+
 // MemberAdd adds a voter or a learner. Its ID comes from its peer URLs,
 // the cluster token and the time, so re-adding the same URLs later gets a
 // new ID, as in etcd.
@@ -88,12 +121,11 @@ func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.Mem
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range ms {
-		for _, u := range m.PeerURLs {
-			if slices.Contains(r.GetPeerURLs(), u) {
-				return nil, rpctypes.ErrGRPCPeerURLExist
-			}
-		}
+	if peerURLsInUse(ms, 0, r.GetPeerURLs()) {
+		return nil, rpctypes.ErrGRPCPeerURLExist
+	}
+	if r.GetIsLearner() && learners(ms) >= s.maxLearners() {
+		return nil, rpctypes.ErrGRPCTooManyLearners
 	}
 	m := Member{
 		ID:        MemberID(r.GetPeerURLs(), fmt.Sprintf("%s/%d", s.cfg.Core.ClusterToken, time.Now().UnixNano())),
@@ -161,8 +193,16 @@ func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*
 	return &pb.MemberRemoveResponse{Header: s.clusterHeader(), Members: ms}, nil
 }
 
-// MemberUpdate changes a member's peer URLs.
+// MemberUpdate changes a member's peer URLs, refusing URLs another member
+// owns.
 func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	cur, err := s.members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if peerURLsInUse(cur, r.GetID(), r.GetPeerURLs()) {
+		return nil, rpctypes.ErrGRPCPeerURLExist
+	}
 	ms, err := s.changeMember(ctx, r.GetID(), raftpb.ConfChangeUpdateNode, func(m *Member) {
 		m.PeerURLs = append([]string(nil), r.GetPeerURLs()...)
 	})

@@ -42,6 +42,9 @@ type ServerConfig struct {
 	// data raise the NOSPACE alarm and fail (etcd's --quota-backend-bytes);
 	// 0 means no quota.
 	QuotaBackendBytes int64
+	// MaxLearners is how many learners the cluster may hold at once
+	// (etcd's --max-learners); 0 means etcd's default, 1.
+	MaxLearners int
 }
 
 // Server runs a Core on one goroutine (the loop) and gives the API layer
@@ -68,6 +71,7 @@ type Server struct {
 	walSave       prometheus.Histogram
 	leaderc       leaderClients
 	leaderChanges atomic.Uint64
+	learner       atomic.Bool // this member is a learner, as last seen by the loop
 	fatal         atomic.Pointer[error]
 }
 
@@ -115,6 +119,7 @@ func NewServer(cfg ServerConfig, newTransport func(h transport.Handler) transpor
 	}
 	s.core, s.kv = core, core.KV()
 	s.applied.Store(core.Applied())
+	s.learner.Store(core.IsLearner())
 	return s, nil
 }
 
@@ -193,6 +198,7 @@ func (s *Server) run() {
 		}
 		s.applied.Store(s.core.Applied())
 		s.committed.Store(s.core.Committed())
+		s.learner.Store(s.core.IsLearner())
 	}
 }
 
@@ -686,6 +692,10 @@ func (s *Server) Alarms(ctx context.Context) ([]*pb.AlarmMember, error) {
 	}
 	return alarms, nil
 }
+
+// Learner reports whether this member is a learner as last seen by the
+// loop (api.LearnerGate).
+func (s *Server) Learner() bool { return s.learner.Load() }
 
 // IsLearner reports whether this member is a raft learner.
 func (s *Server) IsLearner(ctx context.Context) (bool, error) {

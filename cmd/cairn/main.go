@@ -75,7 +75,12 @@ func run(args, environ []string) error {
 		return nil
 	case <-d.srv.Done():
 		d.stop()
-		if err := d.srv.Err(); err != nil {
+		if err := d.srv.Err(); errors.Is(err, node.ErrRemoved) {
+			// As etcd: the two warnings, then exit status 0.
+			lg.Warn("server error", zap.Error(err))
+			lg.Warn("data-dir used by this member must be removed")
+			return nil
+		} else if err != nil {
 			return fmt.Errorf("member stopped: %w", err)
 		}
 		return nil
@@ -211,6 +216,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		TickInterval:      cfg.HeartbeatInterval,
 		ClientURLs:        urlStrings(cfg.AdvertiseClientURLs),
 		QuotaBackendBytes: quota,
+		MaxLearners:       cfg.MaxLearners,
 		AutoCompaction:    autoCompact,
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport")})

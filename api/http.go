@@ -152,6 +152,11 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	h := s.health(r.Context(), querySet(r, "exclude"), r.URL.Query().Get("serializable") == "true")
 	b, _ := json.Marshal(h) // two strings
+	if h.Health == "true" {
+		s.healthMetrics.success.Inc()
+	} else {
+		s.healthMetrics.failures.Inc()
+	}
 	if h.Health != "true" {
 		s.lg.Warn("serving /health false", zap.String("reason", h.Reason))
 		http.Error(w, string(b), http.StatusServiceUnavailable)
@@ -219,14 +224,22 @@ func (s *Server) handleChecks(mux *http.ServeMux, root string, checks []healthCh
 	}
 }
 
+// serveChecks runs checks for path (/livez or /readyz, or one check's
+// path under them), counting each run in etcd's healthcheck metrics.
 func (s *Server) serveChecks(w http.ResponseWriter, r *http.Request, path string, checks []healthCheck) {
 	if !onlyGet(w, r) {
 		return
 	}
+	typ := strings.TrimPrefix(path, "/")
+	if i := strings.IndexByte(typ, '/'); i >= 0 {
+		typ = typ[:i]
+	}
 	var out strings.Builder
 	failed := false
 	for _, c := range checks {
-		if err := c.run(r.Context()); err != nil {
+		err := c.run(r.Context())
+		s.healthMetrics.observe(typ, c.name, err)
+		if err != nil {
 			fmt.Fprintf(&out, "[-]%s failed: %v\n", c.name, err)
 			failed = true
 		} else {

@@ -124,3 +124,47 @@ func (s *countingStream) RecvMsg(m any) error {
 	}
 	return err
 }
+
+// healthMetrics are etcd's metrics of its HTTP health checks.
+type healthMetrics struct {
+	success, failures prometheus.Counter
+	check             *prometheus.GaugeVec   // 1 passed, 0 failed, by type (livez, readyz) and check
+	checks            *prometheus.CounterVec // runs by type, check and status
+}
+
+func newHealthMetrics(reg prometheus.Registerer) (*healthMetrics, error) {
+	m := &healthMetrics{
+		success: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "health_success",
+			Help: "The total number of successful health checks",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "health_failures",
+			Help: "The total number of failed health checks",
+		}),
+		check: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "healthcheck",
+			Help: "The result of each kind of healthcheck.",
+		}, []string{"type", "name"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "healthchecks_total",
+			Help: "The total number of each kind of healthcheck.",
+		}, []string{"type", "name", "status"}),
+	}
+	for _, c := range []prometheus.Collector{m.success, m.failures, m.check, m.checks} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("api: registering health metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observe records one run of check name of kind typ ("livez", "readyz").
+func (m *healthMetrics) observe(typ, name string, err error) {
+	v, status := 1.0, "success"
+	if err != nil {
+		v, status = 0, "failure"
+	}
+	m.check.WithLabelValues(typ, name).Set(v)
+	m.checks.WithLabelValues(typ, name, status).Inc()
+}

@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -28,6 +30,9 @@ type Server struct {
 	lg      *zap.Logger
 	grpc    *grpc.Server
 	metrics *grpcMetrics
+	// healthMetrics count /health, /livez and /readyz checks.
+	healthMetrics *healthMetrics
+	grpcHealth    *health.Server
 	// storageVersion is the etcd storage version Cairn claims: Status,
 	// snapshots and /version report it.
 	storageVersion string
@@ -58,7 +63,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, lg: c.Logger, metrics: m, storageVersion: storageVersion(c.ServerVersion)}
+	hm, err := newHealthMetrics(c.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: c, lg: c.Logger, metrics: m, healthMetrics: hm, storageVersion: storageVersion(c.ServerVersion)}
 	unary := []grpc.UnaryServerInterceptor{m.unary, recoverUnary(c.Logger)}
 	stream := []grpc.StreamServerInterceptor{m.stream, recoverStream(c.Logger)}
 	if g, ok := c.Backend.(LearnerGate); ok {
@@ -103,6 +112,9 @@ func New(cfg Config) (*Server, error) {
 	pb.RegisterWatchServer(s.grpc, watch)
 	pb.RegisterLeaseServer(s.grpc, lease)
 	pb.RegisterAuthServer(s.grpc, auth)
+	// gRPC's standard health service, SERVING until shutdown, as etcd's.
+	s.grpcHealth = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.grpcHealth)
 	return s, nil
 }
 
@@ -198,6 +210,7 @@ func dialSelf(addr net.Addr) (*grpc.ClientConn, error) {
 // error. Serve then returns ErrServerClosed. Shutdown is safe to call
 // more than once and before Serve.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.grpcHealth.Shutdown() // NOT_SERVING from now on
 	s.mu.Lock()
 	s.shutdown = true
 	listeners := s.listeners

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // The probes' answers below are etcd 3.7.3's, observed: run these tests
@@ -338,5 +341,61 @@ func TestHealthCompatCORSOnTheClientListener(t *testing.T) {
 	}
 	if p := getProbe(t, http.MethodGet, metricsURL+"/health"); p.hdr.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("the metrics listener sent CORS headers: %v", p.hdr)
+	}
+}
+
+// etcd's health-check metrics count /health and each /livez and /readyz
+// check run; gRPC's standard health service answers SERVING.
+func TestHealthCompatMetricsAndGRPCHealth(t *testing.T) {
+	c := NewCluster(t, 1)
+	m := c.Members[0]
+	// The harness probed /health while the member started: count from here.
+	sample := func(series string) float64 {
+		body := getProbe(t, http.MethodGet, m.ClientURL+"/metrics").body
+		for _, l := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(l, series+" "); ok {
+				var f float64
+				if _, err := fmt.Sscan(v, &f); err != nil {
+					t.Fatalf("%s: %v", l, err)
+				}
+				return f
+			}
+		}
+		return 0 // a labelled series appears with its first observation
+	}
+	want := map[string]float64{
+		"etcd_server_health_success":  1,
+		"etcd_server_health_failures": 0,
+		`etcd_server_healthchecks_total{name="data_corruption",status="success",type="readyz"}`:   1,
+		`etcd_server_healthchecks_total{name="linearizable_read",status="success",type="readyz"}`: 1,
+		`etcd_server_healthchecks_total{name="non_learner",status="success",type="readyz"}`:       1,
+		`etcd_server_healthchecks_total{name="serializable_read",status="success",type="readyz"}`: 1,
+		`etcd_server_healthchecks_total{name="serializable_read",status="success",type="livez"}`:  0,
+	}
+	before := map[string]float64{}
+	for series := range want {
+		before[series] = sample(series)
+	}
+	for _, path := range []string{"/health", "/readyz", "/livez?exclude=serializable_read"} {
+		if p := getProbe(t, http.MethodGet, m.ClientURL+path); p.code != http.StatusOK {
+			t.Fatalf("GET %s = %d %q", path, p.code, p.body)
+		}
+	}
+	for series, d := range want {
+		if got := sample(series) - before[series]; got != d {
+			t.Errorf("%s went up by %v, want %v", series, got, d)
+		}
+	}
+	if got := sample(`etcd_server_healthcheck{name="linearizable_read",type="readyz"}`); got != 1 {
+		t.Errorf(`etcd_server_healthcheck{name="linearizable_read",type="readyz"} = %v, want 1`, got)
+	}
+	conn, err := grpc.NewClient(strings.TrimPrefix(m.ClientURL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r, err := healthpb.NewHealthClient(conn).Check(ctx(t), &healthpb.HealthCheckRequest{})
+	if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("grpc health check: %v %v, want SERVING", r, err)
 	}
 }

@@ -19,9 +19,36 @@ start() {
   pids+=($!)
   echo "$name: client http://127.0.0.1:$client, log data/cluster/$name.log"
 }
-trap 'kill "${pids[@]}" 2>/dev/null; wait; echo stopped' INT TERM
+stop_all() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap 'stop_all; echo stopped; exit 0' INT TERM
 start infra1 2379 2380
 start infra2 22379 22380
 start infra3 32379 32380
-echo "try: etcdctl --endpoints=127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379 member list -w table"
-wait
+
+# Fail loudly if a member does not come up (a port taken, a bad data dir):
+# a cluster running with two of three members is not what was asked for.
+names=(infra1 infra2 infra3)
+clients=(2379 22379 32379)
+for i in 0 1 2; do
+  for _ in $(seq 1 100); do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      echo "run-cluster: ${names[$i]} exited (its error is above, or in data/cluster/${names[$i]}.log)" >&2
+      tail -5 "data/cluster/${names[$i]}.log" 2>/dev/null >&2 || true
+      stop_all
+      exit 1
+    fi
+    curl -fs "http://127.0.0.1:${clients[$i]}/health" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  if ! curl -fs "http://127.0.0.1:${clients[$i]}/health" >/dev/null 2>&1; then
+    echo "run-cluster: ${names[$i]} is not healthy after 10 s; see data/cluster/${names[$i]}.log" >&2
+    stop_all
+    exit 1
+  fi
+done
+echo "cluster healthy; try: bin/etcdctl --endpoints=127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379 member list -w table"
+# Stop everything, loudly, as soon as any member exits.
+wait -n "${pids[@]}" || true
+echo "run-cluster: a member exited; stopping the others (logs in data/cluster/)" >&2
+stop_all
+exit 1

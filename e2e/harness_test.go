@@ -51,7 +51,11 @@ func runMain(m *testing.M) int {
 		if os.Getenv(b.env) != "" {
 			continue
 		}
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		args := []string{"build", "-o", b.out}
+		if raceEnabled && b.env == envCairnBin {
+			args = append(args, "-race") // the daemon's own concurrency is checked too
+		}
+		cmd := exec.Command("go", append(args, b.pkg)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: go build %s: %v\n%s", b.pkg, err, out)
 			return 1
@@ -469,6 +473,12 @@ func (c *Cluster) cleanup() {
 	c.clients = nil
 	c.mu.Unlock()
 	c.killAll()
+	for _, m := range c.Members {
+		if log := m.Log(); strings.Contains(log, "WARNING: DATA RACE") {
+			i := strings.Index(log, "WARNING: DATA RACE")
+			c.t.Errorf("member %s: the race detector found a data race:\n%s", m.Name, log[i:min(len(log), i+6000)])
+		}
+	}
 	if c.t.Failed() {
 		for _, m := range c.Members {
 			c.t.Logf("==== log of member %s (%s):\n%s", m.Name, m.LogPath, tail(m.Log(), 150))

@@ -31,7 +31,7 @@ func newTestCore(t *testing.T, n int) *Core {
 	}
 	c, err := NewCore(Config{
 		Name: "m0", ID: members[0].ID, ClusterToken: "ticks", InitialMembers: members,
-		DataDir: t.TempDir(), WALFS: vfs.NewMem(), Transport: dropTransport{},
+		DataDir: t.TempDir(), WALFS: vfs.NewMem(), WALSegmentSize: 256 << 10, Transport: dropTransport{},
 		Clock: clock.NewFake(time.Unix(100, 0)), BackendNoSync: true, ElectionTicks: 10,
 	})
 	if err != nil {

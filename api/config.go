@@ -55,6 +55,11 @@ type Config struct {
 	GRPCKeepAliveInterval time.Duration
 	GRPCKeepAliveTimeout  time.Duration
 
+	// WarningUnaryRequestDuration is etcd's --warning-unary-request-duration:
+	// a unary request slower than this is logged with a warning. 0 means
+	// never.
+	WarningUnaryRequestDuration time.Duration
+
 	// Watch, Lease and Auth services; nil answers codes.Unimplemented.
 	Watch pb.WatchServer
 	Lease pb.LeaseServer

@@ -69,6 +69,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: c, lg: c.Logger, metrics: m, healthMetrics: hm, storageVersion: storageVersion(c.ServerVersion)}
 	unary := []grpc.UnaryServerInterceptor{m.unary, recoverUnary(c.Logger)}
+	if c.WarningUnaryRequestDuration > 0 {
+		unary = append(unary, slowUnary(c.Logger, c.WarningUnaryRequestDuration))
+	}
 	stream := []grpc.StreamServerInterceptor{m.stream, recoverStream(c.Logger)}
 	if g, ok := c.Backend.(LearnerGate); ok {
 		unary = append(unary, learnerUnary(g))

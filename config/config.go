@@ -17,24 +17,26 @@ import (
 
 // etcd's defaults, which are Cairn's defaults.
 const (
-	DefaultName                       = "default"
-	DefaultListenPeerURL              = "http://localhost:2380"
-	DefaultListenClientURL            = "http://localhost:2379"
-	DefaultInitialClusterToken        = "etcd-cluster"
-	DefaultSnapshotCount              = 10000
-	DefaultHeartbeatInterval          = 100 * time.Millisecond
-	DefaultElectionTimeout            = 1000 * time.Millisecond
-	DefaultMaxRequestBytes            = 1536 * 1024 // 1.5 MiB
-	DefaultMaxTxnOps                  = 128
-	DefaultMaxLearners                = 1
-	DefaultQuotaBytes           int64 = 2 * 1024 * 1024 * 1024 // 2 GiB, used when --quota-backend-bytes is 0
-	MaxQuotaBytes               int64 = 8 * 1024 * 1024 * 1024 // 8 GiB, etcd's suggested maximum
-	DefaultMaxSnapshots               = 5
-	DefaultMaxWALs                    = 5
-	DefaultWatchProgressNotify        = 10 * time.Minute
-	DefaultCompactionBatchLimit       = 1000
-	DefaultBcryptCost                 = 10
-	DefaultAuthTokenTTL               = 300
+	DefaultName                              = "default"
+	DefaultListenPeerURL                     = "http://localhost:2380"
+	DefaultListenClientURL                   = "http://localhost:2379"
+	DefaultInitialClusterToken               = "etcd-cluster"
+	DefaultSnapshotCount                     = 10000
+	DefaultHeartbeatInterval                 = 100 * time.Millisecond
+	DefaultElectionTimeout                   = 1000 * time.Millisecond
+	DefaultMaxRequestBytes                   = 1536 * 1024 // 1.5 MiB
+	DefaultMaxTxnOps                         = 128
+	DefaultMaxLearners                       = 1
+	DefaultSnapshotCatchUpEntries            = 5000
+	DefaultWarningUnaryRequestDuration       = 300 * time.Millisecond
+	DefaultQuotaBytes                  int64 = 2 * 1024 * 1024 * 1024 // 2 GiB, used when --quota-backend-bytes is 0
+	MaxQuotaBytes                      int64 = 8 * 1024 * 1024 * 1024 // 8 GiB, etcd's suggested maximum
+	DefaultMaxSnapshots                      = 5
+	DefaultMaxWALs                           = 5
+	DefaultWatchProgressNotify               = 10 * time.Minute
+	DefaultCompactionBatchLimit              = 1000
+	DefaultBcryptCost                        = 10
+	DefaultAuthTokenTTL                      = 300
 
 	// MaxElectionTimeout is etcd's upper bound for --election-timeout.
 	MaxElectionTimeout = 50000 * time.Millisecond
@@ -70,6 +72,7 @@ type Config struct {
 	// Member.
 	Name, DataDir, WALDir      string
 	SnapshotCount              uint64
+	SnapshotCatchUpEntries     uint64 // entries kept behind a raft snapshot for slow followers
 	HeartbeatInterval          time.Duration
 	ElectionTimeout            time.Duration
 	InitialElectionTickAdvance bool
@@ -77,16 +80,22 @@ type Config struct {
 	AdvertiseClientURLs        []url.URL
 	ListenPeerURLs             []url.URL
 	InitialAdvertisePeerURLs   []url.URL
-	MaxSnapshots, MaxWALs      uint
-	QuotaBackendBytes          int64         // 0 = DefaultQuotaBytes; negative disables the quota (as etcd)
-	BackendBatchInterval       time.Duration // 0 = the backend's default
-	BackendBatchLimit          int           // 0 = the backend's default
-	MaxRequestBytes            uint
-	MaxTxnOps                  uint
-	GRPCKeepAliveMinTime       time.Duration
-	GRPCKeepAliveInterval      time.Duration // 0 disables server pings
-	GRPCKeepAliveTimeout       time.Duration // 0 disables
-	EnableGRPCGateway          bool
+	// SocketReuseAddress and SocketReusePort set SO_REUSEADDR and
+	// SO_REUSEPORT on every listener.
+	SocketReuseAddress, SocketReusePort bool
+	MaxSnapshots, MaxWALs               uint
+	QuotaBackendBytes                   int64         // 0 = DefaultQuotaBytes; negative disables the quota (as etcd)
+	BackendBatchInterval                time.Duration // 0 = the backend's default
+	BackendBatchLimit                   int           // 0 = the backend's default
+	MaxRequestBytes                     uint
+	MaxTxnOps                           uint
+	// WarningUnaryRequestDuration: a unary request slower than this is
+	// logged with a warning.
+	WarningUnaryRequestDuration time.Duration
+	GRPCKeepAliveMinTime        time.Duration
+	GRPCKeepAliveInterval       time.Duration // 0 disables server pings
+	GRPCKeepAliveTimeout        time.Duration // 0 disables
+	EnableGRPCGateway           bool
 
 	// Clustering.
 	InitialCluster          []Member
@@ -142,24 +151,26 @@ type Config struct {
 // "etcd-cluster", and the rest as documented on each flag in Usage().
 func Default() *Config {
 	return &Config{
-		Name:                       DefaultName,
-		DataDir:                    DefaultName + ".etcd",
-		SnapshotCount:              DefaultSnapshotCount,
-		HeartbeatInterval:          DefaultHeartbeatInterval,
-		ElectionTimeout:            DefaultElectionTimeout,
-		InitialElectionTickAdvance: true,
-		ListenClientURLs:           []url.URL{mustURL(DefaultListenClientURL)},
-		AdvertiseClientURLs:        []url.URL{mustURL(DefaultListenClientURL)},
-		ListenPeerURLs:             []url.URL{mustURL(DefaultListenPeerURL)},
-		InitialAdvertisePeerURLs:   []url.URL{mustURL(DefaultListenPeerURL)},
-		MaxSnapshots:               DefaultMaxSnapshots,
-		MaxWALs:                    DefaultMaxWALs,
-		MaxRequestBytes:            DefaultMaxRequestBytes,
-		MaxTxnOps:                  DefaultMaxTxnOps,
-		GRPCKeepAliveMinTime:       5 * time.Second,
-		GRPCKeepAliveInterval:      2 * time.Hour,
-		GRPCKeepAliveTimeout:       20 * time.Second,
-		EnableGRPCGateway:          true,
+		Name:                        DefaultName,
+		DataDir:                     DefaultName + ".etcd",
+		SnapshotCount:               DefaultSnapshotCount,
+		SnapshotCatchUpEntries:      DefaultSnapshotCatchUpEntries,
+		WarningUnaryRequestDuration: DefaultWarningUnaryRequestDuration,
+		HeartbeatInterval:           DefaultHeartbeatInterval,
+		ElectionTimeout:             DefaultElectionTimeout,
+		InitialElectionTickAdvance:  true,
+		ListenClientURLs:            []url.URL{mustURL(DefaultListenClientURL)},
+		AdvertiseClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
+		ListenPeerURLs:              []url.URL{mustURL(DefaultListenPeerURL)},
+		InitialAdvertisePeerURLs:    []url.URL{mustURL(DefaultListenPeerURL)},
+		MaxSnapshots:                DefaultMaxSnapshots,
+		MaxWALs:                     DefaultMaxWALs,
+		MaxRequestBytes:             DefaultMaxRequestBytes,
+		MaxTxnOps:                   DefaultMaxTxnOps,
+		GRPCKeepAliveMinTime:        5 * time.Second,
+		GRPCKeepAliveInterval:       2 * time.Hour,
+		GRPCKeepAliveTimeout:        20 * time.Second,
+		EnableGRPCGateway:           true,
 
 		InitialCluster:          []Member{{Name: DefaultName, PeerURLs: []string{DefaultListenPeerURL}}},
 		InitialClusterState:     ClusterStateNew,

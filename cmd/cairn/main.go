@@ -168,16 +168,17 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	}
 
 	// Listen before opening state, so a bad address fails fast and clean.
-	peerLns, err := listenAll(cfg.ListenPeerURLs, "--listen-peer-urls")
+	lc := listenConfig(cfg.SocketReuseAddress, cfg.SocketReusePort)
+	peerLns, err := listenAll(lc, cfg.ListenPeerURLs, "--listen-peer-urls")
 	if err != nil {
 		return nil, err
 	}
-	clientLns, err := listenAll(cfg.ListenClientURLs, "--listen-client-urls")
+	clientLns, err := listenAll(lc, cfg.ListenClientURLs, "--listen-client-urls")
 	if err != nil {
 		closeAll(peerLns)
 		return nil, err
 	}
-	metricsLns, err := listenAll(cfg.ListenMetricsURLs, "--listen-metrics-urls")
+	metricsLns, err := listenAll(lc, cfg.ListenMetricsURLs, "--listen-metrics-urls")
 	if err != nil {
 		closeAll(peerLns)
 		closeAll(clientLns)
@@ -204,14 +205,15 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		Core: node.Config{
 			Name: cfg.Name, ID: self, ClusterID: clusterID, ClusterToken: token, InitialMembers: members, Join: join,
 			DataDir: cfg.DataDir, WALDir: cfg.WALDir, Logger: lg,
-			ElectionTicks:        int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
-			HeartbeatTicks:       1,
-			SnapshotCount:        cfg.SnapshotCount,
-			MaxRequestBytes:      int(cfg.MaxRequestBytes) + 512*1024,
-			BackendBatchInterval: cfg.BackendBatchInterval,
-			BackendBatchLimit:    cfg.BackendBatchLimit,
-			TickInterval:         cfg.HeartbeatInterval,
-			Bugs:                 plantedBugs(),
+			ElectionTicks:          int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
+			HeartbeatTicks:         1,
+			SnapshotCount:          cfg.SnapshotCount,
+			SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
+			MaxRequestBytes:        int(cfg.MaxRequestBytes) + 512*1024,
+			BackendBatchInterval:   cfg.BackendBatchInterval,
+			BackendBatchLimit:      cfg.BackendBatchLimit,
+			TickInterval:           cfg.HeartbeatInterval,
+			Bugs:                   plantedBugs(),
 		},
 		TickInterval:      cfg.HeartbeatInterval,
 		ClientURLs:        urlStrings(cfg.AdvertiseClientURLs),
@@ -237,8 +239,9 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn,
 		Registry: reg, EnablePprof: cfg.EnablePprof,
 		GRPCKeepAliveMinTime: cfg.GRPCKeepAliveMinTime, GRPCKeepAliveInterval: cfg.GRPCKeepAliveInterval, GRPCKeepAliveTimeout: cfg.GRPCKeepAliveTimeout,
-		Lease: api.NewLeaseServer(srv, lg.Named("lease")),
-		Watch: api.NewWatchServer(api.StoreWatchBackend(srv.KV(), srv), api.WatchConfig{ProgressNotifyInterval: cfg.ExperimentalWatchProgressNotifyInterval, MaxRequestBytes: int(cfg.MaxRequestBytes), Logger: lg.Named("watch")}),
+		WarningUnaryRequestDuration: cfg.WarningUnaryRequestDuration,
+		Lease:                       api.NewLeaseServer(srv, lg.Named("lease")),
+		Watch:                       api.NewWatchServer(api.StoreWatchBackend(srv.KV(), srv), api.WatchConfig{ProgressNotifyInterval: cfg.ExperimentalWatchProgressNotifyInterval, MaxRequestBytes: int(cfg.MaxRequestBytes), Logger: lg.Named("watch")}),
 	})
 	if err != nil {
 		srv.Stop()
@@ -313,18 +316,19 @@ func (d *daemon) stop() {
 }
 
 // listenAll listens on every URL; a failure names the flag and the address.
-func listenAll(us []url.URL, flag string) ([]net.Listener, error) {
+func listenAll(lc *net.ListenConfig, us []url.URL, flag string) ([]net.Listener, error) {
 	var out []net.Listener
+	ctx := context.Background()
 	for _, u := range us {
 		var l net.Listener
 		var err error
 		switch u.Scheme {
 		case "unix", "unixs":
-			l, err = net.Listen("unix", u.Host+u.Path)
+			l, err = lc.Listen(ctx, "unix", u.Host+u.Path)
 		case "https", "unixs+tls":
 			err = errors.New("TLS listeners are not supported yet")
 		default:
-			l, err = net.Listen("tcp", u.Host)
+			l, err = lc.Listen(ctx, "tcp", u.Host)
 		}
 		if err != nil {
 			closeAll(out)

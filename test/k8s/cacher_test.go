@@ -89,10 +89,19 @@ const compactorPollShort = 50 * time.Millisecond
 // the cacher compactor's unexported compactIfNeeded right after a
 // compaction; from outside the package the nearest equivalent is making the
 // compactor poll often. Nothing else in the cacher uses a 15s timer.
-type fastCompactorClock struct{ clock.RealClock }
+//
+// polls counts the compactor's poll timers armed: one each time it has
+// finished a poll and waits for the next.
+type fastCompactorClock struct {
+	clock.RealClock
+	polls *atomic.Int64
+}
 
-func (fastCompactorClock) NewTimer(d time.Duration) clock.Timer {
-	return &fastTimer{t: time.NewTimer(shorten(d))}
+func (c fastCompactorClock) NewTimer(d time.Duration) clock.Timer {
+	if d == compactorPollPeriod {
+		c.polls.Add(1)
+	}
+	return &fastTimer{t: time.NewTimer(shorten(d)), polls: c.polls}
 }
 
 func shorten(d time.Duration) time.Duration {
@@ -102,11 +111,19 @@ func shorten(d time.Duration) time.Duration {
 	return d
 }
 
-type fastTimer struct{ t *time.Timer }
+type fastTimer struct {
+	t     *time.Timer
+	polls *atomic.Int64
+}
 
-func (f *fastTimer) C() <-chan time.Time        { return f.t.C }
-func (f *fastTimer) Stop() bool                 { return f.t.Stop() }
-func (f *fastTimer) Reset(d time.Duration) bool { return f.t.Reset(shorten(d)) }
+func (f *fastTimer) C() <-chan time.Time { return f.t.C }
+func (f *fastTimer) Stop() bool          { return f.t.Stop() }
+func (f *fastTimer) Reset(d time.Duration) bool {
+	if d == compactorPollPeriod {
+		f.polls.Add(1)
+	}
+	return f.t.Reset(shorten(d))
+}
 
 type cacherOptions struct {
 	resourcePrefix string
@@ -159,6 +176,7 @@ func withCacherTransformer(tr value.Transformer) cacherOption {
 // storage.Interface under test), the etcd3 storage below it and the
 // client.
 type cacherSetup struct {
+	polls     *atomic.Int64 // the cacher compactor's polls so far
 	delegator *cacher.CacheDelegator
 	storage   storage.Interface
 	client    *kubernetes.Client
@@ -198,6 +216,7 @@ func newCacher(t *testing.T, opts ...cacherOption) (context.Context, *cacherSetu
 		listErrors = 0
 	}
 	wrapped := &storagetesting.StorageInjectingListErrors{Interface: etcdStorage, Errors: listErrors}
+	polls := new(atomic.Int64)
 	c, err := cacher.NewCacherFromConfig(cacher.Config{
 		Storage:             wrapped,
 		Versioner:           storage.APIObjectVersioner{},
@@ -211,7 +230,7 @@ func newCacher(t *testing.T, opts ...cacherOption) (context.Context, *cacherSetu
 		IndexerFuncs:        o.indexerFuncs,
 		Indexers:            &o.indexers,
 		Codec:               o.codec,
-		Clock:               fastCompactorClock{},
+		Clock:               fastCompactorClock{polls: polls},
 	})
 	if err != nil {
 		t.Fatalf("Failed to initialize cacher: %v", err)
@@ -235,7 +254,7 @@ func newCacher(t *testing.T, opts ...cacherOption) (context.Context, *cacherSetu
 			requireRangeStreamStillSupported(t)
 		}
 	})
-	return ctx, &cacherSetup{delegator: d, storage: wrapped, client: client}
+	return ctx, &cacherSetup{polls: polls, delegator: d, storage: wrapped, client: client}
 }
 
 // compactCacherStore is k8s' cacher compactStore: compact through the
@@ -259,7 +278,9 @@ func compactCacherStore(cs *cacherSetup) storagetesting.Compaction {
 		}
 		if utilfeature.DefaultFeatureGate.Enabled(features.ListFromCacheSnapshot) {
 			waitCompactRevision(ctx, t, cs.storage, int64(rv))
-			time.Sleep(4 * compactorPollShort)
+			// Two full polls after the storage saw the compaction: the
+			// compactor has read the revision and dropped its snapshots.
+			waitPolls(t, cs.polls, cs.polls.Load()+2)
 		}
 	}
 }
@@ -559,4 +580,15 @@ func TestCacherWatch(t *testing.T) {
 		_, cs := newCacher(t)
 		storagetesting.RunWatchListMatchSingle(context.TODO(), t, &createWrapper{cs.delegator})
 	})
+}
+
+// waitPolls waits until the cacher compactor has polled want times.
+func waitPolls(t *testing.T, polls *atomic.Int64, want int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); polls.Load() < want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cacher compactor polled %d times, want %d", polls.Load(), want)
+		}
+		time.Sleep(5 * time.Millisecond) // the polling interval
+	}
 }

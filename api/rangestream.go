@@ -131,7 +131,7 @@ func rangeStream(ctx context.Context, be KVBackend, r *pb.RangeRequest, targetBy
 		}
 		if r.KeysOnly {
 			for _, kv := range kvs {
-				kv.Value = nil
+				kv.Value, kv.Lease = nil, 0
 			}
 		}
 		out := &pb.RangeResponse{Kvs: kvs}

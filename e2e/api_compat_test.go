@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -701,5 +702,44 @@ func TestAPICompatGatewayPrefixes(t *testing.T) {
 		if _, v := jsonObjectKeys(t, body); code != http.StatusOK || v["storageVersion"] == nil {
 			t.Errorf("POST /v3alpha/maintenance/status: %d %s", code, body)
 		}
+	}
+}
+
+// A keys-only range carries neither the value nor the lease, in Range,
+// in a Txn's range and in RangeStream, as etcd 3.7.3's.
+func TestAPICompatKeysOnlyOmitsLease(t *testing.T) {
+	c := NewCluster(t, 1)
+	cli := c.Client(t)
+	lease, err := cli.Grant(ctx(t), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx(t), "ko", "v", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, kvs []*mvccpb.KeyValue) {
+		t.Helper()
+		if len(kvs) != 1 || string(kvs[0].Key) != "ko" || kvs[0].Value != nil || kvs[0].Lease != 0 || kvs[0].Version != 1 {
+			t.Fatalf("%s: %v; want key ko, version 1, no value, no lease", what, kvs)
+		}
+	}
+	g, err := cli.Get(ctx(t), "ko", clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("Range", g.Kvs)
+	tr, err := cli.Txn(ctx(t)).Then(clientv3.OpGet("ko", clientv3.WithKeysOnly())).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("Txn range", tr.Responses[0].GetResponseRange().Kvs)
+	chunks, err := streamOf(t, cli, "ko", clientv3.WithKeysOnly())
+	if err != nil || len(chunks) != 1 {
+		t.Fatalf("RangeStream: %d chunks, %v", len(chunks), err)
+	}
+	check("RangeStream", chunks[0].Kvs)
+	// Without keys-only the lease is there.
+	if g, err := cli.Get(ctx(t), "ko"); err != nil || len(g.Kvs) != 1 || g.Kvs[0].Lease != int64(lease.ID) {
+		t.Fatalf("plain Get: %v %v", g, err)
 	}
 }

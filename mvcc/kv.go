@@ -147,9 +147,9 @@ func (s *Store) rangeLocked(vr valueReader, r *pb.RangeRequest, cur int64) (*pb.
 		kvs = kvs[:l]
 		resp.More = true
 	}
-	if r.GetKeysOnly() {
+	if r.GetKeysOnly() { // etcd's keys-only ranges carry neither values nor leases
 		for _, kv := range kvs {
-			kv.Value = nil
+			kv.Value, kv.Lease = nil, 0
 		}
 	}
 	resp.Kvs = kvs

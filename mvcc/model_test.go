@@ -129,7 +129,7 @@ func (m *model) rangeResp(r *pb.RangeRequest, cur int64) (*pb.RangeResponse, err
 	}
 	if r.KeysOnly {
 		for _, kv := range kept {
-			kv.Value = nil
+			kv.Value, kv.Lease = nil, 0
 		}
 	}
 	if kept == nil {

@@ -90,6 +90,35 @@ func (s *Store) Range(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	return s.rangeLocked(sr, r, s.rev)
 }
 
+// LeasedKeys calls fn with every live key that carries a lease, and its
+// lease, in key order; the lessor rebuilds its attachments from it. Safe
+// for concurrent use; fn must not call back into the store.
+func (s *Store) LeasedKeys(fn func(key []byte, lease int64)) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	sr := &snapReader{s: s}
+	defer sr.close()
+	var err error
+	s.index.ascend([]byte{0}, []byte{0}, func(ki *keyIndex) bool {
+		rev, ok := ki.latest()
+		if !ok {
+			return true
+		}
+		var kv *mvccpb.KeyValue
+		if kv, err = readKV(sr, rev); err != nil {
+			return false
+		}
+		if kv.GetLease() != 0 {
+			fn(kv.GetKey(), kv.GetLease())
+		}
+		return true
+	})
+	return err
+}
+
 // rangeLocked serves r as of current revision cur. mu is held.
 func (s *Store) rangeLocked(vr valueReader, r *pb.RangeRequest, cur int64) (*pb.RangeResponse, error) {
 	atRev := r.GetRevision()

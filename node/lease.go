@@ -39,17 +39,13 @@ func (c *Core) openLessor() error {
 	if err != nil {
 		return fmt.Errorf("node: loading leases: %w", err)
 	}
-	resp, err := c.kv.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, KeysOnly: true})
-	if err != nil {
-		return fmt.Errorf("node: attaching leased keys: %w", err)
-	}
+	var err2 error
 	l.RebuildAttachments(func(fn func(key []byte, lease int64)) {
-		for _, kv := range resp.GetKvs() {
-			if kv.GetLease() != 0 {
-				fn(kv.GetKey(), kv.GetLease())
-			}
-		}
+		err2 = c.kv.LeasedKeys(fn)
 	})
+	if err2 != nil {
+		return fmt.Errorf("node: attaching leased keys: %w", err2)
+	}
 	if (c.lessor != nil && c.lessor.IsPrimary()) || c.cfg.Bugs.followersExpireLeases() {
 		l.Promote(c.electionTimeout())
 	}

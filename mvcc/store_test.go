@@ -3,7 +3,9 @@ package mvcc
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +255,37 @@ func TestMaybeCommitFollowsClockAndLimit(t *testing.T) {
 	s = openTest(t, cfg)
 	if r := mustRange(t, s, &pb.RangeRequest{Key: []byte("a")}); s.Rev() != 5 || !bytes.Equal(r.Kvs[0].Value, []byte("4")) {
 		t.Fatalf("after crash rev %d value %q, want 5 and 4", s.Rev(), r.Kvs[0].Value)
+	}
+}
+
+// LeasedKeys walks the live keys that carry a lease: the lessor rebuilds
+// its attachments from it.
+func TestLeasedKeysListsLiveLeasedKeys(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	for _, p := range []*pb.PutRequest{
+		{Key: []byte("a"), Lease: 7},
+		{Key: []byte("b")},
+		{Key: []byte("c"), Lease: 8},
+		{Key: []byte("d"), Lease: 7},
+		{Key: []byte("c")}, // c drops its lease
+	} {
+		if _, err := s.Put(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustDeleteKey(t, s, "d")
+	var got []string
+	if err := s.LeasedKeys(func(key []byte, lease int64) { got = append(got, fmt.Sprintf("%s:%d", key, lease)) }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != "a:7" {
+		t.Fatalf("LeasedKeys = %v, want [a:7]", got)
+	}
+}
+
+func mustDeleteKey(t *testing.T, s *Store, key string) {
+	t.Helper()
+	if _, err := s.DeleteRange(&pb.DeleteRangeRequest{Key: []byte(key)}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -426,20 +425,15 @@ func TestAPICompatRangeStream(t *testing.T) {
 // Cairn has it from the start.
 func settledStatus(t *testing.T, cli *clientv3.Client, m *Member) *clientv3.StatusResponse {
 	t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		st, err := cli.Status(ctx(t), m.ClientURL)
-		if err != nil {
+	var st *clientv3.StatusResponse
+	eventually(t, readyTimeout, "a storage version in Status", func() (bool, string) {
+		var err error
+		if st, err = cli.Status(ctx(t), m.ClientURL); err != nil {
 			t.Fatal(err)
 		}
-		if st.StorageVersion != "" {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no storage version after %v: %v", readyTimeout, st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return st.StorageVersion != "", fmt.Sprint(st)
+	})
+	return st
 }
 
 // getVersion returns GET /version's body and its keys in order.

@@ -641,3 +641,21 @@ func ctx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+// eventually polls cond every 20 ms until it holds; after timeout it fails
+// the test with what and cond's last detail. It is how tests wait for a
+// state they cannot be told about.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, detail string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v (%s)", what, timeout, detail)
+		}
+		time.Sleep(20 * time.Millisecond) // the polling interval
+	}
+}

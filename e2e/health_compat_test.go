@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
@@ -244,17 +242,10 @@ func TestHealthCompatNoLeader(t *testing.T) {
 	// notices would start a linearizable read that waits for the dead
 	// leader, and etcd makes later reads wait for that round to end.
 	cli := c.MemberClient(t, m)
-	deadline := time.Now().Add(readyTimeout)
-	for {
+	eventually(t, readyTimeout, m.Name+" to lose its killed leader", func() (bool, string) {
 		st, err := cli.Status(ctx(t), m.ClientURL)
-		if err == nil && st.Leader == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still has a leader %v after its leader was killed (%v)", m.Name, readyTimeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && st.Leader == 0, fmt.Sprint(st, err)
+	})
 	for _, base := range []string{m.ClientURL} {
 		wantProbes(t, "no leader "+base, base, []probeCase{
 			{"/health", 503, healthNoLeader},
@@ -280,16 +271,7 @@ func TestHealthCompatNoLeader(t *testing.T) {
 // its non_learner check, /health and /livez pass.
 func TestHealthCompatLearner(t *testing.T) {
 	c := NewCluster(t, 1)
-	ports := freePorts(t, 2)
-	dir := t.TempDir()
-	l := &Member{
-		Name:      "m1",
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
-		DataDir:   filepath.Join(dir, "data"),
-		LogPath:   filepath.Join(dir, "cairn.log"),
-		c:         c,
-	}
+	l := newJoiner(t, c, "m1")
 	if _, err := c.Client(t).MemberAddAsLearner(ctx(t), []string{l.PeerURL}); err != nil {
 		t.Fatal(err)
 	}

@@ -171,17 +171,10 @@ func TestMembershipCompatLearnerRefusesWhatEtcdRefuses(t *testing.T) {
 
 	joinMember(t, c, j)
 	jc := c.MemberClient(t, j)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually(t, 20*time.Second, "a serializable read of k on the learner", func() (bool, string) {
 		g, err := jc.Get(ctx(t), "k", clientv3.WithSerializable())
-		if err == nil && len(g.Kvs) == 1 && string(g.Kvs[0].Value) == "v" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serializable read on the learner: %v %v", g, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && len(g.Kvs) == 1 && string(g.Kvs[0].Value) == "v", fmt.Sprint(g, err)
+	})
 	st, err := jc.Status(ctx(t), j.ClientURL)
 	if err != nil || !st.IsLearner || st.Header.MemberId != add.Member.ID {
 		t.Fatalf("status of the learner: %v %v", st, err)

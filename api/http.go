@@ -174,7 +174,7 @@ func (s *Server) health(ctx context.Context, excludedAlarms map[string]bool, ser
 	be := s.cfg.Backend
 	alarms, err := be.Alarms(ctx)
 	if err != nil {
-		return healthStatus{Health: "false", Reason: "RANGE ERROR:" + rpctypes.ErrorDesc(err)}
+		return healthStatus{Health: "false", Reason: "RANGE ERROR:" + rpctypes.ErrorDesc(toGRPCError(err))}
 	}
 	for _, a := range alarms {
 		if excludedAlarms[a.GetAlarm().String()] {
@@ -193,7 +193,7 @@ func (s *Server) health(ctx context.Context, excludedAlarms map[string]bool, ser
 		return healthStatus{Health: "false", Reason: "RAFT NO LEADER"}
 	}
 	if err := be.HealthRead(ctx, serializable); err != nil {
-		return healthStatus{Health: "false", Reason: "RANGE ERROR:" + rpctypes.ErrorDesc(err)}
+		return healthStatus{Health: "false", Reason: "RANGE ERROR:" + rpctypes.ErrorDesc(toGRPCError(err))}
 	}
 	return healthStatus{Health: "true"}
 }
@@ -263,7 +263,7 @@ func (s *Server) serveChecks(w http.ResponseWriter, r *http.Request, path string
 func (s *Server) readCheck(serializable bool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err := s.cfg.Backend.HealthRead(ctx, serializable); err != nil {
-			return errors.New(rpctypes.ErrorDesc(err))
+			return errors.New(rpctypes.ErrorDesc(toGRPCError(err)))
 		}
 		return nil
 	}
@@ -275,7 +275,7 @@ func (s *Server) alarmCheck(t pb.AlarmType) func(context.Context) error {
 	return func(ctx context.Context) error {
 		alarms, err := s.cfg.Backend.Alarms(ctx)
 		if err != nil {
-			return errors.New(rpctypes.ErrorDesc(err))
+			return errors.New(rpctypes.ErrorDesc(toGRPCError(err)))
 		}
 		for _, a := range alarms {
 			if a.GetAlarm() == t {
@@ -290,7 +290,7 @@ func (s *Server) alarmCheck(t pb.AlarmType) func(context.Context) error {
 func (s *Server) learnerCheck(ctx context.Context) error {
 	learner, err := s.cfg.Backend.IsLearner(ctx)
 	if err != nil {
-		return errors.New(rpctypes.ErrorDesc(err))
+		return errors.New(rpctypes.ErrorDesc(toGRPCError(err)))
 	}
 	if learner {
 		return errors.New("not supported for learner")

@@ -67,7 +67,7 @@ func (s *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest)
 // etcd does (clientv3 and etcdctl rely on it).
 func (s *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
 	resp, err := s.be.LeaseTimeToLive(ctx, r)
-	if errors.Is(err, rpctypes.ErrGRPCLeaseNotFound) {
+	if errors.Is(toGRPCError(err), rpctypes.ErrGRPCLeaseNotFound) {
 		return &pb.LeaseTimeToLiveResponse{Header: s.be.LeaseHeader(), ID: r.GetID(), TTL: -1}, nil
 	}
 	if err != nil {
@@ -109,7 +109,7 @@ func (s *leaseServer) LeaseKeepAlive(stream grpc.BidiStreamingServer[pb.LeaseKee
 		resp := &pb.LeaseKeepAliveResponse{Header: s.be.LeaseHeader(), ID: req.GetID()}
 		ttl, err := s.be.LeaseRenew(ctx, req.GetID())
 		switch {
-		case errors.Is(err, rpctypes.ErrGRPCLeaseNotFound):
+		case errors.Is(toGRPCError(err), rpctypes.ErrGRPCLeaseNotFound):
 			ttl = 0
 		case err != nil:
 			return toGRPCError(err)

@@ -1,15 +1,12 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 func opPut(k string) *pb.RequestOp {
@@ -127,24 +124,3 @@ func TestCheckRangeRejectsUnknownSortOptions(t *testing.T) {
 	}
 }
 
-func TestToGRPCErrorMapsLikeEtcd(t *testing.T) {
-	tests := []struct {
-		in       error
-		wantCode codes.Code
-		wantMsg  string
-	}{
-		{rpctypes.ErrGRPCNoLeader, codes.Unavailable, "etcdserver: no leader"},
-		{context.Canceled, codes.Canceled, "context canceled"},
-		{fmt.Errorf("node: wait: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "context deadline exceeded"},
-		{errors.New("boom"), codes.Unknown, "boom"},
-	}
-	for _, tt := range tests {
-		s, ok := status.FromError(toGRPCError(tt.in))
-		if !ok || s.Code() != tt.wantCode || s.Message() != tt.wantMsg {
-			t.Errorf("toGRPCError(%v) = %v %q, want %v %q", tt.in, s.Code(), s.Message(), tt.wantCode, tt.wantMsg)
-		}
-	}
-	if toGRPCError(nil) != nil {
-		t.Error("toGRPCError(nil) != nil")
-	}
-}

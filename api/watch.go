@@ -43,7 +43,7 @@ type WatchBackend interface {
 }
 
 // WatchMember is the member identity a store-backed WatchBackend reports;
-// node.Server implements it.
+// server.Server implements it.
 type WatchMember interface {
 	ClusterID() uint64
 	ID() uint64

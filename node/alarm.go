@@ -110,9 +110,9 @@ func alarmBucketKeyLess(a, b alarmKey) bool {
 	return a.typ < b.typ
 }
 
-// addsData tells whether a request would grow the database, which NOSPACE
+// AddsData tells whether a request would grow the database, which NOSPACE
 // forbids.
-func addsData(r *pb.InternalRaftRequest) bool {
+func AddsData(r *pb.InternalRaftRequest) bool {
 	switch {
 	case r.GetPut() != nil, r.GetLeaseGrant() != nil:
 		return true

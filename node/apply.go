@@ -2,16 +2,12 @@ package node
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/cairnkv/cairn/lease"
-	"github.com/cairnkv/cairn/mvcc"
 )
 
 // confChangeContext travels in a conf change's Context: the member it adds
@@ -86,18 +82,6 @@ func (c *Core) applyNormal(e *raftpb.Entry) error {
 	return nil
 }
 
-// clientError tells whether err is an outcome for the client (deterministic
-// on every member) rather than a failure of this member.
-func clientError(err error) bool {
-	for _, e := range []error{mvcc.ErrCompacted, mvcc.ErrFutureRev, mvcc.ErrEmptyKey, mvcc.ErrKeyNotFound, mvcc.ErrDuplicateKey, mvcc.ErrTooManyOps,
-		lease.ErrLeaseNotFound, lease.ErrLeaseExists, lease.ErrLeaseTTLTooLarge, ErrNoSpace} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
 // applyRequest applies one request to the state machine. A client error is
 // returned in Result.Err; a returned error is fatal.
 func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
@@ -106,7 +90,7 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 		rev  int64
 		err  error
 	)
-	if c.noSpace() && addsData(r) {
+	if c.noSpace() && AddsData(r) {
 		return Result{Err: ErrNoSpace}, nil
 	}
 	if err := c.checkLeases(r); err != nil {
@@ -156,7 +140,7 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 		return Result{}, fmt.Errorf("node: request %d carries nothing Cairn can apply", r.GetID())
 	}
 	if err != nil {
-		if clientError(err) {
+		if IsApplyOutcome(err) {
 			return Result{Err: err}, nil
 		}
 		return Result{}, err

@@ -174,7 +174,7 @@ type walMetadata struct {
 // Core is Cairn's deterministic replicated state machine: a raft RawNode, its
 // WAL, the MVCC store and the apply logic. It starts no goroutine, reads time
 // only from Config.Clock and sends only through Config.Transport; it is not
-// safe for concurrent use: one goroutine (node.Server's loop, or the
+// safe for concurrent use: one goroutine (server.Server's loop, or the
 // simulator) calls all its methods. Reads of the MVCC store (KV()) may run
 // concurrently from other goroutines.
 type Core struct {
@@ -537,6 +537,10 @@ func (c *Core) KV() *mvcc.Store { return c.kv }
 
 // Applied is the last applied raft index.
 func (c *Core) Applied() uint64 { return c.applied }
+
+// SnapshotsInstalled counts the snapshots this member has installed from a
+// leader since it started.
+func (c *Core) SnapshotsInstalled() uint64 { return c.snapshotsInstalled }
 
 // Committed is the raft commit index as this member knows it.
 func (c *Core) Committed() uint64 { return c.committed }

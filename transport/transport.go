@@ -2,7 +2,7 @@
 //
 // node.Core hands outbound messages to a Transport and never waits on the
 // network: Send queues and returns. What arrives from peers is handed to a
-// Handler (node.Server), which feeds it to the core on its own goroutine.
+// Handler (server.Server), which feeds it to the core on its own goroutine.
 //
 // Two implementations live here: MemNetwork, an in-process network for
 // tests with partitions and one-way cuts, and HTTP, the production transport
@@ -20,7 +20,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// Handler receives what arrives from peers. It is implemented by node.Server.
+// Handler receives what arrives from peers. It is implemented by server.Server.
 //
 // A Transport may call the methods of Handler from several goroutines at
 // once (HTTP calls Process from one goroutine per sending peer), so

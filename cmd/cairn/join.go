@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnkv/cairn/config"
 	"github.com/cairnkv/cairn/node"
+	"github.com/cairnkv/cairn/server"
 )
 
 // membersPath is served on the peer listener: the cluster's ID and members,
@@ -25,7 +26,7 @@ type membersDoc struct {
 	Members   []node.Member `json:"members"`
 }
 
-func membersHandler(srv *node.Server) http.Handler {
+func membersHandler(srv *server.Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()

@@ -24,6 +24,7 @@ import (
 	"github.com/cairnkv/cairn/api"
 	"github.com/cairnkv/cairn/config"
 	"github.com/cairnkv/cairn/node"
+	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/transport"
 	"github.com/cairnkv/cairn/version"
 )
@@ -117,7 +118,7 @@ func newLogger(cfg *config.Config) (*zap.Logger, error) {
 // daemon is a running member: the node, its listeners and servers.
 type daemon struct {
 	lg      *zap.Logger
-	srv     *node.Server
+	srv     *server.Server
 	api     *api.Server
 	peers   []*http.Server
 	metrics []*http.Server // --listen-metrics-urls
@@ -185,7 +186,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		closeAll(metricsLns)
 		return nil, err
 	}
-	var autoCompact node.AutoCompaction
+	var autoCompact server.AutoCompaction
 	if cfg.AutoCompactionRetention != "" && cfg.AutoCompactionRetention != "0" {
 		_, retention, revisions, err := cfg.AutoCompaction()
 		if err != nil {
@@ -194,14 +195,14 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 			closeAll(metricsLns)
 			return nil, err
 		}
-		autoCompact = node.AutoCompaction{Retention: retention, Revisions: revisions}
+		autoCompact = server.AutoCompaction{Retention: retention, Revisions: revisions}
 	}
 	quota, quotaOn := cfg.BackendQuota()
 	if !quotaOn {
 		quota = 0
 	}
 	var tr *transport.HTTP
-	srv, err := node.NewServer(node.ServerConfig{
+	srv, err := server.New(server.Config{
 		Core: node.Config{
 			Name: cfg.Name, ID: self, ClusterID: clusterID, ClusterToken: token, InitialMembers: members, Join: join,
 			DataDir: cfg.DataDir, WALDir: cfg.WALDir, Logger: lg,

@@ -1,11 +1,10 @@
-package node
+package server
 
 import (
 	"errors"
 
 	"context"
 	"fmt"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"testing"
@@ -13,16 +12,18 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnkv/cairn/node"
 )
 
 // confChange proposes a membership change on s and waits for its apply.
-func confChange(t *testing.T, s *Server, typ raftpb.ConfChangeType, m Member) {
+func confChange(t *testing.T, s *Server, typ raftpb.ConfChangeType, m node.Member) {
 	t.Helper()
 	for try := 0; try < 20; try++ {
-		done := make(chan Result, 1)
+		done := make(chan node.Result, 1)
 		errc := make(chan error, 1)
 		if err := s.do(context.Background(), func() {
-			_, err := s.core.ProposeConfChange(&raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: typ.Enum(), NodeId: &m.ID}}}, m, func(r Result) { done <- r })
+			_, err := s.core.ProposeConfChange(&raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: typ.Enum(), NodeId: &m.ID}}}, m, func(r node.Result) { done <- r })
 			errc <- err
 		}); err != nil {
 			t.Fatal(err)
@@ -110,7 +111,7 @@ func TestLearnerJoinsCatchesUpIsPromotedAndMembersAreRemoved(t *testing.T) {
 	}
 	// Four voters: losing one still leaves a quorum of three.
 	lead = c.waitLeader()
-	var victim Member
+	var victim node.Member
 	for _, m := range c.members {
 		if m.ID != lead && m.ID != m4.ID {
 			victim = m
@@ -148,7 +149,7 @@ func TestMoveLeaderTransfersLeadership(t *testing.T) {
 	if got := c.waitLeader(); got != target {
 		t.Fatalf("leader after transfer = %x, want %x", got, target)
 	}
-	if _, err := c.server(lead).MoveLeader(ctx, target); err == nil || err.Error() != "rpc error: code = FailedPrecondition desc = etcdserver: not leader" {
+	if _, err := c.server(lead).MoveLeader(ctx, target); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("move leader on a follower: %v, want etcdserver: not leader", err)
 	}
 }
@@ -172,14 +173,14 @@ func TestMemberUpdateAndMembershipErrors(t *testing.T) {
 	if !found {
 		t.Fatalf("member update: %v", resp.GetMembers())
 	}
-	if _, err := s.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: 12345}); !errors.Is(err, rpctypes.ErrGRPCMemberNotFound) {
-		t.Fatalf("remove of an unknown member: %v, want %v", err, rpctypes.ErrGRPCMemberNotFound)
+	if _, err := s.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: 12345}); !errors.Is(err, ErrMemberNotFound) {
+		t.Fatalf("remove of an unknown member: %v, want %v", err, ErrMemberNotFound)
 	}
-	if _, err := s.MemberPromote(ctx, &pb.MemberPromoteRequest{ID: target.ID}); !errors.Is(err, rpctypes.ErrGRPCMemberNotLearner) {
-		t.Fatalf("promote of a voter: %v, want %v", err, rpctypes.ErrGRPCMemberNotLearner)
+	if _, err := s.MemberPromote(ctx, &pb.MemberPromoteRequest{ID: target.ID}); !errors.Is(err, ErrMemberNotLearner) {
+		t.Fatalf("promote of a voter: %v, want %v", err, ErrMemberNotLearner)
 	}
-	if _, err := s.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"mem://moved"}}); !errors.Is(err, rpctypes.ErrGRPCPeerURLExist) {
-		t.Fatalf("add with a peer URL in use: %v, want %v", err, rpctypes.ErrGRPCPeerURLExist)
+	if _, err := s.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"mem://moved"}}); !errors.Is(err, ErrPeerURLExist) {
+		t.Fatalf("add with a peer URL in use: %v, want %v", err, ErrPeerURLExist)
 	}
 }
 
@@ -188,8 +189,8 @@ func TestRemovingTheLastVoterIsRefusedAndARemovedMemberStops(t *testing.T) {
 	solo := one.server(one.waitLeader())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := solo.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: solo.ID()}); !errors.Is(err, rpctypes.ErrGRPCMemberNotEnoughStarted) {
-		t.Fatalf("removing the only voter: %v, want %v", err, rpctypes.ErrGRPCMemberNotEnoughStarted)
+	if _, err := solo.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: solo.ID()}); !errors.Is(err, ErrMemberNotEnoughStarted) {
+		t.Fatalf("removing the only voter: %v, want %v", err, ErrMemberNotEnoughStarted)
 	}
 
 	c := newTestCluster(t, 3, clusterOpts{})
@@ -206,8 +207,8 @@ func TestRemovingTheLastVoterIsRefusedAndARemovedMemberStops(t *testing.T) {
 	}
 	select {
 	case <-victim.Done():
-		if !errors.Is(victim.Err(), ErrRemoved) {
-			t.Fatalf("removed member stopped with %v, want %v", victim.Err(), ErrRemoved)
+		if !errors.Is(victim.Err(), node.ErrRemoved) {
+			t.Fatalf("removed member stopped with %v, want %v", victim.Err(), node.ErrRemoved)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("a removed member kept running")

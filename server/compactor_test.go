@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"context"
@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/mvcc"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 func TestAutoCompactionRevisionMode(t *testing.T) {
 	c := newTestCluster(t, 1, clusterOpts{})
 	id := c.waitLeader()
 	c.stop(id)
-	c.startWith(id, func(cfg *ServerConfig) {
+	c.startWith(id, func(cfg *Config) {
 		cfg.AutoCompaction = AutoCompaction{Revisions: 10, CheckInterval: 50 * time.Millisecond}
 	})
 	s := c.server(c.waitLeader())
@@ -29,8 +29,8 @@ func TestAutoCompactionRevisionMode(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, err := s.Range(context.Background(), &pb.RangeRequest{Key: []byte("k0"), Revision: 2}); !errors.Is(err, rpctypes.ErrGRPCCompacted) {
-		t.Fatalf("read of an auto-compacted revision: %v, want %v", err, rpctypes.ErrGRPCCompacted)
+	if _, err := s.Range(context.Background(), &pb.RangeRequest{Key: []byte("k0"), Revision: 2}); !errors.Is(err, mvcc.ErrCompacted) {
+		t.Fatalf("read of an auto-compacted revision: %v, want %v", err, mvcc.ErrCompacted)
 	}
 }
 
@@ -38,7 +38,7 @@ func TestAutoCompactionPeriodicMode(t *testing.T) {
 	c := newTestCluster(t, 1, clusterOpts{})
 	id := c.waitLeader()
 	c.stop(id)
-	c.startWith(id, func(cfg *ServerConfig) { cfg.AutoCompaction = AutoCompaction{Retention: 2 * time.Second} })
+	c.startWith(id, func(cfg *Config) { cfg.AutoCompaction = AutoCompaction{Retention: 2 * time.Second} })
 	s := c.server(c.waitLeader())
 	start := time.Now()
 	var early int64

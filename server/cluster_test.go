@@ -1,7 +1,8 @@
-package node
+package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cairnkv/cairn/node"
 	"github.com/cairnkv/cairn/transport"
 	"github.com/cairnkv/cairn/vfs"
 )
@@ -21,7 +23,7 @@ import (
 type testCluster struct {
 	t       testing.TB
 	net     *transport.MemNetwork
-	members []Member
+	members []node.Member
 	dirs    map[uint64]string
 	fs      map[uint64]*vfs.MemFS
 	servers map[uint64]*Server
@@ -47,7 +49,7 @@ func newTestCluster(t testing.TB, n int, opts clusterOpts) *testCluster {
 	}
 	for i := 1; i <= n; i++ {
 		urls := []string{fmt.Sprintf("mem://m%d", i)}
-		c.members = append(c.members, Member{ID: MemberID(urls, "test"), Name: fmt.Sprintf("m%d", i), PeerURLs: urls})
+		c.members = append(c.members, node.Member{ID: node.MemberID(urls, "test"), Name: fmt.Sprintf("m%d", i), PeerURLs: urls})
 	}
 	for _, m := range c.members {
 		c.dirs[m.ID] = t.TempDir()
@@ -64,14 +66,14 @@ func newTestCluster(t testing.TB, n int, opts clusterOpts) *testCluster {
 	return c
 }
 
-func (c *testCluster) member(id uint64) Member {
+func (c *testCluster) member(id uint64) node.Member {
 	for _, m := range c.members {
 		if m.ID == id {
 			return m
 		}
 	}
 	c.t.Fatalf("no member %x", id)
-	return Member{}
+	return node.Member{}
 }
 
 // clusterID is the running cluster's ID, or 0 before any member started.
@@ -85,9 +87,9 @@ func (c *testCluster) clusterID() uint64 {
 }
 
 // addMember registers a member that will join the running cluster.
-func (c *testCluster) addMember(name string) Member {
+func (c *testCluster) addMember(name string) node.Member {
 	urls := []string{"mem://" + name}
-	m := Member{ID: MemberID(urls, "test"), Name: name, PeerURLs: urls}
+	m := node.Member{ID: node.MemberID(urls, "test"), Name: name, PeerURLs: urls}
 	c.members = append(c.members, m)
 	c.dirs[m.ID] = c.t.TempDir()
 	c.fs[m.ID] = vfs.NewMem()
@@ -108,11 +110,11 @@ func (c *testCluster) walFS(id uint64) vfs.FS {
 func (c *testCluster) start(id uint64) { c.startWith(id, nil) }
 
 // startWith starts a member, letting edit adjust its configuration.
-func (c *testCluster) startWith(id uint64, edit func(*ServerConfig)) {
+func (c *testCluster) startWith(id uint64, edit func(*Config)) {
 	c.t.Helper()
 	m := c.member(id)
-	cfg := ServerConfig{
-		Core: Config{
+	cfg := Config{
+		Core: node.Config{
 			Name: m.Name, ID: id, ClusterToken: "test", InitialMembers: c.members,
 			Join: c.joining[id], ClusterID: c.clusterID(),
 			DataDir: c.dirs[id], WALFS: c.walFS(id), WALSegmentSize: 1 << 20,
@@ -126,7 +128,7 @@ func (c *testCluster) startWith(id uint64, edit func(*ServerConfig)) {
 	if edit != nil {
 		edit(&cfg)
 	}
-	s, err := NewServer(cfg, func(h transport.Handler) transport.Transport { return c.net.Join(id, h) })
+	s, err := New(cfg, func(h transport.Handler) transport.Transport { return c.net.Join(id, h) })
 	if err != nil {
 		c.t.Fatalf("starting %s: %v", m.Name, err)
 	}
@@ -363,7 +365,7 @@ func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	requireKeys(t, c.server(follower), want)
 	installed := make(chan uint64, 1)
 	f := c.server(follower)
-	if err := f.do(context.Background(), func() { installed <- f.core.snapshotsInstalled }); err != nil {
+	if err := f.do(context.Background(), func() { installed <- f.core.SnapshotsInstalled() }); err != nil {
 		t.Fatal(err)
 	}
 	if n := <-installed; n == 0 {
@@ -377,7 +379,7 @@ func TestProposalsFailWithStoppedAfterStop(t *testing.T) {
 	s := c.server(id)
 	c.stop(id)
 	_, err := s.Put(context.Background(), &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
-	if err == nil || err.Error() != "rpc error: code = Unavailable desc = etcdserver: server stopped" {
+	if !errors.Is(err, node.ErrStopped) {
 		t.Fatalf("put after stop: %v, want etcdserver: server stopped", err)
 	}
 }

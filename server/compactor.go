@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"context"
@@ -6,8 +6,9 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/mvcc"
 )
 
 // AutoCompaction configures etcd's --auto-compaction-mode and
@@ -79,7 +80,7 @@ func (s *Server) compactor() {
 			case err == nil:
 				last = target
 				s.lg.Info("auto-compacted", zap.Int64("revision", target), zap.Duration("retention", a.Retention), zap.Int64("retained-revisions", a.Revisions))
-			case errors.Is(err, rpctypes.ErrGRPCCompacted):
+			case errors.Is(err, mvcc.ErrCompacted):
 				last = target
 			default:
 				s.lg.Warn("auto-compaction failed", zap.Int64("revision", target), zap.Error(err))

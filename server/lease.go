@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"sync"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cairnkv/cairn/lease"
+	"github.com/cairnkv/cairn/node"
 )
 
-// The Lease API of node.Server (api.LeaseBackend). Grants and revokes go
+// The Lease API of server.Server (api.LeaseBackend). Grants and revokes go
 // through raft; renewals and time-to-live are served by the leader's
 // lessor, so a follower forwards them to the leader's client URL.
 
@@ -30,7 +30,7 @@ func (s *Server) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.L
 		select {
 		case req.ID = <-idc:
 		case <-s.donec:
-			return nil, rpctypes.ErrGRPCStopped
+			return nil, node.ErrStopped
 		}
 	}
 	res, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: req})
@@ -59,9 +59,9 @@ func (s *Server) onLoop(ctx context.Context, f func()) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return toGRPCError(ctx.Err())
+		return ctxError(ctx.Err())
 	case <-s.donec:
-		return rpctypes.ErrGRPCStopped
+		return node.ErrStopped
 	}
 }
 
@@ -69,7 +69,7 @@ func (s *Server) onLoop(ctx context.Context, f func()) error {
 // forwarded to the leader.
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	if s.Leader() == 0 {
-		return 0, rpctypes.ErrGRPCNoLeader
+		return 0, ErrNoLeader
 	}
 	if s.Leader() != s.ID() {
 		return s.forwardRenew(ctx, id)
@@ -90,15 +90,15 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	case r := <-resc:
 		ttl, err = r.ttl, r.err
 	case <-ctx.Done():
-		return 0, toGRPCError(ctx.Err())
+		return 0, ctxError(ctx.Err())
 	case <-s.donec:
-		return 0, rpctypes.ErrGRPCStopped
+		return 0, node.ErrStopped
 	}
 	switch {
 	case errors.Is(err, lease.ErrNotPrimary):
 		return s.forwardRenew(ctx, id) // leadership moved since the check
 	case err != nil:
-		return 0, toGRPCError(err)
+		return 0, err
 	}
 	return ttl, nil
 }
@@ -123,7 +123,7 @@ func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveReque
 		return nil, lerr
 	}
 	if err != nil {
-		return nil, toGRPCError(err)
+		return nil, err
 	}
 	resp := &pb.LeaseTimeToLiveResponse{Header: s.header(s.kv.Rev()), ID: r.GetID(), TTL: remaining, GrantedTTL: granted}
 	if r.GetKeys() {
@@ -169,7 +169,7 @@ func (s *Server) forwardRenew(ctx context.Context, id int64) (int64, error) {
 		return 0, err
 	}
 	if resp.GetTTL() <= 0 {
-		return 0, rpctypes.ErrGRPCLeaseNotFound
+		return 0, lease.ErrLeaseNotFound
 	}
 	return resp.GetTTL(), nil
 }
@@ -199,7 +199,7 @@ func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 		return nil, err
 	}
 	if len(urls) == 0 {
-		return nil, rpctypes.ErrGRPCNoLeader
+		return nil, ErrNoLeader
 	}
 	target, err := grpcTarget(urls[0])
 	if err != nil {

@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"context"
@@ -7,26 +7,27 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/node"
 )
 
 // The Cluster API's membership changes (api.ClusterBackend). Each is one
 // ConfChangeV2 through raft; the response lists the members as applied.
 
 // proposeConfChange proposes a membership change and waits for its apply.
-func (s *Server) proposeConfChange(ctx context.Context, typ raftpb.ConfChangeType, m Member) error {
+func (s *Server) proposeConfChange(ctx context.Context, typ raftpb.ConfChangeType, m node.Member) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	done := make(chan Result, 1)
+	done := make(chan node.Result, 1)
 	errc := make(chan error, 1)
 	var id uint64
 	id64 := m.ID
 	cc := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: typ.Enum(), NodeId: &id64}}}
 	if err := s.do(ctx, func() {
 		var err error
-		id, err = s.core.ProposeConfChange(cc, m, func(r Result) { done <- r })
+		id, err = s.core.ProposeConfChange(cc, m, func(r node.Result) { done <- r })
 		errc <- err
 	}); err != nil {
 		return err
@@ -37,28 +38,28 @@ func (s *Server) proposeConfChange(ctx context.Context, typ raftpb.ConfChangeTyp
 			return s.proposeError(err)
 		}
 	case <-s.donec:
-		return rpctypes.ErrGRPCStopped
+		return node.ErrStopped
 	}
 	select {
 	case r := <-done:
-		return toGRPCError(r.Err)
+		return ctxError(r.Err)
 	case <-ctx.Done():
 		_ = s.do(context.Background(), func() { s.core.Forget(id) })
 		return s.timeoutError(ctx)
 	case <-s.donec:
-		return rpctypes.ErrGRPCStopped
+		return node.ErrStopped
 	}
 }
 
-func (s *Server) members(ctx context.Context) ([]Member, error) {
-	var ms []Member
+func (s *Server) members(ctx context.Context) ([]node.Member, error) {
+	var ms []node.Member
 	if err := s.onLoop(ctx, func() { ms = s.core.Members() }); err != nil {
 		return nil, err
 	}
 	return ms, nil
 }
 
-func toPBMembers(ms []Member) []*pb.Member {
+func toPBMembers(ms []node.Member) []*pb.Member {
 	out := make([]*pb.Member, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
@@ -71,17 +72,17 @@ func (s *Server) clusterHeader() *pb.ResponseHeader {
 }
 
 // findMember returns the member with id.
-func findMember(ms []Member, id uint64) (Member, bool) {
+func findMember(ms []node.Member, id uint64) (node.Member, bool) {
 	for _, m := range ms {
 		if m.ID == id {
 			return m, true
 		}
 	}
-	return Member{}, false
+	return node.Member{}, false
 }
 
 // peerURLsInUse tells whether a member other than self owns one of urls.
-func peerURLsInUse(ms []Member, self uint64, urls []string) bool {
+func peerURLsInUse(ms []node.Member, self uint64, urls []string) bool {
 	for _, m := range ms {
 		if m.ID == self {
 			continue
@@ -96,7 +97,7 @@ func peerURLsInUse(ms []Member, self uint64, urls []string) bool {
 }
 
 // learners counts the learners among ms.
-func learners(ms []Member) int {
+func learners(ms []node.Member) int {
 	n := 0
 	for _, m := range ms {
 		if m.IsLearner {
@@ -122,13 +123,13 @@ func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.Mem
 		return nil, err
 	}
 	if peerURLsInUse(ms, 0, r.GetPeerURLs()) {
-		return nil, rpctypes.ErrGRPCPeerURLExist
+		return nil, ErrPeerURLExist
 	}
 	if r.GetIsLearner() && learners(ms) >= s.maxLearners() {
-		return nil, rpctypes.ErrGRPCTooManyLearners
+		return nil, ErrTooManyLearners
 	}
-	m := Member{
-		ID:        MemberID(r.GetPeerURLs(), fmt.Sprintf("%s/%d", s.cfg.Core.ClusterToken, time.Now().UnixNano())),
+	m := node.Member{
+		ID:        node.MemberID(r.GetPeerURLs(), fmt.Sprintf("%s/%d", s.cfg.Core.ClusterToken, time.Now().UnixNano())),
 		PeerURLs:  append([]string(nil), r.GetPeerURLs()...),
 		IsLearner: r.GetIsLearner(),
 	}
@@ -149,14 +150,14 @@ func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.Mem
 // changeMember applies a conf change of type typ to the existing member
 // id, after edit adjusts what the change carries, and returns the members
 // as applied.
-func (s *Server) changeMember(ctx context.Context, id uint64, typ raftpb.ConfChangeType, edit func(*Member)) ([]*pb.Member, error) {
+func (s *Server) changeMember(ctx context.Context, id uint64, typ raftpb.ConfChangeType, edit func(*node.Member)) ([]*pb.Member, error) {
 	ms, err := s.members(ctx)
 	if err != nil {
 		return nil, err
 	}
 	m, ok := findMember(ms, id)
 	if !ok {
-		return nil, rpctypes.ErrGRPCMemberNotFound
+		return nil, ErrMemberNotFound
 	}
 	if edit != nil {
 		edit(&m)
@@ -184,7 +185,7 @@ func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*
 		}
 	}
 	if voters == 0 {
-		return nil, rpctypes.ErrGRPCMemberNotEnoughStarted
+		return nil, ErrMemberNotEnoughStarted
 	}
 	ms, err := s.changeMember(ctx, r.GetID(), raftpb.ConfChangeRemoveNode, nil)
 	if err != nil {
@@ -201,9 +202,9 @@ func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*
 		return nil, err
 	}
 	if peerURLsInUse(cur, r.GetID(), r.GetPeerURLs()) {
-		return nil, rpctypes.ErrGRPCPeerURLExist
+		return nil, ErrPeerURLExist
 	}
-	ms, err := s.changeMember(ctx, r.GetID(), raftpb.ConfChangeUpdateNode, func(m *Member) {
+	ms, err := s.changeMember(ctx, r.GetID(), raftpb.ConfChangeUpdateNode, func(m *node.Member) {
 		m.PeerURLs = append([]string(nil), r.GetPeerURLs()...)
 	})
 	if err != nil {
@@ -222,12 +223,12 @@ func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) 
 	m, ok := findMember(ms, r.GetID())
 	switch {
 	case !ok:
-		return nil, rpctypes.ErrGRPCMemberNotFound
+		return nil, ErrMemberNotFound
 	case !m.IsLearner:
-		return nil, rpctypes.ErrGRPCMemberNotLearner
+		return nil, ErrMemberNotLearner
 	}
 	if lead := s.Leader(); lead == 0 {
-		return nil, rpctypes.ErrGRPCNoLeader
+		return nil, ErrNoLeader
 	} else if lead != s.ID() {
 		// Only the leader knows how far the learner got: ask it.
 		conn, err := s.leaderConn(ctx)
@@ -247,9 +248,9 @@ func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) 
 		return nil, err
 	}
 	if !ready {
-		return nil, rpctypes.ErrGRPCLearnerNotReady
+		return nil, ErrLearnerNotReady
 	}
-	pms, err := s.changeMember(ctx, m.ID, raftpb.ConfChangeAddNode, func(m *Member) { m.IsLearner = false })
+	pms, err := s.changeMember(ctx, m.ID, raftpb.ConfChangeAddNode, func(m *node.Member) { m.IsLearner = false })
 	if err != nil {
 		return nil, err
 	}
@@ -257,4 +258,4 @@ func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) 
 }
 
 // Members lists the members as this member has applied them.
-func (s *Server) Members(ctx context.Context) ([]Member, error) { return s.members(ctx) }
+func (s *Server) Members(ctx context.Context) ([]node.Member, error) { return s.members(ctx) }

@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/lease"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 func grant(t *testing.T, s *Server, ttl int64) int64 {
@@ -59,7 +59,7 @@ func TestLeaseExpiryDeletesKeysInOneRevision(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			ttl, err := s.LeaseTimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: id})
-			if !errors.Is(err, rpctypes.ErrGRPCLeaseNotFound) {
+			if !errors.Is(err, lease.ErrLeaseNotFound) {
 				t.Fatalf("time-to-live of an expired lease: %v %v, want lease not found", ttl, err)
 			}
 			return
@@ -74,8 +74,8 @@ func TestPutWithUnknownLeaseFails(t *testing.T) {
 	s := c.server(c.waitLeader())
 	rev := s.KV().Rev()
 	_, err := s.Put(context.Background(), &pb.PutRequest{Key: []byte("k"), Value: []byte("v"), Lease: 12345})
-	if !errors.Is(err, rpctypes.ErrGRPCLeaseNotFound) {
-		t.Fatalf("put with unknown lease: %v, want %v", err, rpctypes.ErrGRPCLeaseNotFound)
+	if !errors.Is(err, lease.ErrLeaseNotFound) {
+		t.Fatalf("put with unknown lease: %v, want %v", err, lease.ErrLeaseNotFound)
 	}
 	if s.KV().Rev() != rev {
 		t.Fatalf("a failed put changed the revision")

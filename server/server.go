@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"context"
@@ -13,22 +13,19 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
+	"github.com/cairnkv/cairn/node"
 	"github.com/cairnkv/cairn/transport"
 )
 
-// ServerConfig configures the production shell around a Core.
-type ServerConfig struct {
-	Core Config
+// Config configures the production shell around a Core.
+type Config struct {
+	Core node.Config
 	// TickInterval is the raft tick (etcd's --heartbeat-interval); default 100ms.
 	TickInterval time.Duration
 	// RequestTimeout bounds a proposal or linearizable read on the server side
@@ -51,9 +48,9 @@ type ServerConfig struct {
 // blocking, context-aware calls. Transport deliveries and every core call go
 // through the loop; MVCC reads run on the callers' goroutines.
 type Server struct {
-	cfg  ServerConfig
+	cfg  Config
 	lg   *zap.Logger
-	core *Core
+	core *node.Core
 	kv   *mvcc.Store
 	tr   transport.Transport
 
@@ -75,10 +72,10 @@ type Server struct {
 	fatal         atomic.Pointer[error]
 }
 
-// NewServer opens the member's state. newTransport builds the transport that
+// New opens the member's state. newTransport builds the transport that
 // delivers inbound messages to the returned server (a transport.Handler).
 // Start begins serving.
-func NewServer(cfg ServerConfig, newTransport func(h transport.Handler) transport.Transport) (*Server, error) {
+func New(cfg Config, newTransport func(h transport.Handler) transport.Transport) (*Server, error) {
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = 100 * time.Millisecond
 	}
@@ -112,7 +109,7 @@ func NewServer(cfg ServerConfig, newTransport func(h transport.Handler) transpor
 	}
 	s.tr = newTransport(s)
 	cfg.Core.Transport = s.tr
-	core, err := NewCore(cfg.Core)
+	core, err := node.NewCore(cfg.Core)
 	if err != nil {
 		_ = s.tr.Close()
 		return nil, err
@@ -245,18 +242,18 @@ func (s *Server) crash() {
 func (s *Server) do(ctx context.Context, f func()) error {
 	select {
 	case <-s.stopc:
-		return rpctypes.ErrGRPCStopped
+		return node.ErrStopped
 	default:
 	}
 	select {
 	case s.actc <- f:
 		return nil
 	case <-s.donec:
-		return rpctypes.ErrGRPCStopped
+		return node.ErrStopped
 	case <-s.stopc:
-		return rpctypes.ErrGRPCStopped
+		return node.ErrStopped
 	case <-ctx.Done():
-		return toGRPCError(ctx.Err())
+		return ctxError(ctx.Err())
 	}
 }
 
@@ -283,7 +280,7 @@ func (s *Server) ReportSnapshot(id uint64, st raft.SnapshotStatus) {
 // raising the cluster's NOSPACE alarm as etcd does.
 func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
 	q := s.cfg.QuotaBackendBytes
-	if q <= 0 || !addsData(r) || s.kv.Size()+int64(proto.Size(r)) <= q {
+	if q <= 0 || !node.AddsData(r) || s.kv.Size()+int64(proto.Size(r)) <= q {
 		return nil
 	}
 	s.lg.Warn("database space exceeded: raising the NOSPACE alarm", zap.Int64("db-size", s.kv.Size()), zap.Int64("quota", q))
@@ -292,68 +289,68 @@ func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
 		defer cancel()
 		_, _ = s.propose(ctx, &pb.InternalRaftRequest{Alarm: &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: s.ID(), Alarm: pb.AlarmType_NOSPACE}})
 	}()
-	return rpctypes.ErrGRPCNoSpace
+	return node.ErrNoSpace
 }
 
 // propose replicates r and waits for its apply.
-func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (Result, error) {
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (node.Result, error) {
 	if err := s.checkQuota(r); err != nil {
-		return Result{}, err
+		return node.Result{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	resc := make(chan Result, 1)
+	resc := make(chan node.Result, 1)
 	errc := make(chan error, 1)
 	var id uint64
 	err := s.do(ctx, func() {
 		var err error
-		id, err = s.core.Propose(r, func(res Result) { resc <- res })
+		id, err = s.core.Propose(r, func(res node.Result) { resc <- res })
 		errc <- err
 	})
 	if err != nil {
-		return Result{}, err
+		return node.Result{}, err
 	}
 	select {
 	case err := <-errc:
 		if err != nil {
-			return Result{}, s.proposeError(err)
+			return node.Result{}, s.proposeError(err)
 		}
 	case <-s.donec: // stopped before the loop took the proposal
-		return Result{}, rpctypes.ErrGRPCStopped
+		return node.Result{}, node.ErrStopped
 	}
 	select {
 	case res := <-resc:
 		if res.Err != nil {
-			return res, toGRPCError(res.Err)
+			return res, res.Err
 		}
 		return res, nil
 	case <-ctx.Done():
 		_ = s.do(context.Background(), func() { s.core.Forget(id) })
-		return Result{}, s.timeoutError(ctx)
+		return node.Result{}, s.timeoutError(ctx)
 	case <-s.donec:
-		return Result{}, rpctypes.ErrGRPCStopped
+		return node.Result{}, node.ErrStopped
 	}
 }
 
 func (s *Server) proposeError(err error) error {
-	if errors.Is(err, ErrProposalDropped) {
+	if errors.Is(err, node.ErrProposalDropped) {
 		if s.Leader() == 0 {
-			return rpctypes.ErrGRPCNoLeader
+			return ErrNoLeader
 		}
-		return rpctypes.ErrGRPCLeaderChanged
+		return ErrLeaderChanged
 	}
-	return toGRPCError(err)
+	return err
 }
 
 // timeoutError tells a client's own cancellation from the server's deadline.
 func (s *Server) timeoutError(ctx context.Context) error {
 	if errors.Is(context.Cause(ctx), context.Canceled) {
-		return rpctypes.ErrGRPCCanceled
+		return ErrCanceled
 	}
 	if s.Leader() == 0 {
-		return rpctypes.ErrGRPCNoLeader
+		return ErrNoLeader
 	}
-	return rpctypes.ErrGRPCTimeout
+	return ErrTimeout
 }
 
 // LinearizableRead returns once this member has applied everything
@@ -367,58 +364,16 @@ func (s *Server) LinearizableRead(ctx context.Context) error {
 	}
 	select {
 	case err := <-errc:
-		return toGRPCError(err)
+		return err
 	case <-ctx.Done():
 		return s.timeoutError(ctx)
 	case <-s.donec:
-		return rpctypes.ErrGRPCStopped
+		return node.ErrStopped
 	}
 }
 
 func (s *Server) header(rev int64) *pb.ResponseHeader {
 	return &pb.ResponseHeader{ClusterId: s.core.ClusterID(), MemberId: s.core.ID(), Revision: rev, RaftTerm: s.Term()}
-}
-
-// toGRPCError maps Cairn's errors to etcd's client-facing errors.
-func toGRPCError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, mvcc.ErrCompacted):
-		return rpctypes.ErrGRPCCompacted
-	case errors.Is(err, mvcc.ErrFutureRev):
-		return rpctypes.ErrGRPCFutureRev
-	case errors.Is(err, mvcc.ErrKeyNotFound):
-		return rpctypes.ErrGRPCKeyNotFound
-	case errors.Is(err, mvcc.ErrEmptyKey):
-		return rpctypes.ErrGRPCEmptyKey
-	case errors.Is(err, mvcc.ErrDuplicateKey):
-		return rpctypes.ErrGRPCDuplicateKey
-	case errors.Is(err, mvcc.ErrTooManyOps):
-		return rpctypes.ErrGRPCTooManyOps
-	case errors.Is(err, lease.ErrLeaseNotFound):
-		return rpctypes.ErrGRPCLeaseNotFound
-	case errors.Is(err, lease.ErrLeaseExists):
-		return rpctypes.ErrGRPCLeaseExist
-	case errors.Is(err, lease.ErrLeaseTTLTooLarge):
-		return rpctypes.ErrGRPCLeaseTTLTooLarge
-	case errors.Is(err, lease.ErrNotPrimary):
-		return rpctypes.ErrGRPCNotLeader
-	case errors.Is(err, ErrNoSpace):
-		return rpctypes.ErrGRPCNoSpace
-	case errors.Is(err, ErrRequestTooLarge):
-		return rpctypes.ErrGRPCRequestTooLarge
-	case errors.Is(err, ErrStopped), errors.Is(err, mvcc.ErrClosed):
-		return rpctypes.ErrGRPCStopped
-	case errors.Is(err, context.Canceled):
-		return rpctypes.ErrGRPCCanceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return rpctypes.ErrGRPCDeadlineExceeded
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	return status.Error(codes.Internal, err.Error())
 }
 
 // Range serves KV.Range: linearizable unless r.Serializable.
@@ -430,7 +385,7 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespon
 	}
 	resp, err := s.kv.Range(r)
 	if err != nil {
-		return nil, toGRPCError(err)
+		return nil, err
 	}
 	resp.Header = s.header(resp.GetHeader().GetRevision())
 	return resp, nil
@@ -465,9 +420,9 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 		}
 		resp, err := s.kv.Txn(r)
 		if err != nil {
-			return nil, toGRPCError(err)
+			return nil, err
 		}
-		setTxnHeaders(resp, s.header(resp.GetHeader().GetRevision()))
+		resp.Header = s.header(resp.GetHeader().GetRevision())
 		return resp, nil
 	}
 	res, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
@@ -521,9 +476,9 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return nil, toGRPCError(ctx.Err())
+		return nil, ctxError(ctx.Err())
 	case <-s.donec:
-		return nil, rpctypes.ErrGRPCStopped
+		return nil, node.ErrStopped
 	}
 	resp := &pb.StatusResponse{
 		Header:           s.header(s.kv.Rev()),
@@ -536,7 +491,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		IsLearner:        isLearner,
 	}
 	if st.Lead == 0 {
-		resp.Errors = append(resp.Errors, rpctypes.ErrorDesc(rpctypes.ErrGRPCNoLeader))
+		resp.Errors = append(resp.Errors, ErrNoLeader.Error())
 	}
 	for _, a := range alarms {
 		resp.Errors = append(resp.Errors, fmt.Sprintf("memberID:%d alarm:%s", a.GetMemberID(), a.GetAlarm()))
@@ -552,7 +507,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
 	h, err := s.kv.Hash()
 	if err != nil {
-		return nil, toGRPCError(err)
+		return nil, err
 	}
 	return &pb.HashResponse{Header: s.header(s.kv.Rev()), Hash: h}, nil
 }
@@ -561,7 +516,7 @@ func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
 func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
 	h, hashRev, compactRev, err := s.kv.HashKV(rev)
 	if err != nil {
-		return nil, toGRPCError(err)
+		return nil, err
 	}
 	return &pb.HashKVResponse{Header: s.header(s.kv.Rev()), Hash: h, HashRevision: hashRev, CompactRevision: compactRev}, nil
 }
@@ -570,7 +525,7 @@ func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, err
 func (s *Server) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	n, err := s.kv.Snapshot(w)
 	if err != nil {
-		return n, toGRPCError(err)
+		return n, ctxError(err)
 	}
 	return n, nil
 }
@@ -587,7 +542,7 @@ func (s *Server) Defragment(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return toGRPCError(err)
+		return err
 	}
 	s.lg.Info("defragmented", zap.Int64("size-before", before), zap.Int64("size-after", s.kv.Size()), zap.Duration("took", time.Since(start)))
 	return nil
@@ -616,7 +571,7 @@ func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmRespon
 // MoveLeader transfers leadership to target and waits for it to take over.
 func (s *Server) MoveLeader(ctx context.Context, target uint64) (*pb.MoveLeaderResponse, error) {
 	if s.Leader() != s.ID() {
-		return nil, rpctypes.ErrGRPCNotLeader
+		return nil, ErrNotLeader
 	}
 	known := make(chan bool, 1)
 	if err := s.do(ctx, func() {
@@ -634,10 +589,10 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) (*pb.MoveLeaderR
 	select {
 	case ok := <-known:
 		if !ok {
-			return nil, rpctypes.ErrGRPCBadLeaderTransferee
+			return nil, ErrBadLeaderTransferee
 		}
 	case <-s.donec:
-		return nil, rpctypes.ErrGRPCStopped
+		return nil, node.ErrStopped
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
@@ -647,7 +602,7 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) (*pb.MoveLeaderR
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return nil, rpctypes.ErrGRPCTimeoutDueToLeaderFail
+			return nil, ErrTimeoutDueToLeaderFail
 		}
 	}
 	return &pb.MoveLeaderResponse{Header: s.header(s.kv.Rev())}, nil
@@ -655,7 +610,7 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) (*pb.MoveLeaderR
 
 // Downgrade is not supported.
 func (s *Server) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "cairn: downgrade is not implemented")
+	return nil, ErrDowngradeNotSupported
 }
 
 // MemberList lists the members, after a linearizable read if asked.
@@ -665,15 +620,15 @@ func (s *Server) MemberList(ctx context.Context, linearizable bool) (*pb.MemberL
 			return nil, err
 		}
 	}
-	msc := make(chan []Member, 1)
+	msc := make(chan []node.Member, 1)
 	if err := s.do(ctx, func() { msc <- s.core.Members() }); err != nil {
 		return nil, err
 	}
-	var ms []Member
+	var ms []node.Member
 	select {
 	case ms = <-msc:
 	case <-s.donec:
-		return nil, rpctypes.ErrGRPCStopped
+		return nil, node.ErrStopped
 	}
 	// etcd's Cluster responses carry no revision in their header.
 	resp := &pb.MemberListResponse{Header: &pb.ResponseHeader{ClusterId: s.ClusterID(), MemberId: s.ID(), RaftTerm: s.Term()}}
@@ -717,11 +672,11 @@ func (s *Server) IsLearner(ctx context.Context) (bool, error) {
 // ("etcdserver: request timed out"), which /readyz reports.
 func (s *Server) HealthRead(ctx context.Context, serializable bool) error {
 	if s.Err() != nil {
-		return rpctypes.ErrGRPCStopped
+		return node.ErrStopped
 	}
 	_, err := s.Range(ctx, &pb.RangeRequest{Key: []byte{0}, KeysOnly: true, Limit: 1, Serializable: serializable})
-	if errors.Is(err, rpctypes.ErrGRPCNoLeader) {
-		return rpctypes.ErrGRPCTimeout
+	if errors.Is(err, ErrNoLeader) {
+		return ErrTimeout
 	}
 	return err
 }

@@ -1,0 +1,36 @@
+package node
+
+import (
+	"errors"
+
+	"github.com/cairnkv/cairn/lease"
+	"github.com/cairnkv/cairn/mvcc"
+)
+
+// applyOutcomes are the errors an entry's request can deterministically
+// cause when it is applied: the same on every member, so they are the
+// request's result for its client, not a failure of the member. Any other
+// error while applying stops the member (see applyRequest), because going on
+// could let members diverge. errors_test.go checks that every exported error
+// of mvcc, lease and node is either here or listed there as one apply never
+// returns for a request; the api package maps every one of them to etcd's.
+var applyOutcomes = []error{
+	mvcc.ErrCompacted, mvcc.ErrFutureRev, mvcc.ErrEmptyKey, mvcc.ErrKeyNotFound,
+	mvcc.ErrDuplicateKey, mvcc.ErrTooManyOps,
+	lease.ErrLeaseNotFound, lease.ErrLeaseExists, lease.ErrLeaseTTLTooLarge,
+	ErrNoSpace,
+}
+
+// IsApplyOutcome tells whether err (or an error it wraps) is a request's
+// deterministic outcome at apply time rather than a failure of this member.
+func IsApplyOutcome(err error) bool {
+	for _, e := range applyOutcomes {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// ApplyOutcomes returns the errors IsApplyOutcome accepts.
+func ApplyOutcomes() []error { return append([]error(nil), applyOutcomes...) }

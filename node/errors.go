@@ -3,8 +3,23 @@ package node
 import (
 	"errors"
 
+	"go.etcd.io/raft/v3"
+
 	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
+)
+
+// Errors the core returns to proposers.
+var (
+	// ErrStopped: the core hit a fatal error (disk, corruption) or was closed.
+	ErrStopped = errors.New("node: stopped")
+	// ErrRequestTooLarge: the encoded request exceeds Config.MaxRequestBytes.
+	ErrRequestTooLarge = errors.New("node: request is too large")
+	// ErrRemoved: this member was removed from the cluster; it stops, as
+	// etcd's does, with etcd's message.
+	ErrRemoved = errors.New("the member has been permanently removed from the cluster")
+	// ErrProposalDropped: raft dropped the proposal (no leader known, or a leadership transfer is in progress).
+	ErrProposalDropped = raft.ErrProposalDropped
 )
 
 // applyOutcomes are the errors an entry's request can deterministically

@@ -1,0 +1,130 @@
+package node
+
+import (
+	"errors"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/mvcc"
+	"github.com/cairnkv/cairn/transport"
+	"github.com/cairnkv/cairn/vfs"
+)
+
+// Config configures a Core. Zero values take the defaults noted.
+type Config struct {
+	Name string
+	// ID is this member's ID. For a new cluster it must be the ID of the
+	// member of InitialMembers with this Name; on restart it must match the WAL.
+	ID uint64
+	// ClusterID of the cluster. For a new cluster, 0 derives it from
+	// InitialMembers and ClusterToken; on restart, 0 accepts the WAL's.
+	ClusterID    uint64
+	ClusterToken string
+	// InitialMembers bootstraps a new cluster when the WAL does not exist yet.
+	InitialMembers []Member
+	// Join starts a member that an existing cluster added (as a learner or
+	// voter) when the WAL does not exist yet: it starts with an empty log and
+	// learns everything, membership included, from the leader. ClusterID is
+	// required.
+	Join bool
+
+	// DataDir holds the bbolt database (DataDir/member/snap/db); it is always
+	// on the real file system, as bbolt memory-maps it.
+	DataDir string
+	// WALDir is the raft log's directory on WALFS (default DataDir/member/wal).
+	WALDir         string
+	WALFS          vfs.FS // default vfs.OS()
+	WALSegmentSize int64  // default wal's
+
+	Transport transport.Transport // required
+	Clock     clock.Clock         // default clock.Real{}
+	Logger    *zap.Logger         // default nop
+
+	ElectionTicks  int // default 10
+	HeartbeatTicks int // default 1
+	// SnapshotCount: applied entries between raft snapshots (default 10000).
+	SnapshotCount uint64
+	// SnapshotCatchUpEntries: entries kept in the log behind a snapshot so
+	// slow followers catch up without a snapshot (default 5000).
+	SnapshotCatchUpEntries uint64
+	// MaxRequestBytes bounds an encoded request (default 1.5 MiB).
+	MaxRequestBytes int
+
+	BackendBatchInterval time.Duration    // default mvcc's
+	BackendBatchLimit    int              // default mvcc's
+	BackendNoSync        bool             // bbolt without fsync (simulator only)
+	WatchLimits          mvcc.WatchLimits // memory bounds of watching; zero fields take mvcc's defaults
+
+	// TickInterval is the duration of one raft tick (etcd's
+	// --heartbeat-interval), default 100ms. The core never waits on it: it
+	// sizes leases (minimum TTL, the extension a new leader grants) and the
+	// revoke rate per tick.
+	TickInterval time.Duration
+	// LeaseCheckpointInterval is how often the leader checkpoints leases'
+	// remaining TTLs (default lease's).
+	LeaseCheckpointInterval time.Duration
+
+	// Bugs plants known bugs (test builds with the cairnbugs tag only).
+	Bugs Bugs
+	// OnApply, if set, is called with every entry the core applies to its
+	// state machine, in log order (the simulator checks that every member
+	// applies the same entry at each index).
+	OnApply func(e *raftpb.Entry)
+	// ObserveWALSave, if set, receives how long each WAL save took (its
+	// write and its one fsync), measured with Clock.
+	ObserveWALSave func(d time.Duration)
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	cfg := *c
+	if cfg.Transport == nil {
+		return cfg, errors.New("node: Config.Transport is required")
+	}
+	if cfg.DataDir == "" {
+		return cfg, errors.New("node: Config.DataDir is required")
+	}
+	if cfg.ID == 0 {
+		return cfg, errors.New("node: Config.ID is required")
+	}
+	if err := cfg.Bugs.check(); err != nil {
+		return cfg, err
+	}
+	if cfg.WALDir == "" {
+		cfg.WALDir = filepath.Join(cfg.DataDir, "member", "wal")
+	}
+	if cfg.WALFS == nil {
+		cfg.WALFS = vfs.OS()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.ElectionTicks == 0 {
+		cfg.ElectionTicks = 10
+	}
+	if cfg.HeartbeatTicks == 0 {
+		cfg.HeartbeatTicks = 1
+	}
+	if cfg.SnapshotCount == 0 {
+		cfg.SnapshotCount = 10000
+	}
+	if cfg.SnapshotCatchUpEntries == 0 {
+		cfg.SnapshotCatchUpEntries = 5000
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = 1536 * 1024
+	}
+	return cfg, nil
+}
+
+// DBPath is where a member keeps its bbolt database inside dataDir.
+func DBPath(dataDir string) string { return filepath.Join(dataDir, "member", "snap", "db") }

@@ -1,0 +1,140 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+)
+
+// installSnapshot replaces the database with a leader's snapshot. The
+// database goes first and durably, then the WAL's snapshot marker: a crash in
+// between leaves a database ahead of the log, which replay tolerates.
+func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
+	meta := snap.GetMetadata()
+	c.lg.Info("installing snapshot", zap.Uint64("index", meta.GetIndex()), zap.Uint64("term", meta.GetTerm()), zap.Int("bytes", len(snap.GetData())))
+	// Crash-safe in three steps, as etcd: the database is saved beside the
+	// live one and synced, then the WAL marker, then the swap. A restart
+	// between marker and swap finishes the swap from the saved file.
+	staged := snapDBPath(c.cfg.DataDir, meta.GetIndex())
+	if err := writeFileSync(staged, snap.GetData()); err != nil {
+		return fmt.Errorf("node: saving snapshot database: %w", err)
+	}
+	if err := c.wal.SaveSnapshot(meta); err != nil {
+		return fmt.Errorf("node: saving snapshot marker: %w", err)
+	}
+	if err := c.replaceDBFrom(staged); err != nil {
+		return err
+	}
+	if ci, _ := c.kv.ConsistentIndex(); ci < meta.GetIndex() {
+		return fmt.Errorf("node: snapshot database at consistent index %d is behind its raft index %d", ci, meta.GetIndex())
+	}
+	if err := c.storage.ApplySnapshot(&raftpb.Snapshot{Metadata: meta}); err != nil {
+		return fmt.Errorf("node: raft storage: %w", err)
+	}
+	c.confState = meta.GetConfState()
+	c.applied = meta.GetIndex()
+	c.snapIndex = meta.GetIndex()
+	c.snapshotsInstalled++
+	if err := c.loadMembers(); err != nil {
+		return err
+	}
+	if err := c.loadAlarms(); err != nil {
+		return err
+	}
+	if err := c.openLessor(); err != nil {
+		return err
+	}
+	// Waiters of entries the snapshot covers will never see their apply.
+	return nil
+}
+
+// maybeSnapshot takes a raft snapshot every SnapshotCount applied entries and
+// compacts the log behind it.
+func (c *Core) maybeSnapshot() error {
+	if c.applied-c.snapIndex < c.cfg.SnapshotCount || c.confState == nil {
+		return nil
+	}
+	// The database must be durable up to the snapshot before the WAL lets go of older entries.
+	if err := c.kv.Commit(); err != nil {
+		return fmt.Errorf("node: committing database for snapshot: %w", err)
+	}
+	snap, err := c.storage.CreateSnapshot(c.applied, c.confState, nil)
+	if err != nil {
+		return fmt.Errorf("node: creating raft snapshot at %d: %w", c.applied, err)
+	}
+	if err := c.wal.SaveSnapshot(snap.GetMetadata()); err != nil {
+		return fmt.Errorf("node: saving snapshot marker: %w", err)
+	}
+	c.snapIndex = c.applied
+	if c.applied > c.cfg.SnapshotCatchUpEntries {
+		compactTo := c.applied - c.cfg.SnapshotCatchUpEntries
+		if first, _ := c.storage.FirstIndex(); compactTo > first {
+			if err := c.storage.Compact(compactTo); err != nil && !errors.Is(err, raft.ErrCompacted) {
+				return fmt.Errorf("node: compacting raft log: %w", err)
+			}
+		}
+	}
+	if err := c.wal.ReleaseTo(c.snapIndex); err != nil {
+		return fmt.Errorf("node: releasing WAL segments: %w", err)
+	}
+	c.lg.Info("took raft snapshot", zap.Uint64("index", c.snapIndex))
+	return nil
+}
+
+// snapDBPath is where a received snapshot's database waits for its swap.
+func snapDBPath(dataDir string, index uint64) string {
+	return filepath.Join(dataDir, "member", "snap", fmt.Sprintf("%016x.snap.db", index))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// writeFileSync writes data to path durably (file and directory synced).
+func writeFileSync(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// replaceDBFrom swaps the database for the one saved at path, then
+// removes the file.
+func (c *Core) replaceDBFrom(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("node: opening snapshot database: %w", err)
+	}
+	err = c.kv.ReplaceDB(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("node: installing snapshot database: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		c.lg.Warn("removing an installed snapshot database", zap.String("path", path), zap.Error(err))
+	}
+	return nil
+}

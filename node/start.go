@@ -1,0 +1,311 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/mvcc"
+	"github.com/cairnkv/cairn/node/wal"
+)
+
+// walMetadata is stored once at the head of the WAL.
+type walMetadata struct {
+	MemberID  uint64 `json:"memberID"`
+	ClusterID uint64 `json:"clusterID"`
+}
+
+// NewCore opens a member's state: it restarts from the WAL and database if a
+// WAL exists in cfg.WALDir, and otherwise bootstraps a new cluster from
+// cfg.InitialMembers.
+func NewCore(c Config) (*Core, error) {
+	cfg, err := c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	core := &Core{
+		cfg:     cfg,
+		lg:      cfg.Logger.With(zap.String("member", cfg.Name), zap.String("member-id", fmt.Sprintf("%x", cfg.ID))),
+		storage: raft.NewMemoryStorage(),
+		tr:      cfg.Transport,
+		id:      cfg.ID,
+		members: map[uint64]Member{},
+		waits:   map[uint64]func(Result){},
+		idGen:   newIDGenerator(cfg.ID, cfg.Clock.Now().UnixMilli()),
+		// ReadIndex contexts start from the clock, so a leader's answer to a
+		// read an earlier incarnation asked for is never taken for a new one.
+		reads: readQueue{nextCtx: uint64(cfg.Clock.Now().UnixNano())},
+		role:  raft.StateFollower,
+	}
+	if err := os.MkdirAll(filepath.Dir(DBPath(cfg.DataDir)), 0o700); err != nil {
+		return nil, fmt.Errorf("node: creating data dir: %w", err)
+	}
+	walCfg := wal.Config{FS: cfg.WALFS, Dir: cfg.WALDir, SegmentSize: cfg.WALSegmentSize, Logger: cfg.Logger}
+	switch {
+	case wal.Exist(cfg.WALFS, cfg.WALDir):
+		err = core.restart(walCfg)
+	case cfg.Join:
+		err = core.join(walCfg)
+	default:
+		err = core.bootstrap(walCfg)
+	}
+	if err != nil {
+		core.closeFiles()
+		return nil, err
+	}
+	voters := core.rn.Status().Config.Voters.IDs()
+	_, self := voters[core.id]
+	core.alone = self && len(voters) == 1
+	return core, nil
+}
+
+func (c *Core) openKV() error {
+	kv, err := mvcc.Open(mvcc.Config{
+		Path:          DBPath(c.cfg.DataDir),
+		BatchInterval: c.cfg.BackendBatchInterval,
+		BatchLimit:    c.cfg.BackendBatchLimit,
+		Clock:         c.cfg.Clock,
+		NoSync:        c.cfg.BackendNoSync,
+		Logger:        c.cfg.Logger,
+		Watch:         c.cfg.WatchLimits,
+	})
+	if err != nil {
+		return fmt.Errorf("node: opening database: %w", err)
+	}
+	c.kv = kv
+	if err := c.loadAlarms(); err != nil {
+		return err
+	}
+	return c.openLessor()
+}
+
+func (c *Core) raftConfig(applied uint64) *raft.Config {
+	return &raft.Config{
+		ID:                        c.id,
+		ElectionTick:              c.cfg.ElectionTicks,
+		HeartbeatTick:             c.cfg.HeartbeatTicks,
+		Storage:                   c.storage,
+		Applied:                   applied,
+		MaxSizePerMsg:             1 << 20,
+		MaxCommittedSizePerReady:  8 << 20,
+		MaxUncommittedEntriesSize: 1 << 30,
+		MaxInflightMsgs:           256,
+		CheckQuorum:               true,
+		StepDownOnRemoval:         true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		Logger:                    newRaftLogger(c.cfg.Logger),
+	}
+}
+
+func (c *Core) bootstrap(walCfg wal.Config) error {
+	if len(c.cfg.InitialMembers) == 0 {
+		return errors.New("node: no WAL in the data dir and no initial members to bootstrap a cluster from")
+	}
+	ids := make([]uint64, 0, len(c.cfg.InitialMembers))
+	found := false
+	for _, m := range c.cfg.InitialMembers {
+		ids = append(ids, m.ID)
+		if m.ID == c.id {
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("node: member %x (%s) is not in the initial cluster", c.id, c.cfg.Name)
+	}
+	c.clusterID = c.cfg.ClusterID
+	if c.clusterID == 0 {
+		c.clusterID = ClusterID(ids, c.cfg.ClusterToken)
+	}
+	rn, err := c.startFresh(walCfg, "bootstrap")
+	if err != nil {
+		return err
+	}
+	peers := make([]raft.Peer, 0, len(c.cfg.InitialMembers))
+	for _, m := range sortedMembers(membersByID(c.cfg.InitialMembers)) {
+		ctx, _ := json.Marshal(confChangeContext{Member: m})
+		peers = append(peers, raft.Peer{ID: m.ID, Context: ctx})
+	}
+	if err := rn.Bootstrap(peers); err != nil {
+		return fmt.Errorf("node: bootstrapping raft: %w", err)
+	}
+	c.rn = rn
+	c.lg.Info("bootstrapped new cluster member",
+		zap.String("cluster-id", fmt.Sprintf("%x", c.clusterID)), zap.Int("members", len(peers)))
+	return nil
+}
+
+// startFresh opens an empty database, creates the WAL and a raft node with
+// an empty log, for a member that has never run: one bootstrapping a new
+// cluster or one joining (what names the refusal).
+func (c *Core) startFresh(walCfg wal.Config, what string) (*raft.RawNode, error) {
+	if err := c.openKV(); err != nil {
+		return nil, err
+	}
+	if ci, _ := c.kv.ConsistentIndex(); ci != 0 {
+		return nil, fmt.Errorf("node: database %s has applied entries (consistent index %d) but there is no WAL in %s: refusing to %s over it", DBPath(c.cfg.DataDir), ci, c.cfg.WALDir, what)
+	}
+	meta, _ := json.Marshal(walMetadata{MemberID: c.id, ClusterID: c.clusterID})
+	w, err := wal.Create(walCfg, meta)
+	if err != nil {
+		return nil, fmt.Errorf("node: creating WAL: %w", err)
+	}
+	c.wal = w
+	rn, err := raft.NewRawNode(c.raftConfig(0))
+	if err != nil {
+		return nil, fmt.Errorf("node: starting raft: %w", err)
+	}
+	return rn, nil
+}
+
+// join starts a member added to a running cluster: empty log, no
+// bootstrap entries; the leader's appends (or a snapshot) bring the log,
+// the membership and the data.
+func (c *Core) join(walCfg wal.Config) error {
+	if c.cfg.ClusterID == 0 {
+		return errors.New("node: joining a cluster needs its ClusterID")
+	}
+	c.clusterID = c.cfg.ClusterID
+	rn, err := c.startFresh(walCfg, "join")
+	if err != nil {
+		return err
+	}
+	c.rn = rn
+	for _, m := range sortedMembers(membersByID(c.cfg.InitialMembers)) {
+		if m.ID != c.id {
+			c.tr.AddPeer(m.ID, m.PeerURLs) // so this member can answer before it learns the membership
+		}
+	}
+	c.lg.Info("joining cluster", zap.String("cluster-id", fmt.Sprintf("%x", c.clusterID)))
+	return nil
+}
+
+func (c *Core) restart(walCfg wal.Config) error {
+	w, err := wal.Open(walCfg)
+	if err != nil {
+		return fmt.Errorf("node: opening WAL: %w", err)
+	}
+	c.wal = w
+	metaBytes, hs, snapMeta, ents, err := w.ReadAll()
+	if err != nil {
+		return fmt.Errorf("node: reading WAL: %w", err)
+	}
+	var meta walMetadata
+	if err := json.Unmarshal(metaBytes, &meta); err != nil {
+		return fmt.Errorf("node: WAL metadata in %s: %w", c.cfg.WALDir, err)
+	}
+	if meta.MemberID != c.id {
+		return fmt.Errorf("node: the WAL in %s belongs to member %x, not %x (%s)", c.cfg.WALDir, meta.MemberID, c.id, c.cfg.Name)
+	}
+	if c.cfg.ClusterID != 0 && meta.ClusterID != c.cfg.ClusterID {
+		return fmt.Errorf("node: the data dir %s belongs to cluster %x, not %x", c.cfg.DataDir, meta.ClusterID, c.cfg.ClusterID)
+	}
+	c.clusterID = meta.ClusterID
+	if err := c.openKV(); err != nil {
+		return err
+	}
+	ci, _ := c.kv.ConsistentIndex()
+	if snapMeta != nil && ci < snapMeta.GetIndex() {
+		// A crash between a received snapshot's WAL marker and the swap of
+		// its database: finish the swap.
+		if staged := snapDBPath(c.cfg.DataDir, snapMeta.GetIndex()); fileExists(staged) {
+			c.lg.Warn("finishing the install of a snapshot interrupted by a crash", zap.Uint64("index", snapMeta.GetIndex()))
+			if err := c.replaceDBFrom(staged); err != nil {
+				return err
+			}
+			if err := c.loadAlarms(); err != nil {
+				return err
+			}
+			if err := c.openLessor(); err != nil {
+				return err
+			}
+			ci, _ = c.kv.ConsistentIndex()
+		}
+	}
+	if snapMeta != nil && snapMeta.GetIndex() > 0 {
+		if ci < snapMeta.GetIndex() {
+			return fmt.Errorf("node: database consistent index %d is behind the WAL snapshot at %d: the database file is older than the WAL", ci, snapMeta.GetIndex())
+		}
+		if err := c.storage.ApplySnapshot(&raftpb.Snapshot{Metadata: snapMeta}); err != nil {
+			return fmt.Errorf("node: restoring raft snapshot: %w", err)
+		}
+		c.snapIndex = snapMeta.GetIndex()
+		c.confState = snapMeta.GetConfState()
+	}
+	if hs != nil {
+		if snapMeta != nil && hs.GetCommit() < snapMeta.GetIndex() {
+			// A crash between a received snapshot's marker and the next
+			// hard state: a snapshot is committed by definition.
+			idx := snapMeta.GetIndex()
+			hs.Commit = &idx
+		}
+		if err := c.storage.SetHardState(hs); err != nil {
+			return fmt.Errorf("node: restoring hard state: %w", err)
+		}
+		c.term = hs.GetTerm()
+		c.committed = hs.GetCommit()
+	}
+	if err := c.storage.Append(ents); err != nil {
+		return fmt.Errorf("node: restoring raft log: %w", err)
+	}
+	if last, _ := c.storage.LastIndex(); ci > last {
+		return fmt.Errorf("node: database consistent index %d is ahead of the raft log (last index %d): the WAL lost acknowledged entries", ci, last)
+	}
+	if err := c.loadMembers(); err != nil {
+		return err
+	}
+	c.applied = c.snapIndex
+	rn, err := raft.NewRawNode(c.raftConfig(c.snapIndex))
+	if err != nil {
+		return fmt.Errorf("node: restarting raft: %w", err)
+	}
+	c.rn = rn
+	c.lg.Info("restarted member",
+		zap.String("cluster-id", fmt.Sprintf("%x", c.clusterID)),
+		zap.Uint64("snapshot-index", c.snapIndex), zap.Uint64("consistent-index", ci),
+		zap.Int("wal-entries", len(ents)), zap.Uint64("commit", hs.GetCommit()))
+	return nil
+}
+
+// loadMembers rebuilds the member list from the database and tells the
+// transport about every peer.
+func (c *Core) loadMembers() error {
+	ms := map[uint64]Member{}
+	err := c.kv.AuxForEach(membersBucket, func(_, v []byte) error {
+		m, err := decodeMember(v)
+		if err != nil {
+			return err
+		}
+		ms[m.ID] = m
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("node: loading members: %w", err)
+	}
+	for _, m := range sortedMembers(c.members) {
+		if _, ok := ms[m.ID]; !ok && m.ID != c.id {
+			c.tr.RemovePeer(m.ID)
+		}
+	}
+	c.members = ms
+	for _, m := range sortedMembers(ms) {
+		if m.ID != c.id {
+			c.tr.AddPeer(m.ID, m.PeerURLs)
+		}
+	}
+	return nil
+}
+
+func membersByID(ms []Member) map[uint64]Member {
+	out := make(map[uint64]Member, len(ms))
+	for _, m := range ms {
+		out[m.ID] = m
+	}
+	return out
+}

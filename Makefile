@@ -58,8 +58,8 @@ test-k8s:
 # A short swarm (200 seeds, each 8s of virtual time) and proof that the
 # simulator catches each planted bug.
 sim:
-	$(GO) test -count=1 ./sim -run 'TestSim$$' -args -seeds=200
-	$(GO) test -count=1 -tags cairnbugs ./sim -run TestPlantedBugsAreFound
+	$(GO) test -count=1 -tags invariants ./sim -run 'TestSim$$' -args -seeds=200
+	$(GO) test -count=1 -tags cairnbugs,invariants ./sim -run TestPlantedBugsAreFound
 
 # SEEDS seeds (default 2000) over one process per core; prints runs/s.
 sim-long:

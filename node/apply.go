@@ -29,6 +29,10 @@ func (c *Core) applyEntries(ents []*raftpb.Entry) error {
 		}
 		ci, _ := c.kv.ConsistentIndex()
 		fresh := idx > ci || c.cfg.Bugs.reapplyAfterRestart()
+		var before applyMark
+		if invariants {
+			before = c.mark()
+		}
 		var err error
 		switch e.GetType() {
 		case raftpb.EntryNormal:
@@ -53,6 +57,11 @@ func (c *Core) applyEntries(ents []*raftpb.Entry) error {
 			c.kv.SetConsistentIndex(idx, e.GetTerm())
 		}
 		c.applied = idx
+		if invariants {
+			if err := c.checkApplied(e, before, fresh); err != nil {
+				panic(err)
+			}
+		}
 	}
 	return nil
 }

@@ -72,6 +72,8 @@ type Core struct {
 	ticks        uint64
 	// snapshotsInstalled counts snapshots received from a leader.
 	snapshotsInstalled uint64
+	// durable is the last log index the WAL holds (invariants.go).
+	durable uint64
 
 	fatal error
 	// removed is set when this member's own removal is applied.

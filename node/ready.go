@@ -52,6 +52,9 @@ func (c *Core) process() error {
 		if err := c.wal.Save(rd.HardState, rd.Entries); err != nil {
 			return fmt.Errorf("node: saving to WAL: %w", err)
 		}
+		if n := len(rd.Entries); n > 0 {
+			c.durable = rd.Entries[n-1].GetIndex()
+		}
 		if c.cfg.ObserveWALSave != nil && (len(rd.Entries) > 0 || (rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState))) {
 			c.cfg.ObserveWALSave(c.cfg.Clock.Now().Sub(start))
 		}

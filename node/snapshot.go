@@ -38,6 +38,7 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	}
 	c.confState = meta.GetConfState()
 	c.applied = meta.GetIndex()
+	c.durable = max(c.durable, meta.GetIndex())
 	c.snapIndex = meta.GetIndex()
 	c.snapshotsInstalled++
 	if err := c.loadMembers(); err != nil {

@@ -62,6 +62,7 @@ func NewCore(c Config) (*Core, error) {
 	voters := core.rn.Status().Config.Voters.IDs()
 	_, self := voters[core.id]
 	core.alone = self && len(voters) == 1
+	core.durable, _ = core.storage.LastIndex() // what the WAL held at start
 	return core, nil
 }
 

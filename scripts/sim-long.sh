@@ -7,7 +7,7 @@ seeds=${SEEDS:-2000}
 first=${FIRST:-1000}
 procs=${PROCS:-$(nproc)}
 per=$(( (seeds + procs - 1) / procs ))
-go test -c -o /tmp/cairn-sim.test ./sim
+go test -c -tags invariants -o /tmp/cairn-sim.test ./sim
 start=$(date +%s.%N)
 pids=()
 for ((p = 0; p < procs; p++)); do

@@ -1,0 +1,6 @@
+//go:build !invariants && !race
+
+package node
+
+// invariants: see invariants.go.
+const invariants = false

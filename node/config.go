@@ -94,7 +94,7 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, err
 	}
 	if cfg.WALDir == "" {
-		cfg.WALDir = filepath.Join(cfg.DataDir, "member", "wal")
+		cfg.WALDir = WALDir(cfg.DataDir)
 	}
 	if cfg.WALFS == nil {
 		cfg.WALFS = vfs.OS()
@@ -106,7 +106,7 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	if cfg.ElectionTicks == 0 {
-		cfg.ElectionTicks = 10
+		cfg.ElectionTicks = DefaultElectionTicks
 	}
 	if cfg.HeartbeatTicks == 0 {
 		cfg.HeartbeatTicks = 1
@@ -118,13 +118,24 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.SnapshotCatchUpEntries = 5000
 	}
 	if cfg.TickInterval == 0 {
-		cfg.TickInterval = 100 * time.Millisecond
+		cfg.TickInterval = DefaultTickInterval
 	}
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = 1536 * 1024
 	}
 	return cfg, nil
 }
+
+// Defaults of Config, etcd's: a 100 ms tick (--heartbeat-interval) and an
+// election timeout of 10 ticks (--election-timeout 1000 ms).
+const (
+	DefaultTickInterval  = 100 * time.Millisecond
+	DefaultElectionTicks = 10
+)
+
+// WALDir is where a member keeps its WAL inside dataDir unless told
+// otherwise (etcd's --wal-dir).
+func WALDir(dataDir string) string { return filepath.Join(dataDir, "member", "wal") }
 
 // DBPath is where a member keeps its bbolt database inside dataDir.
 func DBPath(dataDir string) string { return filepath.Join(dataDir, "member", "snap", "db") }

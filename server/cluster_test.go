@@ -120,10 +120,9 @@ func (c *testCluster) startWith(id uint64, edit func(*Config)) {
 			DataDir: c.dirs[id], WALFS: c.walFS(id), WALSegmentSize: 1 << 20,
 			Logger: c.opts.logger.Named(m.Name), ElectionTicks: 10, HeartbeatTicks: 1,
 			SnapshotCount: c.opts.snapshotCount, SnapshotCatchUpEntries: c.opts.catchUp,
-			BackendBatchInterval: 20 * time.Millisecond,
+			BackendBatchInterval: 20 * time.Millisecond, TickInterval: 10 * time.Millisecond,
 		},
-		TickInterval: 10 * time.Millisecond,
-		ClientURLs:   []string{"http://" + m.Name},
+		ClientURLs: []string{"http://" + m.Name},
 	}
 	if edit != nil {
 		edit(&cfg)

@@ -26,8 +26,6 @@ import (
 // Config configures the production shell around a Core.
 type Config struct {
 	Core node.Config
-	// TickInterval is the raft tick (etcd's --heartbeat-interval); default 100ms.
-	TickInterval time.Duration
 	// RequestTimeout bounds a proposal or linearizable read on the server side
 	// (default 5s + 2 election timeouts, as etcd).
 	RequestTimeout time.Duration
@@ -76,18 +74,15 @@ type Server struct {
 // delivers inbound messages to the returned server (a transport.Handler).
 // Start begins serving.
 func New(cfg Config, newTransport func(h transport.Handler) transport.Transport) (*Server, error) {
-	if cfg.TickInterval == 0 {
-		cfg.TickInterval = 100 * time.Millisecond
-	}
-	if cfg.Core.TickInterval == 0 {
-		cfg.Core.TickInterval = cfg.TickInterval
+	if cfg.Core.TickInterval == 0 { // the loop's ticker: etcd's --heartbeat-interval
+		cfg.Core.TickInterval = node.DefaultTickInterval
 	}
 	elect := cfg.Core.ElectionTicks
 	if elect == 0 {
-		elect = 10
+		elect = node.DefaultElectionTicks
 	}
 	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = 5*time.Second + 2*time.Duration(elect)*cfg.TickInterval
+		cfg.RequestTimeout = 5*time.Second + 2*time.Duration(elect)*cfg.Core.TickInterval
 	}
 	s := &Server{
 		cfg:   cfg,
@@ -158,7 +153,7 @@ func (s *Server) Err() error {
 
 func (s *Server) run() {
 	defer close(s.donec)
-	ticker := time.NewTicker(s.cfg.TickInterval)
+	ticker := time.NewTicker(s.cfg.Core.TickInterval)
 	defer ticker.Stop()
 	for {
 		select {
@@ -596,7 +591,7 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) (*pb.MoveLeaderR
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	t := time.NewTicker(s.cfg.TickInterval / 2)
+	t := time.NewTicker(s.cfg.Core.TickInterval / 2)
 	defer t.Stop()
 	for s.Leader() != target {
 		select {
@@ -701,7 +696,7 @@ func (s *Server) publish() {
 			return
 		case <-s.donec:
 			return
-		case <-time.After(s.cfg.TickInterval):
+		case <-time.After(s.cfg.Core.TickInterval):
 		}
 	}
 }

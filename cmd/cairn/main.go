@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -147,7 +146,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	}
 	walDir := cfg.WALDir
 	if walDir == "" {
-		walDir = filepath.Join(cfg.DataDir, "member", "wal")
+		walDir = node.WALDir(cfg.DataDir)
 	}
 	if self == 0 {
 		return nil, fmt.Errorf("--name %q is not in --initial-cluster %q", cfg.Name, config.FormatInitialCluster(cfg.InitialCluster))
@@ -216,7 +215,6 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 			TickInterval:           cfg.HeartbeatInterval,
 			Bugs:                   plantedBugs(),
 		},
-		TickInterval:      cfg.HeartbeatInterval,
 		ClientURLs:        urlStrings(cfg.AdvertiseClientURLs),
 		QuotaBackendBytes: quota,
 		MaxLearners:       cfg.MaxLearners,

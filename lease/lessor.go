@@ -21,7 +21,7 @@
 // extension.
 //
 // A Lessor starts no goroutines and reads time only from its Clock
-// (DESIGN.md §2). It is not safe for concurrent use: node.Core owns it.
+// (the core's rules: docs/architecture.md). It is not safe for concurrent use: node.Core owns it.
 package lease
 
 import (

@@ -50,7 +50,9 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	if err := c.openLessor(); err != nil {
 		return err
 	}
-	// Waiters of entries the snapshot covers will never see their apply.
+	// Waiters of entries the snapshot covers are left waiting: this member
+	// never applies those entries, so it cannot tell their outcome. Their
+	// callers time out (the shell forgets them), as etcd's do.
 	return nil
 }
 

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -40,15 +39,12 @@ func (c *Cluster) leaderOf(t *testing.T, members []*Member) int {
 // waitLeader waits until members agree on a leader among them, not old.
 func (c *Cluster) waitLeader(t *testing.T, members []*Member, old int) int {
 	t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	for time.Now().Before(deadline) {
-		if l := c.leaderOf(t, members); l >= 0 && l != old {
-			return l
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("members %v agreed on no new leader within %v", names(members), readyTimeout)
-	return -1
+	l := -1
+	eventually(t, readyTimeout, fmt.Sprintf("members %v to agree on a new leader", names(members)), func() (bool, string) {
+		l = c.leaderOf(t, members)
+		return l >= 0 && l != old, fmt.Sprintf("leader index %d, old %d", l, old)
+	})
+	return l
 }
 
 func names(ms []*Member) []string {
@@ -68,30 +64,22 @@ func TestThreeNodeCluster(t *testing.T) {
 	// through raft after it starts serving (etcd publishes before it
 	// serves), so wait for the list to be complete.
 	for _, m := range c.Members {
-		var got map[string]string
-		complete := func() bool {
+		eventually(t, readyTimeout, "the three members in the member list from "+m.Name, func() (bool, string) {
 			ml, err := c.MemberClient(t, m).MemberList(ctx(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = map[string]string{}
+			got := map[string]string{}
 			for _, mm := range ml.Members {
 				got[mm.Name] = fmt.Sprintf("%v %v learner=%v", mm.PeerURLs, mm.ClientURLs, mm.IsLearner)
 			}
 			for _, w := range c.Members {
 				if got[w.Name] != fmt.Sprintf("[%s] [%s] learner=false", w.PeerURL, w.ClientURL) {
-					return false
+					return false, fmt.Sprint(got)
 				}
 			}
-			return len(got) == 3
-		}
-		deadline := time.Now().Add(readyTimeout)
-		for !complete() {
-			if time.Now().After(deadline) {
-				t.Fatalf("member list from %s: %v, want the three members", m.Name, got)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return len(got) == 3, fmt.Sprint(got)
+		})
 	}
 
 	// Writes through every member are visible on every member. acked maps
@@ -168,17 +156,10 @@ func TestThreeNodeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(readyTimeout)
-	for {
+	eventually(t, readyTimeout, fmt.Sprintf("restarted %s to apply up to index %d", dead.Name, lst.RaftIndex), func() (bool, string) {
 		st, err := c.MemberClient(t, dead).Status(ctx(t), dead.ClientURL)
-		if err == nil && st.RaftAppliedIndex >= lst.RaftIndex {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted %s did not apply up to index %d: %v %v", dead.Name, lst.RaftIndex, st, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && st.RaftAppliedIndex >= lst.RaftIndex, fmt.Sprint(st, err)
+	})
 	checkAll("serializable reads after the old leader caught up", c.Members, clientv3.WithSerializable())
 	checkAll("linearizable reads after the old leader caught up", c.Members)
 

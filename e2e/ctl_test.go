@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
@@ -219,17 +218,11 @@ func TestEtcdctlOperations(t *testing.T) {
 	}
 	// The sizes and indexes move when a batch commits or the member
 	// publishes itself between the two calls: retry until they agree.
-	var got, want string
-	for try := 0; try < 10; try++ {
-		got = c.Etcdctl(t, "endpoint", "status", "-w", "table")
-		if want = statusTable(status()); got == want {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if got != want {
-		t.Errorf("endpoint status -w table:\n%s\nwant\n%s", got, want)
-	}
+	eventually(t, requestTimeout, "endpoint status -w table to match Status", func() (bool, string) {
+		got := c.Etcdctl(t, "endpoint", "status", "-w", "table")
+		want := statusTable(status())
+		return got == want, fmt.Sprintf("got\n%s\nwant\n%s", got, want)
+	})
 
 	// snapshot save: the file is the database followed by its sha256.
 	snap := filepath.Join(t.TempDir(), "snap.db")

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cairnkv/cairn/internal/proc"
 )
 
 // checkOneLineError asserts cairn exited non-zero with exactly one line
@@ -33,9 +35,8 @@ func TestBadFlagsExitWithOneLine(t *testing.T) {
 	r := runCairn(t, dir, "--no-such-flag")
 	checkOneLineError(t, "unknown flag", r, "cairn: unknown flag --no-such-flag (see --help)")
 
-	ports := freePorts(t, 2)
-	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	urls := freeURLs(t, 2)
+	client, peer := urls[0], urls[1]
 	base := []string{
 		"--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", client, "--advertise-client-urls", client,
@@ -100,7 +101,7 @@ func TestDefaultLogOutputIsStderr(t *testing.T) {
 			t.Errorf("cairn with default log output: SIGTERM gave %v, want exit 0", err)
 		}
 		if !strings.Contains(stderr.String(), `"msg":"cairn serving"`) {
-			t.Errorf("stderr of cairn with the default --log-outputs has no \"cairn serving\" line:\n%s", tail(stderr.String(), 10))
+			t.Errorf("stderr of cairn with the default --log-outputs has no \"cairn serving\" line:\n%s", proc.Tail(stderr.String(), 10))
 		}
 		if _, err := os.Stat(filepath.Join(wd, "default")); err == nil {
 			t.Errorf("cairn created the file %s: --log-outputs=default must mean stderr, as in etcd", filepath.Join(wd, "default"))
@@ -108,7 +109,7 @@ func TestDefaultLogOutputIsStderr(t *testing.T) {
 	}()
 	var err error
 	for deadline := time.Now().Add(readyTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if err = m.health(ctx(t)); err == nil {
+		if err = proc.Health(ctx(t), m.ClientURL); err == nil {
 			break
 		}
 	}
@@ -126,7 +127,7 @@ func TestSIGTERMExitsZero(t *testing.T) {
 	}
 	c.Members[0].Stop(t)
 	if log := c.Members[0].Log(); !strings.Contains(log, "cairn stopped") {
-		t.Errorf("log does not end with \"cairn stopped\":\n%s", tail(log, 5))
+		t.Errorf("log does not end with \"cairn stopped\":\n%s", proc.Tail(log, 5))
 	}
 	// A clean stop keeps the data too.
 	c.Members[0].Restart(t)
@@ -234,23 +235,14 @@ func TestDataDirOfAnotherClusterIsRefused(t *testing.T) {
 // Cairn, and SIGTERM must still exit cleanly.
 func TestSeveralClientURLs(t *testing.T) {
 	t.Parallel()
-	ports := freePorts(t, 3)
-	dir := t.TempDir()
-	c := &Cluster{t: t, token: fmt.Sprintf("cairn-e2e-multi-%d", time.Now().UnixNano())}
-	m := &Member{
-		Name:      "m0",
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
-		DataDir:   filepath.Join(dir, "data"),
-		LogPath:   filepath.Join(dir, "cairn.log"),
-		c:         c,
-	}
-	second := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	both := m.ClientURL + "," + second
+	urls := freeURLs(t, 3)
+	second := urls[1]
+	both := urls[0] + "," + second
+	c := newCluster(t, "--listen-client-urls", both, "--advertise-client-urls", both)
+	m := c.newMember(t, "m0", t.TempDir(), urls[0], urls[2])
+	m.InitialCluster = proc.InitialCluster(m.Peer())
 	c.Members = []*Member{m}
-	c.extra = []string{"--listen-client-urls", both, "--advertise-client-urls", both}
-	t.Cleanup(c.cleanup)
-	if err := m.start(); err != nil {
+	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}
 	m.WaitReady(t)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cairnkv/cairn/internal/proc"
 )
 
 // reusePortListen binds addr with SO_REUSEPORT.
@@ -60,6 +62,6 @@ func TestFlagsCompatWarningUnaryRequestDuration(t *testing.T) {
 	log := c.Members[0].Log()
 	if !strings.Contains(log, `"msg":"request stats"`) || !strings.Contains(log, `"response type":"/etcdserverpb.KV/Put"`) ||
 		!strings.Contains(log, `value_size:1`) {
-		t.Fatalf("no slow-request warning for the put in the log:\n%s", tail(log, 20))
+		t.Fatalf("no slow-request warning for the put in the log:\n%s", proc.Tail(log, 20))
 	}
 }

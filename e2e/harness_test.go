@@ -3,23 +3,20 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/proc"
 )
 
 // Environment variables through which TestMain hands the built binaries to
@@ -44,20 +41,17 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	for _, b := range []struct{ env, out, pkg string }{
-		{envCairnBin, filepath.Join(dir, "cairn"), "github.com/cairnkv/cairn/cmd/cairn"},
+		{envCairnBin, filepath.Join(dir, "cairn"), proc.CairnPackage},
 		{envEtcdctlBin, filepath.Join(dir, "etcdctl"), "go.etcd.io/etcd/etcdctl/v3"},
 		{envBenchBin, filepath.Join(dir, "bench"), "github.com/cairnkv/cairn/cmd/bench"},
 	} {
 		if os.Getenv(b.env) != "" {
 			continue
 		}
-		args := []string{"build", "-o", b.out}
-		if raceEnabled && b.env == envCairnBin {
-			args = append(args, "-race") // the daemon's own concurrency is checked too
-		}
-		cmd := exec.Command("go", append(args, b.pkg)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: go build %s: %v\n%s", b.pkg, err, out)
+		// Under -race the daemon's own concurrency is checked too.
+		race := raceEnabled && b.env == envCairnBin
+		if err := proc.Build(b.out, b.pkg, proc.BuildOptions{Race: race}); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 			return 1
 		}
 		os.Setenv(b.env, b.out)
@@ -83,13 +77,6 @@ func benchBin(t testing.TB) string {
 	return p
 }
 
-// Pid is the running member's process ID.
-func (m *Member) Pid() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cmd.Process.Pid
-}
-
 func etcdctlBin(t testing.TB) string {
 	t.Helper()
 	p := os.Getenv(envEtcdctlBin)
@@ -106,22 +93,10 @@ const (
 	requestTimeout = 10 * time.Second
 )
 
-// Member is one cairn process of a Cluster.
+// Member is one cairn member of a Cluster: its flags, data dir, log file
+// and process (see proc.Member).
 type Member struct {
-	Name      string
-	ClientURL string
-	PeerURL   string
-	DataDir   string
-	LogPath   string
-	// JoinCluster, when set, starts the member with this --initial-cluster
-	// and --initial-cluster-state existing (a member added at runtime).
-	JoinCluster string
-
-	c     *Cluster
-	mu    sync.Mutex
-	cmd   *exec.Cmd
-	exitc chan struct{} // closed when cmd has exited
-	state *os.ProcessState
+	*proc.Member
 }
 
 // Cluster is a set of cairn members started on loopback for one test.
@@ -135,26 +110,15 @@ type Cluster struct {
 	clients map[*Member]*clientv3.Client // see MemberClient
 }
 
-// freePorts returns n distinct TCP ports that were free on 127.0.0.1 a
-// moment ago (another process may take one before we do: callers retry).
-func freePorts(t testing.TB, n int) []int {
+// freeURLs returns n loopback URLs on ports that were free a moment ago
+// (another process may take one before we do: callers retry).
+func freeURLs(t testing.TB, n int) []string {
 	t.Helper()
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("pick a free port: %v", err)
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+	urls, err := proc.FreeURLs(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ports
+	return urls
 }
 
 // NewCluster starts an n-member cluster and waits until every member
@@ -171,26 +135,22 @@ func NewClusterArgs(t testing.TB, n int, extra ...string) *Cluster {
 	base := t.TempDir()
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		c := &Cluster{t: t, token: fmt.Sprintf("cairn-e2e-%d-%d", os.Getpid(), time.Now().UnixNano()), extra: extra}
-		ports := freePorts(t, 2*n)
+		c := newCluster(t, extra...)
+		urls := freeURLs(t, 2*n)
+		var peers []proc.Peer
 		for i := 0; i < n; i++ {
 			name := fmt.Sprintf("m%d", i)
 			dir := filepath.Join(base, fmt.Sprintf("try%d", attempt), name)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			c.Members = append(c.Members, &Member{
-				Name:      name,
-				ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
-				PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
-				DataDir:   filepath.Join(dir, "data"),
-				LogPath:   filepath.Join(dir, "cairn.log"),
-				c:         c,
-			})
+			m := c.newMember(t, name, dir, urls[2*i], urls[2*i+1])
+			c.Members = append(c.Members, m)
+			peers = append(peers, m.Peer())
 		}
-		t.Cleanup(c.cleanup)
 		for _, m := range c.Members {
-			if err := m.start(); err != nil {
+			m.InitialCluster = proc.InitialCluster(peers...)
+			if err := m.Start(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -199,7 +159,7 @@ func NewClusterArgs(t testing.TB, n int, extra ...string) *Cluster {
 			return c
 		}
 		lastErr = err
-		if !c.portCollision() {
+		if !errors.Is(err, proc.ErrAddrInUse) {
 			t.Fatalf("cluster did not become ready: %v", err)
 		}
 		t.Logf("port collision, retrying with other ports: %v", err)
@@ -209,145 +169,45 @@ func NewClusterArgs(t testing.TB, n int, extra ...string) *Cluster {
 	return nil
 }
 
-// portCollision reports whether a member exited because its address was taken.
-func (c *Cluster) portCollision() bool {
-	for _, m := range c.Members {
-		if m.exited() && strings.Contains(m.Log(), "address already in use") {
-			return true
-		}
-	}
-	return false
+// newCluster returns an empty cluster with its own token, whose members
+// get the extra flags; it is cleaned up when the test ends.
+func newCluster(t testing.TB, extra ...string) *Cluster {
+	c := &Cluster{t: t, token: fmt.Sprintf("cairn-e2e-%d-%d", os.Getpid(), time.Now().UnixNano()), extra: extra}
+	t.Cleanup(c.cleanup)
+	return c
 }
 
-func (c *Cluster) initialCluster() string {
-	parts := make([]string, len(c.Members))
-	for i, m := range c.Members {
-		parts[i] = m.Name + "=" + m.PeerURL
-	}
-	return strings.Join(parts, ",")
+// newMember lays out a member of c named name, its data and log under
+// dir; its --initial-cluster is left to the caller.
+func (c *Cluster) newMember(t testing.TB, name, dir, clientURL, peerURL string) *Member {
+	return &Member{&proc.Member{
+		Flags: proc.Flags{
+			Name: name, DataDir: filepath.Join(dir, "data"),
+			ClientURL: clientURL, PeerURL: peerURL,
+			Token: c.token, Extra: c.extra,
+		},
+		Bin:     cairnBin(t),
+		LogPath: filepath.Join(dir, "cairn.log"),
+	}}
 }
 
-func (m *Member) initialCluster() string {
-	if m.JoinCluster != "" {
-		return m.JoinCluster
+// join starts m, already added to the cluster, with --initial-cluster
+// initialCluster and --initial-cluster-state existing, and waits until it
+// is healthy; it is killed when the test ends.
+func (m *Member) join(t testing.TB, initialCluster string) {
+	t.Helper()
+	m.InitialCluster, m.Existing = initialCluster, true
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
 	}
-	return m.c.initialCluster()
-}
-
-func (m *Member) clusterState() string {
-	if m.JoinCluster != "" {
-		return "existing"
-	}
-	return "new"
-}
-
-// Args returns the command-line flags m is started with.
-func (m *Member) Args() []string {
-	return append([]string{
-		"--name", m.Name,
-		"--data-dir", m.DataDir,
-		"--listen-client-urls", m.ClientURL,
-		"--advertise-client-urls", m.ClientURL,
-		"--listen-peer-urls", m.PeerURL,
-		"--initial-advertise-peer-urls", m.PeerURL,
-		"--initial-cluster", m.initialCluster(),
-		"--initial-cluster-state", m.clusterState(),
-		"--initial-cluster-token", m.c.token,
-		"--heartbeat-interval", "50",
-		"--election-timeout", "500",
-		// Explicit: the default output is covered by TestDefaultLogOutputIsStderr.
-		"--log-outputs", "stderr",
-	}, m.c.extra...)
-}
-
-// start launches m's process, appending its output to m.LogPath.
-func (m *Member) start() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd != nil && !isClosed(m.exitc) {
-		return fmt.Errorf("member %s is already running", m.Name)
-	}
-	logf, err := os.OpenFile(m.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logf, "==== e2e: starting %s %s\n", m.Name, strings.Join(m.Args(), " "))
-	cmd := exec.Command(cairnBin(m.c.t), m.Args()...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
-	cmd.Dir = filepath.Dir(m.LogPath) // stray files land in the test's temp dir
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start member %s: %w", m.Name, err)
-	}
-	exitc := make(chan struct{})
-	m.cmd, m.exitc, m.state = cmd, exitc, nil
-	go func() {
-		cmd.Wait()
-		logf.Close()
-		m.mu.Lock()
-		m.state = cmd.ProcessState
-		m.mu.Unlock()
-		close(exitc)
-	}()
-	return nil
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-func (m *Member) exited() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cmd == nil || isClosed(m.exitc)
-}
-
-// Log returns everything m's processes have written so far.
-func (m *Member) Log() string {
-	b, err := os.ReadFile(m.LogPath)
-	if err != nil {
-		return fmt.Sprintf("<no log: %v>", err)
-	}
-	return string(b)
-}
-
-// signal sends sig to m and waits for it to exit, returning its state.
-func (m *Member) signal(sig syscall.Signal) (*os.ProcessState, error) {
-	m.mu.Lock()
-	cmd, exitc := m.cmd, m.exitc
-	m.mu.Unlock()
-	if cmd == nil {
-		return nil, fmt.Errorf("member %s was never started", m.Name)
-	}
-	if isClosed(exitc) {
-		return nil, fmt.Errorf("member %s already exited", m.Name)
-	}
-	if err := cmd.Process.Signal(sig); err != nil {
-		return nil, fmt.Errorf("signal %s to %s: %w", sig, m.Name, err)
-	}
-	select {
-	case <-exitc:
-	case <-time.After(stopTimeout):
-		cmd.Process.Kill()
-		<-exitc
-		return nil, fmt.Errorf("member %s did not exit within %v of %s", m.Name, stopTimeout, sig)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.state, nil
+	t.Cleanup(func() { _ = m.Member.Kill() })
+	m.WaitReady(t)
 }
 
 // Kill ends m with SIGKILL, as a crash would.
 func (m *Member) Kill(t testing.TB) {
 	t.Helper()
-	if _, err := m.signal(syscall.SIGKILL); err != nil {
+	if err := m.Member.Kill(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -355,83 +215,33 @@ func (m *Member) Kill(t testing.TB) {
 // Stop ends m with SIGTERM and fails the test unless it exits with status 0.
 func (m *Member) Stop(t testing.TB) {
 	t.Helper()
-	st, err := m.signal(syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	st, err := m.Member.Stop(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !st.Success() {
-		t.Fatalf("member %s: SIGTERM gave %v, want exit status 0\nlog:\n%s", m.Name, st, tail(m.Log(), 40))
+		t.Fatalf("member %s: SIGTERM gave %v, want exit status 0\nlog:\n%s", m.Name, st, m.LogTail(40))
 	}
 }
 
-// Restart starts m again on the same data dir and ports; it does not wait
-// for readiness (see WaitReady).
+// Restart starts m again on the same data dir and ports and waits until
+// it listens, but not until it is ready (see WaitReady).
 func (m *Member) Restart(t testing.TB) {
 	t.Helper()
-	var err error
-	for i := 0; i < 50; i++ { // the old listeners may linger for a moment
-		if err = m.start(); err != nil {
-			t.Fatal(err)
-		}
-		m.mu.Lock()
-		exitc := m.exitc
-		m.mu.Unlock()
-		select {
-		case <-exitc:
-			if strings.Contains(tail(m.Log(), 5), "address already in use") {
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			t.Fatalf("member %s exited at once on restart:\n%s", m.Name, tail(m.Log(), 20))
-		case <-time.After(200 * time.Millisecond):
-		}
-		return
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := m.Member.Restart(ctx); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("member %s could not restart: %v\n%s", m.Name, err, tail(m.Log(), 20))
 }
 
-// health returns nil when m's /health says {"health":"true"}.
-func (m *Member) health(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.ClientURL+"/health", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/health: %s %s", resp.Status, b)
-	}
-	var h struct{ Health string }
-	if err := json.Unmarshal(b, &h); err != nil {
-		return fmt.Errorf("/health: %w: %s", err, b)
-	}
-	if h.Health != "true" {
-		return fmt.Errorf("/health: %s", b)
-	}
-	return nil
-}
-
-// waitReady polls /health until m is healthy, m exits or readyTimeout passes.
+// waitReady waits until m reports healthy, m exits or readyTimeout passes.
 func (m *Member) waitReady() error {
-	deadline := time.Now().Add(readyTimeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if m.exited() {
-			return fmt.Errorf("member %s exited while starting:\n%s", m.Name, tail(m.Log(), 20))
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err = m.health(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("member %s not healthy after %v: %v", m.Name, readyTimeout, err)
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	return m.WaitHealthy(ctx)
 }
 
 // WaitReady waits until m reports healthy.
@@ -459,9 +269,7 @@ func (c *Cluster) waitReadyAll() error {
 // killAll kills every running member.
 func (c *Cluster) killAll() {
 	for _, m := range c.Members {
-		if !m.exited() {
-			m.signal(syscall.SIGKILL)
-		}
+		_ = m.Member.Kill()
 	}
 }
 
@@ -474,25 +282,15 @@ func (c *Cluster) cleanup() {
 	c.mu.Unlock()
 	c.killAll()
 	for _, m := range c.Members {
-		if log := m.Log(); strings.Contains(log, "WARNING: DATA RACE") {
-			i := strings.Index(log, "WARNING: DATA RACE")
-			c.t.Errorf("member %s: the race detector found a data race:\n%s", m.Name, log[i:min(len(log), i+6000)])
+		if race := m.DataRace(); race != "" {
+			c.t.Errorf("member %s: the race detector found a data race:\n%s", m.Name, race)
 		}
 	}
 	if c.t.Failed() {
 		for _, m := range c.Members {
-			c.t.Logf("==== log of member %s (%s):\n%s", m.Name, m.LogPath, tail(m.Log(), 150))
+			c.t.Logf("==== log of member %s (%s):\n%s", m.Name, m.LogPath, m.LogTail(150))
 		}
 	}
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ClientURLs returns every member's client URL.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -139,7 +138,7 @@ var healthyProbes = []probeCase{
 // member, with a NOSPACE alarm and with a CORRUPT alarm, on the client
 // URL and on --listen-metrics-urls, and what else the metrics URL serves.
 func TestHealthCompatProbes(t *testing.T) {
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", freePorts(t, 1)[0])
+	metricsURL := freeURLs(t, 1)[0]
 	c := NewClusterArgs(t, 1, "--listen-metrics-urls", metricsURL)
 	m := c.Members[0]
 	bases := []string{m.ClientURL, metricsURL}
@@ -275,12 +274,7 @@ func TestHealthCompatLearner(t *testing.T) {
 	if _, err := c.Client(t).MemberAddAsLearner(ctx(t), []string{l.PeerURL}); err != nil {
 		t.Fatal(err)
 	}
-	l.JoinCluster = "m0=" + c.Members[0].PeerURL + ",m1=" + l.PeerURL
-	if err := l.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = l.signal(syscall.SIGKILL) })
-	l.WaitReady(t) // /health is true on a learner
+	l.join(t, "m0="+c.Members[0].PeerURL+",m1="+l.PeerURL) // /health is true on a learner
 
 	readyzLearner := "[+]data_corruption ok\n[+]linearizable_read ok\n[-]non_learner failed: not supported for learner\n[+]serializable_read ok\n\n"
 	wantProbes(t, "learner", l.ClientURL, []probeCase{
@@ -299,7 +293,7 @@ func TestHealthCompatLearner(t *testing.T) {
 // allows any origin and a preflight OPTIONS is answered 200 with no body;
 // the metrics listener sends no CORS headers.
 func TestHealthCompatCORSOnTheClientListener(t *testing.T) {
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", freePorts(t, 1)[0])
+	metricsURL := freeURLs(t, 1)[0]
 	c := NewClusterArgs(t, 1, "--listen-metrics-urls", metricsURL)
 	m := c.Members[0]
 	want := map[string]string{

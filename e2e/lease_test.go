@@ -44,27 +44,20 @@ func TestLeaseLifecycle(t *testing.T) {
 		for range ch {
 		}
 	}()
-	time.Sleep(6 * time.Second)
-	if r, err := cli.Get(ctx(t), "svc/a"); err != nil || len(r.Kvs) != 1 {
-		t.Fatalf("kept-alive key: %+v %v", r, err)
-	}
+	consistently(t, 6*time.Second, "the kept-alive key svc/a", func() (bool, string) {
+		r, err := cli.Get(ctx(t), "svc/a")
+		return err == nil && len(r.Kvs) == 1, fmt.Sprint(r, err)
+	})
 	stop()
 
 	// Abandoned, the lease expires and takes the key with it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, "the key of an abandoned 2s lease to go", func() (bool, string) {
 		r, err := cli.Get(ctx(t), "svc/a")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(r.Kvs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("key of an abandoned 2s lease still present after 10s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(r.Kvs) == 0, fmt.Sprint(r.Kvs)
+	})
 	if _, err := cli.TimeToLive(ctx(t), g.ID); err != nil {
 		t.Fatalf("time-to-live of an expired lease must answer TTL -1, not %v", err)
 	}
@@ -164,12 +157,34 @@ func TestLeasesSurviveLeaderKill(t *testing.T) {
 		}
 	}
 	c.waitLeader(t, rest, lead)
-	time.Sleep(7 * time.Second) // more than two TTLs after the leader died
+	// More than two TTLs after the leader died, the keys are all there.
 	rc := c.Client(t, rest...)
-	for i := range ids {
-		r, err := rc.Get(ctx(t), fmt.Sprintf("svc/%d", i))
-		if err != nil || len(r.Kvs) != 1 {
-			t.Fatalf("kept-alive key svc/%d after a leader kill: %+v %v", i, r, err)
+	consistently(t, 7*time.Second, "the kept-alive keys after a leader kill", func() (bool, string) {
+		for i := range ids {
+			r, err := rc.Get(ctx(t), fmt.Sprintf("svc/%d", i))
+			if err != nil || len(r.Kvs) != 1 {
+				return false, fmt.Sprintf("svc/%d: %v %v", i, r, err)
+			}
 		}
+		return true, ""
+	})
+}
+
+// consistently checks cond every 100 ms while d of real time passes, and
+// fails the test the first time it does not hold. It is for what must stay
+// true as time passes, such as a kept-alive lease outliving several TTLs:
+// there is no event to wait for, the passing time is what is tested, so
+// the wait is kept, but a failure ends it at once.
+func consistently(t testing.TB, d time.Duration, what string, cond func() (ok bool, detail string)) {
+	t.Helper()
+	start := time.Now()
+	for {
+		if ok, detail := cond(); !ok {
+			t.Fatalf("%s: stopped holding after %v of %v (%s)", what, time.Since(start).Round(time.Millisecond), d, detail)
+		}
+		if time.Since(start) >= d {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // the checking interval
 	}
 }

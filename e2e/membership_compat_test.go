@@ -2,14 +2,14 @@ package e2e
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cairnkv/cairn/internal/proc"
 )
 
 // Membership behaviours as etcd 3.7.3 has them. These tests pass against
@@ -57,36 +57,19 @@ func memberID(t *testing.T, cli *clientv3.Client, name string) uint64 {
 // temp dir; start it with joinMember once it has been added.
 func newJoiner(t *testing.T, c *Cluster, name string) *Member {
 	t.Helper()
-	ports := freePorts(t, 2)
-	dir := t.TempDir()
-	return &Member{
-		Name:      name,
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
-		DataDir:   filepath.Join(dir, "data"),
-		LogPath:   filepath.Join(dir, "cairn.log"),
-		c:         c,
-	}
+	urls := freeURLs(t, 2)
+	return c.newMember(t, name, t.TempDir(), urls[0], urls[1])
 }
 
 // joinMember starts j, already added to c, with --initial-cluster-state
 // existing and waits until it is healthy.
 func joinMember(t *testing.T, c *Cluster, j *Member) {
 	t.Helper()
-	parts := []string{}
+	var peers []proc.Peer
 	for _, m := range c.Members {
-		parts = append(parts, m.Name+"="+m.PeerURL)
+		peers = append(peers, m.Peer())
 	}
-	j.JoinCluster = strings.Join(append(parts, j.Name+"="+j.PeerURL), ",")
-	if err := j.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !j.exited() {
-			_, _ = j.signal(syscall.SIGKILL)
-		}
-	})
-	j.WaitReady(t)
+	j.join(t, proc.InitialCluster(append(peers, j.Peer())...))
 }
 
 // untilHealthy runs f until it fails with something other than etcd's
@@ -94,14 +77,12 @@ func joinMember(t *testing.T, c *Cluster, j *Member) {
 // its peers have been connected for 5 s (--strict-reconfig-check).
 func untilHealthy(t *testing.T, f func() error) error {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if rpctypes.ErrorDesc(err) != rpctypes.ErrorDesc(rpctypes.ErrGRPCUnhealthy) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var err error
+	eventually(t, 20*time.Second, "a membership request etcd does not refuse as unhealthy", func() (bool, string) {
+		err = f()
+		return rpctypes.ErrorDesc(err) != rpctypes.ErrorDesc(rpctypes.ErrGRPCUnhealthy), fmt.Sprint(err)
+	})
+	return err
 }
 
 // TestMembershipCompatPeerURLInUseIsRefused: member update to, and member

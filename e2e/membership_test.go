@@ -2,12 +2,9 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,16 +23,7 @@ func TestMemberAddJoinPromoteRemove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ports := freePorts(t, 2)
-	dir := t.TempDir()
-	j := &Member{
-		Name:      "m1",
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
-		DataDir:   filepath.Join(dir, "data"),
-		LogPath:   filepath.Join(dir, "cairn.log"),
-		c:         c,
-	}
+	j := newJoiner(t, c, "m1")
 	out := c.Etcdctl(t, "member", "add", "m1", "--learner", "--peer-urls="+j.PeerURL)
 	m := regexp.MustCompile(`^Member +([0-9a-f]+) added as learner to cluster +([0-9a-f]+)\n`).FindStringSubmatch(out)
 	ic := regexp.MustCompile(`ETCD_INITIAL_CLUSTER="([^"]*)"`).FindStringSubmatch(out)
@@ -47,15 +35,7 @@ func TestMemberAddJoinPromoteRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.JoinCluster = ic[1] // as an operator copies etcdctl's ETCD_INITIAL_CLUSTER
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = j.signal(syscall.SIGKILL) })
-	j.WaitReady(t)
+	j.join(t, ic[1]) // as an operator copies etcdctl's ETCD_INITIAL_CLUSTER
 
 	members := func() map[string]*clientv3.Member {
 		t.Helper()
@@ -74,17 +54,10 @@ func TestMemberAddJoinPromoteRemove(t *testing.T) {
 	}
 	// The learner catches up: its own store holds every key.
 	jc := c.MemberClient(t, j)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually(t, 20*time.Second, "the learner to catch up", func() (bool, string) {
 		r, err := jc.Get(ctx(t), "pre/", clientv3.WithPrefix(), clientv3.WithSerializable())
-		if err == nil && len(r.Kvs) == 20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the learner did not catch up: %v %v", r, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil && len(r.Kvs) == 20, fmt.Sprint(r, err)
+	})
 	// A learner refuses membership requests as etcd's does
 	// (TestMembershipCompatLearnerRefusesWhatEtcdRefuses): promote
 	// through the voter.

@@ -36,6 +36,16 @@ func recvWatch(t *testing.T, wc clientv3.WatchChan) clientv3.WatchResponse {
 	return clientv3.WatchResponse{}
 }
 
+// watchCreated receives the first response of a watch opened with
+// clientv3.WithCreatedNotify and fails unless it is the creation: once it
+// has arrived the server holds the watcher, and every later write reaches it.
+func watchCreated(t *testing.T, wc clientv3.WatchChan) {
+	t.Helper()
+	if r := recvWatch(t, wc); !r.Created || r.Err() != nil || len(r.Events) != 0 {
+		t.Fatalf("first watch response is not the creation: created=%v err=%v events=%d", r.Created, r.Err(), len(r.Events))
+	}
+}
+
 func evsString(evs []*clientv3.Event) string {
 	var parts []string
 	for _, ev := range evs {
@@ -79,12 +89,14 @@ func TestWatchEndToEnd(t *testing.T) {
 	wctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	base := mustPutE(t, cli, "pre", "0")
-	key := cli.Watch(wctx, "foo", clientv3.WithPrevKV())
-	prefix := cli.Watch(wctx, "foo", clientv3.WithPrefix())
-	rng := cli.Watch(wctx, "b", clientv3.WithRange("d"))
-	noDel := cli.Watch(wctx, "foo", clientv3.WithFilterDelete())
-	noPut := cli.Watch(wctx, "foo", clientv3.WithFilterPut())
-	time.Sleep(200 * time.Millisecond) // let the creates reach the server before writing
+	key := cli.Watch(wctx, "foo", clientv3.WithPrevKV(), clientv3.WithCreatedNotify())
+	prefix := cli.Watch(wctx, "foo", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	rng := cli.Watch(wctx, "b", clientv3.WithRange("d"), clientv3.WithCreatedNotify())
+	noDel := cli.Watch(wctx, "foo", clientv3.WithFilterDelete(), clientv3.WithCreatedNotify())
+	noPut := cli.Watch(wctx, "foo", clientv3.WithFilterPut(), clientv3.WithCreatedNotify())
+	for _, wc := range []clientv3.WatchChan{key, prefix, rng, noDel, noPut} {
+		watchCreated(t, wc) // every write from here on reaches it
+	}
 	mustPutE(t, cli, "foo", "1")
 	mustPutE(t, cli, "foo/x", "2")
 	mustPutE(t, cli, "c", "3")
@@ -269,9 +281,28 @@ func TestWatchSlowConsumerDoesNotStallWritersAndGetsEverything(t *testing.T) {
 }
 
 // ctlWatch runs `etcdctl watch args...`, calls act once it is watching,
-// and returns its output once it holds want's number of lines.
+// and returns its output once it holds want's number of lines. etcdctl
+// tells nobody when its watch is created; the members' watcher gauge
+// does, so the cluster must have no watchers but etcdctl's.
 func ctlWatch(t *testing.T, c *Cluster, act func(), wantLines int, args ...string) string {
 	t.Helper()
+	watchers := func() int {
+		n := 0
+		for _, m := range c.Members {
+			var v int
+			if _, err := fmt.Sscan(metricValue(t, m, "etcd_debugging_mvcc_watcher_total"), &v); err != nil {
+				t.Fatalf("etcd_debugging_mvcc_watcher_total of %s: %v", m.Name, err)
+			}
+			n += v
+		}
+		return n
+	}
+	// The server may still be releasing the watch of an etcdctl that has
+	// just exited.
+	eventually(t, watchTimeout, "no watchers before etcdctl watch", func() (bool, string) {
+		n := watchers()
+		return n == 0, fmt.Sprintf("%d watchers", n)
+	})
 	full := append([]string{"--endpoints", strings.Join(c.ClientURLs(), ","), "watch"}, args...)
 	cctx, cancel := context.WithTimeout(context.Background(), watchTimeout)
 	defer cancel()
@@ -284,7 +315,10 @@ func ctlWatch(t *testing.T, c *Cluster, act func(), wantLines int, args ...strin
 		t.Fatal(err)
 	}
 	defer func() { cancel(); cmd.Wait() }()
-	time.Sleep(500 * time.Millisecond) // etcdctl connects and creates its watch
+	eventually(t, watchTimeout, "etcdctl watch "+strings.Join(args, " ")+" to create its watch", func() (bool, string) {
+		n := watchers()
+		return n == 1, fmt.Sprintf("%d watchers", n)
+	})
 	act()
 	var lines []string
 	sc := bufio.NewScanner(out)

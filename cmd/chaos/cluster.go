@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,83 +15,65 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/cairnkv/cairn/internal/proc"
 	"github.com/cairnkv/cairn/node"
 )
 
-// member is one cairn process of the cluster under test.
+// member is one cairn member of the cluster under test. Its advertised
+// peer URL is its proxy's, which the others dial.
 type member struct {
-	idx       int
-	name      string
-	id        uint64
-	clientURL string
-	peerURL   string // the real --listen-peer-urls
-	proxyURL  string // what the others dial: --initial-advertise-peer-urls
-	dataDir   string
-	logPath   string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exitc  chan struct{}
-	paused bool
-	starts int
+	*proc.Member
+	idx int
+	id  uint64
 }
 
 // cluster is an n-member cairn cluster on loopback behind a peer Network.
 type cluster struct {
-	bin     string
-	env     []string // extra environment of every member
-	token   string
-	extra   []string // extra flags
 	members []*member
 	net     *Network
 	proxies []*Proxy
-	log     func(format string, args ...any)
 }
 
-// freePort returns a port that was free on 127.0.0.1 a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// newCluster lays out n members under dir and starts their proxies; the
-// members themselves are started by start.
-func newCluster(bin, dir string, n int, token string, env, extra []string, logf func(string, ...any)) (*cluster, error) {
-	c := &cluster{bin: bin, env: env, token: token, extra: extra, log: logf}
+// newCluster lays out n members of the binary bin under dir, with the
+// extra flags and environment, and starts their proxies; the members
+// themselves are started by startMember.
+func newCluster(bin, dir string, n int, token string, env, extra []string) (*cluster, error) {
+	c := &cluster{}
+	// The proxies listen first, so that their ports are not among the
+	// free ones picked for the members.
 	var proxyLns []net.Listener
 	for i := 0; i < n; i++ {
-		cp, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		pp, err := freePort()
-		if err != nil {
-			return nil, err
-		}
 		pl, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("proxy listener: %w", err)
 		}
 		proxyLns = append(proxyLns, pl)
+	}
+	urls, err := proc.FreeURLs(2 * n)
+	if err != nil {
+		return nil, err
+	}
+	var peers []proc.Peer
+	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("m%d", i)
-		m := &member{
-			idx: i, name: name,
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", cp),
-			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", pp),
-			proxyURL:  "http://" + pl.Addr().String(),
-			dataDir:   filepath.Join(dir, name+".data"),
-			logPath:   filepath.Join(dir, name+".log"),
-		}
-		m.id = node.MemberID([]string{m.proxyURL}, token)
+		m := &member{idx: i, Member: &proc.Member{
+			Flags: proc.Flags{
+				Name: name, DataDir: filepath.Join(dir, name+".data"),
+				ClientURL: urls[2*i], PeerURL: urls[2*i+1], AdvertisePeerURL: "http://" + proxyLns[i].Addr().String(),
+				Token: token, Extra: extra,
+			},
+			Bin: bin, LogPath: filepath.Join(dir, name+".log"), Env: env,
+		}}
+		m.id = node.MemberID([]string{m.AdvertisePeerURL}, token)
 		c.members = append(c.members, m)
+		peers = append(peers, m.Peer())
+	}
+	for _, m := range c.members {
+		m.InitialCluster = proc.InitialCluster(peers...)
 	}
 	c.net = NewNetwork(n, c.indexOf)
 	for i, m := range c.members {
-		c.proxies = append(c.proxies, c.net.NewProxy(i, proxyLns[i], strings.TrimPrefix(m.peerURL, "http://")))
+		c.proxies = append(c.proxies, c.net.NewProxy(i, proxyLns[i], strings.TrimPrefix(m.PeerURL, "http://")))
 	}
 	return c, nil
 }
@@ -110,145 +88,23 @@ func (c *cluster) indexOf(id uint64) int {
 	return -1
 }
 
-func (c *cluster) initialCluster() string {
-	parts := make([]string, len(c.members))
-	for i, m := range c.members {
-		parts[i] = m.name + "=" + m.proxyURL
-	}
-	return strings.Join(parts, ",")
+// startTimeout bounds the start of a member, until it listens.
+const startTimeout = 20 * time.Second
+
+// startMember starts m (again) on its data dir and ports, and waits until
+// it listens (see proc.Member.Restart).
+func startMember(m *member) error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	return m.Restart(ctx)
 }
 
-func (c *cluster) args(m *member) []string {
-	a := []string{
-		"--name", m.name,
-		"--data-dir", m.dataDir,
-		"--listen-client-urls", m.clientURL,
-		"--advertise-client-urls", m.clientURL,
-		"--listen-peer-urls", m.peerURL,
-		"--initial-advertise-peer-urls", m.proxyURL,
-		"--initial-cluster", c.initialCluster(),
-		"--initial-cluster-state", "new",
-		"--initial-cluster-token", c.token,
-		"--heartbeat-interval", "50",
-		"--election-timeout", "500",
-		"--log-outputs", "stderr",
-	}
-	return append(a, c.extra...)
-}
-
-// startMember launches m (appending to its log), retrying while its old
-// ports are still held by the kernel.
-func (c *cluster) startMember(m *member) error {
-	var lastErr error
-	for attempt := 0; attempt < 40; attempt++ {
-		exitc, err := c.spawn(m)
-		if err != nil {
-			return err
-		}
-		select {
-		case <-exitc:
-			lastErr = fmt.Errorf("member %s exited at once:\n%s", m.name, tailFile(m.logPath, 15))
-			if strings.Contains(tailFile(m.logPath, 5), "address already in use") {
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			return lastErr
-		case <-time.After(150 * time.Millisecond):
-			return nil
-		}
-	}
-	return lastErr
-}
-
-func (c *cluster) spawn(m *member) (chan struct{}, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd != nil && !isClosed(m.exitc) {
-		return nil, fmt.Errorf("member %s is already running", m.name)
-	}
-	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("member log: %w", err)
-	}
-	fmt.Fprintf(logf, "==== chaos: starting %s %s\n", c.bin, strings.Join(c.args(m), " "))
-	cmd := exec.Command(c.bin, c.args(m)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="), c.env...)
-	cmd.Dir = filepath.Dir(m.logPath)
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start member %s: %w", m.name, err)
-	}
-	exitc := make(chan struct{})
-	m.cmd, m.exitc, m.paused = cmd, exitc, false
-	m.starts++
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(exitc)
-	}()
-	return exitc, nil
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-// running reports whether m's process is alive (possibly paused).
-func (m *member) running() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cmd != nil && !isClosed(m.exitc)
-}
-
-// signal sends sig to m's process.
-func (m *member) signal(sig syscall.Signal) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd == nil || isClosed(m.exitc) {
-		return fmt.Errorf("member %s is not running", m.name)
-	}
-	if err := m.cmd.Process.Signal(sig); err != nil {
-		return fmt.Errorf("signal %v to %s: %w", sig, m.name, err)
-	}
-	switch sig {
-	case syscall.SIGSTOP:
-		m.paused = true
-	case syscall.SIGCONT:
-		m.paused = false
-	}
-	return nil
-}
-
-// kill ends m with SIGKILL and waits for it to exit.
-func (m *member) kill() error {
-	m.mu.Lock()
-	cmd, exitc := m.cmd, m.exitc
-	m.mu.Unlock()
-	if cmd == nil || isClosed(exitc) {
-		return nil
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("kill %s: %w", m.name, err)
-	}
-	<-exitc
-	m.mu.Lock()
-	m.paused = false
-	m.mu.Unlock()
-	return nil
-}
-
-// exitedUnexpectedly reports members whose process ended by itself.
+// crashed reports members whose process ended by itself.
 func (c *cluster) crashed() []string {
 	var out []string
 	for _, m := range c.members {
-		if !m.running() {
-			out = append(out, m.name)
+		if !m.Running() {
+			out = append(out, m.Name)
 		}
 	}
 	return out
@@ -257,8 +113,7 @@ func (c *cluster) crashed() []string {
 // stop kills every member and closes the network.
 func (c *cluster) stop() {
 	for _, m := range c.members {
-		_ = m.signal(syscall.SIGCONT)
-		_ = m.kill()
+		_ = m.Kill()
 	}
 	for _, p := range c.proxies {
 		_ = p.Close()
@@ -270,7 +125,7 @@ func (c *cluster) stop() {
 // restart.
 func (m *member) client() (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{m.clientURL},
+		Endpoints:   []string{m.ClientURL},
 		DialTimeout: 2 * time.Second,
 		Logger:      zap.NewNop(),
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
@@ -279,7 +134,7 @@ func (m *member) client() (*clientv3.Client, error) {
 		})},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("client of %s: %w", m.name, err)
+		return nil, fmt.Errorf("client of %s: %w", m.Name, err)
 	}
 	return cli, nil
 }
@@ -291,13 +146,13 @@ func (c *cluster) leader(ctx context.Context, clis []*clientv3.Client) int {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, m := range c.members {
-		if !m.running() {
+		if !m.Running() {
 			continue
 		}
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 			defer cancel()
-			st, err := clis[i].Status(cctx, m.clientURL)
+			st, err := clis[i].Status(cctx, m.ClientURL)
 			if err != nil || st.Leader == 0 {
 				return
 			}
@@ -314,17 +169,4 @@ func (c *cluster) leader(ctx context.Context, clis []*clientv3.Client) int {
 		}
 	}
 	return best
-}
-
-// tailFile returns the last n lines of the file at path.
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("<no log: %v>", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -30,16 +30,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cairnkv/cairn/internal/proc"
 	"github.com/cairnkv/cairn/linearizability"
 )
 
@@ -137,16 +136,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 // buildCairn builds cmd/cairn into dir (with the cairnbugs tag if tagged).
 func buildCairn(dir string, tagged bool) (string, error) {
 	out := filepath.Join(dir, "cairn")
-	args := []string{"build", "-o", out}
+	var o proc.BuildOptions
 	if tagged {
-		args = append(args, "-tags", "cairnbugs")
+		o.Tags = []string{"cairnbugs"}
 	}
-	args = append(args, "github.com/cairnkv/cairn/cmd/cairn")
-	cmd := exec.Command("go", args...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
-	}
-	return out, nil
+	return out, proc.Build(out, proc.CairnPackage, o)
 }
 
 // runLog writes timestamped lines to the run's nemesis log and, for
@@ -199,13 +193,13 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 	rl := &runLog{w: io.MultiWriter(nlf, stdout), start: time.Now()}
 
 	token := fmt.Sprintf("cairn-chaos-%d-%d", o.seed, time.Now().UnixNano())
-	c, err := newCluster(bin, o.out, o.nodes, token, env, o.extra, rl.printf)
+	c, err := newCluster(bin, o.out, o.nodes, token, env, o.extra)
 	if err != nil {
 		return nil, err
 	}
 	defer c.stop()
 	for _, m := range c.members {
-		if err := c.startMember(m); err != nil {
+		if err := startMember(m); err != nil {
 			return nil, err
 		}
 	}
@@ -281,9 +275,9 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 	rl.printf("heal: every link up, every member running")
 	c.net.HealAll()
 	for _, m := range c.members {
-		_ = m.signal(syscall.SIGCONT)
-		if !m.running() {
-			if err := c.startMember(m); err != nil {
+		_ = m.Resume()
+		if !m.Running() {
+			if err := startMember(m); err != nil {
 				return nil, err
 			}
 		}
@@ -337,7 +331,7 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 
 	urls := make([]string, len(c.members))
 	for i, m := range c.members {
-		urls[i] = m.clientURL
+		urls[i] = m.ClientURL
 	}
 	conv, rev := checkConvergence(clis, urls, time.Now().Add(o.recover))
 	checks = append(checks, conv)
@@ -368,13 +362,13 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 func (c *cluster) checkIDs(clis []*clientv3.Client) error {
 	for i, m := range c.members {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		st, err := clis[i].Status(ctx, m.clientURL)
+		st, err := clis[i].Status(ctx, m.ClientURL)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("status of %s: %w", m.name, err)
+			return fmt.Errorf("status of %s: %w", m.Name, err)
 		}
 		if st.Header.MemberId != m.id {
-			return fmt.Errorf("%s has member ID %x, the proxies expect %x", m.name, st.Header.MemberId, m.id)
+			return fmt.Errorf("%s has member ID %x, the proxies expect %x", m.Name, st.Header.MemberId, m.id)
 		}
 	}
 	return nil

@@ -2,14 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cairnkv/cairn/internal/proc"
 )
 
 // Fault kinds accepted by -faults.
@@ -202,39 +204,39 @@ func (nm *nemesis) apply(ctx context.Context, f Fault) (func() error, error) {
 	nm.counts[f.Label()]++
 	switch f.Kind {
 	case FaultKill:
-		nm.log("nemesis: kill -9 %s", m.name)
-		if err := m.kill(); err != nil {
+		nm.log("nemesis: kill -9 %s", m.Name)
+		if err := m.Kill(); err != nil && !errors.Is(err, proc.ErrNotRunning) {
 			return nil, err
 		}
 		return func() error {
-			nm.log("nemesis: restart %s", m.name)
-			return c.startMember(m)
+			nm.log("nemesis: restart %s", m.Name)
+			return startMember(m)
 		}, nil
 	case FaultPause:
-		nm.log("nemesis: SIGSTOP %s", m.name)
-		if err := m.signal(syscall.SIGSTOP); err != nil {
+		nm.log("nemesis: SIGSTOP %s", m.Name)
+		if err := m.Pause(); err != nil {
 			nm.log("nemesis: %v", err)
 		}
 		return func() error {
-			nm.log("nemesis: SIGCONT %s", m.name)
-			if err := m.signal(syscall.SIGCONT); err != nil {
+			nm.log("nemesis: SIGCONT %s", m.Name)
+			if err := m.Resume(); err != nil {
 				nm.log("nemesis: %v", err)
 			}
 			return nil
 		}, nil
 	case FaultDelay:
-		nm.log("nemesis: delay links of %s by %s", m.name, f.Delay)
+		nm.log("nemesis: delay links of %s by %s", m.Name, f.Delay)
 		links := isolateLinks(len(c.members), target)
 		for _, l := range links {
 			c.net.Set(l[0], l[1], LinkUp, f.Delay)
 		}
-		return nm.healer(links, "delay of "+m.name), nil
+		return nm.healer(links, "delay of "+m.Name), nil
 	}
 	var links [][2]int
 	switch f.Shape {
 	case PartIsolate, PartIsolateLeader:
 		links = isolateLinks(len(c.members), target)
-		nm.log("nemesis: isolate %s (%s)", m.name, f.Mode)
+		nm.log("nemesis: isolate %s (%s)", m.Name, f.Mode)
 	case PartSplit:
 		links = splitLinks(len(c.members), f.Minority)
 		nm.log("nemesis: split minority %v from the rest (%s)", f.Minority, f.Mode)

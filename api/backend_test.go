@@ -1,29 +1,27 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"sort"
+	"path/filepath"
 	"sync"
+	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnkv/cairn/mvcc"
 )
 
-// memBackend is a TEST DOUBLE: a single-member, in-memory map with etcd's
-// revision rules, just enough to exercise the api layer over the wire.
-// It is not a model of the real node (no raft, no history, no leases).
+// memBackend is a TEST BACKEND: the KV requests go to a real mvcc.Store
+// (the store the node applies to), with this member's fixed identity in
+// the response headers, as the node fills them. The rest is canned: one
+// member, no raft, no leases, health and snapshot bytes set by the test.
 type memBackend struct {
-	mu  sync.Mutex
-	rev int64
-	kvs map[string]*mvccpb.KeyValue
+	store *mvcc.Store
 
-	db      []byte // what Snapshot writes
+	mu      sync.Mutex // also serialises the store's writers
+	db      []byte     // what Snapshot writes
 	health  memHealth
 	members []*pb.Member
 	// failWith, when set, is returned by every KV call.
@@ -36,10 +34,21 @@ const (
 	testRaftTerm  = 7
 )
 
-func newMemBackend() *memBackend {
+// newMemBackend opens a store in t's temporary directory, closed at
+// cleanup (after a server started later on it has shut down).
+func newMemBackend(t testing.TB) *memBackend {
+	t.Helper()
+	st, err := mvcc.Open(mvcc.Config{Path: filepath.Join(t.TempDir(), "db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("closing the store: %v", err)
+		}
+	})
 	return &memBackend{
-		rev: 1, // etcd starts at revision 1
-		kvs: make(map[string]*mvccpb.KeyValue),
+		store: st,
 		members: []*pb.Member{{
 			ID: testMemberID, Name: "m1",
 			PeerURLs: []string{"http://127.0.0.1:2380"}, ClientURLs: []string{"http://127.0.0.1:2379"},
@@ -47,8 +56,16 @@ func newMemBackend() *memBackend {
 	}
 }
 
-func (b *memBackend) header() *pb.ResponseHeader {
-	return &pb.ResponseHeader{ClusterId: testClusterID, MemberId: testMemberID, Revision: b.rev, RaftTerm: testRaftTerm}
+// header is the full header of a KV or Maintenance response at rev.
+func header(rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: testClusterID, MemberId: testMemberID, Revision: rev, RaftTerm: testRaftTerm}
+}
+
+func (b *memBackend) header() *pb.ResponseHeader { return header(b.store.Rev()) }
+
+// clusterHeader is a Cluster response's header: etcd's carry no revision.
+func clusterHeader() *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: testClusterID, MemberId: testMemberID, RaftTerm: testRaftTerm}
 }
 
 // memHealth is what memBackend's HealthBackend methods answer; the zero
@@ -73,76 +90,18 @@ func (b *memBackend) setFail(err error) {
 	b.failWith = err
 }
 
-// inRange mirrors etcd's key/range_end semantics.
-func inRange(k, key, end []byte) bool {
-	switch {
-	case len(end) == 0:
-		return bytes.Equal(k, key)
-	case len(end) == 1 && end[0] == 0:
-		return bytes.Compare(k, key) >= 0
-	default:
-		return bytes.Compare(k, key) >= 0 && bytes.Compare(k, end) < 0
-	}
-}
-
-func (b *memBackend) matching(key, end []byte) []*mvccpb.KeyValue {
-	var out []*mvccpb.KeyValue
-	for _, kv := range b.kvs {
-		if inRange(kv.Key, key, end) {
-			out = append(out, kv)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Key, out[j].Key) < 0 })
-	return out
-}
-
-func (b *memBackend) rangeLocked(r *pb.RangeRequest) *pb.RangeResponse {
-	all := b.matching(r.Key, r.RangeEnd)
-	resp := &pb.RangeResponse{Header: b.header(), Count: int64(len(all))}
-	if r.CountOnly {
-		return resp
-	}
-	kvs := all
-	if r.Limit > 0 && int64(len(kvs)) > r.Limit {
-		kvs, resp.More = kvs[:r.Limit], true
-	}
-	for _, kv := range kvs {
-		c := proto.Clone(kv).(*mvccpb.KeyValue)
-		if r.KeysOnly {
-			c.Value = nil
-		}
-		resp.Kvs = append(resp.Kvs, c)
-	}
-	return resp
-}
-
 func (b *memBackend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.failWith != nil {
 		return nil, b.failWith
 	}
-	return b.rangeLocked(r), nil
-}
-
-func (b *memBackend) putLocked(r *pb.PutRequest) *pb.PutResponse {
-	resp := &pb.PutResponse{}
-	prev := b.kvs[string(r.Key)]
-	if r.PrevKv && prev != nil {
-		resp.PrevKv = proto.Clone(prev).(*mvccpb.KeyValue)
+	resp, err := b.store.Range(r)
+	if err != nil {
+		return nil, err
 	}
-	kv := &mvccpb.KeyValue{Key: bytes.Clone(r.Key), Value: bytes.Clone(r.Value), Lease: r.Lease, ModRevision: b.rev, CreateRevision: b.rev, Version: 1}
-	if prev != nil {
-		kv.CreateRevision, kv.Version = prev.CreateRevision, prev.Version+1
-		if r.IgnoreValue {
-			kv.Value = prev.Value
-		}
-		if r.IgnoreLease {
-			kv.Lease = prev.Lease
-		}
-	}
-	b.kvs[string(r.Key)] = kv
-	return resp
+	resp.Header = header(resp.Header.Revision)
+	return resp, nil
 }
 
 func (b *memBackend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
@@ -154,22 +113,12 @@ func (b *memBackend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse
 	if b.failWith != nil {
 		return nil, b.failWith
 	}
-	b.rev++
-	resp := b.putLocked(r)
-	resp.Header = b.header()
-	return resp, nil
-}
-
-func (b *memBackend) deleteLocked(r *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {
-	resp := &pb.DeleteRangeResponse{}
-	for _, kv := range b.matching(r.Key, r.RangeEnd) {
-		delete(b.kvs, string(kv.Key))
-		resp.Deleted++
-		if r.PrevKv {
-			resp.PrevKvs = append(resp.PrevKvs, kv)
-		}
+	resp, err := b.store.Put(r)
+	if err != nil {
+		return nil, err
 	}
-	return resp
+	resp.Header = header(resp.Header.Revision)
+	return resp, nil
 }
 
 func (b *memBackend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
@@ -178,96 +127,50 @@ func (b *memBackend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) 
 	if b.failWith != nil {
 		return nil, b.failWith
 	}
-	// A delete that removes nothing does not bump the revision.
-	if len(b.matching(r.Key, r.RangeEnd)) > 0 {
-		b.rev++
+	resp, err := b.store.DeleteRange(r)
+	if err != nil {
+		return nil, err
 	}
-	resp := b.deleteLocked(r)
-	resp.Header = b.header()
+	resp.Header = header(resp.Header.Revision)
 	return resp, nil
 }
 
-func (b *memBackend) compare(c *pb.Compare) bool {
-	kv := b.kvs[string(c.Key)]
-	if kv == nil {
-		kv = &mvccpb.KeyValue{}
-	}
-	var cmp int
-	switch c.Target {
-	case pb.Compare_VALUE:
-		cmp = bytes.Compare(kv.Value, c.GetValue())
-	case pb.Compare_VERSION:
-		cmp = cmpInt(kv.Version, c.GetVersion())
-	case pb.Compare_CREATE:
-		cmp = cmpInt(kv.CreateRevision, c.GetCreateRevision())
-	case pb.Compare_MOD:
-		cmp = cmpInt(kv.ModRevision, c.GetModRevision())
-	}
-	switch c.Result {
-	case pb.Compare_EQUAL:
-		return cmp == 0
-	case pb.Compare_GREATER:
-		return cmp > 0
-	case pb.Compare_LESS:
-		return cmp < 0
-	default:
-		return cmp != 0
-	}
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func (b *memBackend) txnLocked(r *pb.TxnRequest) *pb.TxnResponse {
-	ok := true
-	for _, c := range r.Compare {
-		ok = ok && b.compare(c)
-	}
-	ops := r.Failure
-	if ok {
-		ops = r.Success
-	}
-	resp := &pb.TxnResponse{Succeeded: ok}
-	for _, op := range ops {
-		switch u := op.Request.(type) {
-		case *pb.RequestOp_RequestRange:
-			resp.Responses = append(resp.Responses, &pb.ResponseOp{Response: &pb.ResponseOp_ResponseRange{ResponseRange: b.rangeLocked(u.RequestRange)}})
-		case *pb.RequestOp_RequestPut:
-			resp.Responses = append(resp.Responses, &pb.ResponseOp{Response: &pb.ResponseOp_ResponsePut{ResponsePut: b.putLocked(u.RequestPut)}})
-		case *pb.RequestOp_RequestDeleteRange:
-			resp.Responses = append(resp.Responses, &pb.ResponseOp{Response: &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: b.deleteLocked(u.RequestDeleteRange)}})
-		case *pb.RequestOp_RequestTxn:
-			resp.Responses = append(resp.Responses, &pb.ResponseOp{Response: &pb.ResponseOp_ResponseTxn{ResponseTxn: b.txnLocked(u.RequestTxn)}})
-		}
-	}
-	return resp
-}
-
+// Txn gives the txn response the full header; the responses nested in it
+// keep the store's revision-only headers, as the node's and etcd's do.
 func (b *memBackend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.failWith != nil {
 		return nil, b.failWith
 	}
-	if !mvcc.TxnReadOnly(r) {
-		b.rev++ // simplification: any writing txn bumps once
+	resp, err := b.store.Txn(r)
+	if err != nil {
+		return nil, err
 	}
-	resp := b.txnLocked(r)
-	resp.Header = b.header()
+	resp.Header = header(resp.Header.Revision)
 	return resp, nil
 }
 
+// Compact compacts and, as the node eventually does, removes the old
+// revisions.
 func (b *memBackend) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return &pb.CompactionResponse{Header: b.header()}, nil
+	if b.failWith != nil {
+		return nil, b.failWith
+	}
+	if err := b.store.Compact(r.Revision); err != nil {
+		return nil, err
+	}
+	for {
+		done, err := b.store.CompactStep()
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			return &pb.CompactionResponse{Header: b.header()}, nil
+		}
+	}
 }
 
 func (b *memBackend) Status(ctx context.Context) (*pb.StatusResponse, error) {
@@ -277,11 +180,19 @@ func (b *memBackend) Status(ctx context.Context) (*pb.StatusResponse, error) {
 }
 
 func (b *memBackend) Hash(ctx context.Context) (*pb.HashResponse, error) {
-	return &pb.HashResponse{Header: b.header(), Hash: 42}, nil
+	h, err := b.store.Hash()
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HashResponse{Header: b.header(), Hash: h}, nil
 }
 
 func (b *memBackend) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
-	return &pb.HashKVResponse{Header: b.header(), Hash: 43, HashRevision: rev}, nil
+	h, hashRev, compactRev, err := b.store.HashKV(rev)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HashKVResponse{Header: b.header(), Hash: h, HashRevision: hashRev, CompactRevision: compactRev}, nil
 }
 
 func (b *memBackend) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
@@ -319,7 +230,7 @@ func (b *memBackend) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb
 func (b *memBackend) MemberList(ctx context.Context, linearizable bool) (*pb.MemberListResponse, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return &pb.MemberListResponse{Header: b.header(), Members: b.members}, nil
+	return &pb.MemberListResponse{Header: clusterHeader(), Members: b.members}, nil
 }
 
 func (b *memBackend) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
@@ -327,19 +238,19 @@ func (b *memBackend) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb
 	defer b.mu.Unlock()
 	m := &pb.Member{ID: uint64(0x3000 + len(b.members)), PeerURLs: r.PeerURLs, IsLearner: r.IsLearner}
 	b.members = append(b.members, m)
-	return &pb.MemberAddResponse{Header: b.header(), Member: m, Members: b.members}, nil
+	return &pb.MemberAddResponse{Header: clusterHeader(), Member: m, Members: b.members}, nil
 }
 
 func (b *memBackend) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
-	return &pb.MemberRemoveResponse{Header: b.header()}, nil
+	return &pb.MemberRemoveResponse{Header: clusterHeader()}, nil
 }
 
 func (b *memBackend) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
-	return &pb.MemberUpdateResponse{Header: b.header()}, nil
+	return &pb.MemberUpdateResponse{Header: clusterHeader()}, nil
 }
 
 func (b *memBackend) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	return &pb.MemberPromoteResponse{Header: b.header()}, nil
+	return &pb.MemberPromoteResponse{Header: clusterHeader()}, nil
 }
 
 func (b *memBackend) Alarms(ctx context.Context) ([]*pb.AlarmMember, error) {

@@ -32,12 +32,12 @@ func benchGets(b *testing.B, addr string) {
 }
 
 func BenchmarkUnaryGetSniffed(b *testing.B) {
-	ts := startServer(b, newMemBackend(), nil)
+	ts := startServer(b, newMemBackend(b), nil)
 	benchGets(b, ts.addr)
 }
 
 func BenchmarkUnaryGetServeHTTP(b *testing.B) {
-	s, err := New(Config{Backend: newMemBackend()})
+	s, err := New(Config{Backend: newMemBackend(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

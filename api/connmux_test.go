@@ -11,7 +11,7 @@ import (
 // A request shorter than the HTTP/2 preface must be classified from its
 // first bytes, not held until the sniff timeout.
 func TestShortHTTP1RequestIsServedWithoutWaitingForMoreBytes(t *testing.T) {
-	ts := startServer(t, newMemBackend(), nil)
+	ts := startServer(t, newMemBackend(t), nil)
 	c, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)

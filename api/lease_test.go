@@ -123,7 +123,7 @@ func (m *memLeases) setRenewErr(err error) {
 func startLeaseServer(t *testing.T) (*testServer, *memLeases) {
 	t.Helper()
 	ml := newMemLeases()
-	ts := startServer(t, newMemBackend(), func(c *Config) { c.Lease = NewLeaseServer(ml, nil) })
+	ts := startServer(t, newMemBackend(t), func(c *Config) { c.Lease = NewLeaseServer(ml, nil) })
 	return ts, ml
 }
 

@@ -102,7 +102,7 @@ func wantHeader(t *testing.T, h *pb.ResponseHeader, rev int64) {
 }
 
 func TestKVRoundTripOverTheWire(t *testing.T) {
-	ts := startServer(t, newMemBackend(), nil)
+	ts := startServer(t, newMemBackend(t), nil)
 	c := newClient(t, ts.addr, nil)
 	ctx := ctxT(t)
 
@@ -166,7 +166,7 @@ func TestKVRoundTripOverTheWire(t *testing.T) {
 }
 
 func TestRangeStreamChunksMergeToRange(t *testing.T) {
-	be := newMemBackend()
+	be := newMemBackend(t)
 	ts := startServer(t, be, nil)
 	c := newClient(t, ts.addr, nil)
 	ctx := ctxT(t)
@@ -274,10 +274,13 @@ func etcdErr(t *testing.T, what string, err, want error) {
 }
 
 func TestValidationErrorsReachClientsExactly(t *testing.T) {
-	be := newMemBackend()
+	be := newMemBackend(t)
 	ts := startServer(t, be, func(c *Config) { c.MaxTxnOps = 3 })
 	c := newClient(t, ts.addr, nil)
 	ctx := ctxT(t)
+	// A KV request that got past validation would fail with this instead
+	// (the store refuses some invalid requests itself, with the same error).
+	be.setFail(errors.New("memBackend: an invalid request reached the backend"))
 
 	_, err := c.Put(ctx, "", "v")
 	etcdErr(t, "put empty key", err, rpctypes.ErrEmptyKey)
@@ -315,15 +318,13 @@ func TestValidationErrorsReachClientsExactly(t *testing.T) {
 	}
 
 	// Nothing invalid reached the backend: only the member was added.
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	if be.rev != 1 || len(be.kvs) != 0 {
-		t.Fatalf("backend saw writes: rev %d, %d keys", be.rev, len(be.kvs))
+	if rev := be.store.Rev(); rev != 1 {
+		t.Fatalf("backend saw writes: revision %d", rev)
 	}
 }
 
 func TestBackendErrorsAreMappedLikeEtcd(t *testing.T) {
-	be := newMemBackend()
+	be := newMemBackend(t)
 	ts := startServer(t, be, nil)
 	c := newClient(t, ts.addr, nil)
 	ctx := ctxT(t)
@@ -345,10 +346,31 @@ func TestBackendErrorsAreMappedLikeEtcd(t *testing.T) {
 	if s, _ := status.FromError(err); s.Code() != codes.DeadlineExceeded || s.Message() != "context deadline exceeded" {
 		t.Fatalf("backend deadline surfaced as %v", err)
 	}
+
+	// The store's own errors, as the real server returns them.
+	be.setFail(nil)
+	for range 3 {
+		if _, err := c.Put(ctx, "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Compact(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(ctx, "k", clientv3.WithRev(2))
+	etcdErr(t, "read below the compaction", err, rpctypes.ErrCompacted)
+	_, err = c.Compact(ctx, 3)
+	etcdErr(t, "compaction again", err, rpctypes.ErrCompacted)
+	_, err = c.Get(ctx, "k", clientv3.WithRev(5))
+	etcdErr(t, "read of a future revision", err, rpctypes.ErrFutureRev)
+	_, err = c.Compact(ctx, 5)
+	etcdErr(t, "compaction of a future revision", err, rpctypes.ErrFutureRev)
+	_, err = c.Put(ctx, "absent", "", clientv3.WithIgnoreValue())
+	etcdErr(t, "ignore_value on a missing key", err, rpctypes.ErrKeyNotFound)
 }
 
 func TestOversizedRequestsAreRejectedAndServerKeepsServing(t *testing.T) {
-	be := newMemBackend()
+	be := newMemBackend(t)
 	ts := startServer(t, be, nil)
 	c := newClient(t, ts.addr, func(cfg *clientv3.Config) { cfg.MaxCallSendMsgSize = 8 << 20 })
 	other := newClient(t, ts.addr, nil)
@@ -376,15 +398,13 @@ func TestOversizedRequestsAreRejectedAndServerKeepsServing(t *testing.T) {
 	if _, err := c.Get(ctx, "small"); err != nil {
 		t.Fatalf("same client after rejections: %v", err)
 	}
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	if _, ok := be.kvs["big"]; ok {
-		t.Fatal("oversized put reached the backend")
+	if r, err := be.store.Range(&pb.RangeRequest{Key: []byte("big"), CountOnly: true}); err != nil || r.Count != 0 {
+		t.Fatalf("oversized put reached the backend: %v, %v", r, err)
 	}
 }
 
 func TestUnconfiguredServicesAnswerUnimplemented(t *testing.T) {
-	ts := startServer(t, newMemBackend(), nil)
+	ts := startServer(t, newMemBackend(t), nil)
 	c := newClient(t, ts.addr, nil)
 	ctx := ctxT(t)
 
@@ -413,7 +433,7 @@ func (leaseStub) LeaseGrant(_ context.Context, r *pb.LeaseGrantRequest) (*pb.Lea
 }
 
 func TestConfiguredLeaseServiceIsServed(t *testing.T) {
-	ts := startServer(t, newMemBackend(), func(c *Config) { c.Lease = leaseStub{} })
+	ts := startServer(t, newMemBackend(t), func(c *Config) { c.Lease = leaseStub{} })
 	resp, err := newClient(t, ts.addr, nil).Grant(ctxT(t), 10)
 	if err != nil || resp.ID != 99 || resp.TTL != 10 {
 		t.Fatalf("grant = %v, %v", resp, err)
@@ -421,7 +441,7 @@ func TestConfiguredLeaseServiceIsServed(t *testing.T) {
 }
 
 func TestPanicInBackendReturnsInternalAndServerSurvives(t *testing.T) {
-	ts := startServer(t, newMemBackend(), nil)
+	ts := startServer(t, newMemBackend(t), nil)
 	c := newClient(t, ts.addr, nil)
 	ctx := ctxT(t)
 	_, err := c.Put(ctx, "panic", "v")
@@ -437,7 +457,7 @@ func TestPanicInBackendReturnsInternalAndServerSurvives(t *testing.T) {
 }
 
 func TestStatusReportsConfiguredVersion(t *testing.T) {
-	ts := startServer(t, newMemBackend(), func(c *Config) { c.ServerVersion = "3.7.9" })
+	ts := startServer(t, newMemBackend(t), func(c *Config) { c.ServerVersion = "3.7.9" })
 	c := newClient(t, ts.addr, nil)
 	st, err := c.Status(ctxT(t), ts.addr)
 	if err != nil {
@@ -450,7 +470,7 @@ func TestStatusReportsConfiguredVersion(t *testing.T) {
 }
 
 func TestServeAfterShutdownAndTwice(t *testing.T) {
-	s, err := New(Config{Backend: newMemBackend()})
+	s, err := New(Config{Backend: newMemBackend(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,10 +488,10 @@ func TestServeAfterShutdownAndTwice(t *testing.T) {
 		t.Fatal("New without backend succeeded")
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := New(Config{Backend: newMemBackend(), Registry: reg}); err != nil {
+	if _, err := New(Config{Backend: newMemBackend(t), Registry: reg}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Config{Backend: newMemBackend(), Registry: reg}); err == nil {
+	if _, err := New(Config{Backend: newMemBackend(t), Registry: reg}); err == nil {
 		t.Fatal("second New on one registry succeeded; metrics would collide")
 	}
 }

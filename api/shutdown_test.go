@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,7 +36,7 @@ func (watchStub) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb.Watch
 }
 
 func TestGatewayStreamsWatch(t *testing.T) {
-	ts := startServer(t, newMemBackend(), func(c *Config) { c.Watch = watchStub{} })
+	ts := startServer(t, newMemBackend(t), func(c *Config) { c.Watch = watchStub{} })
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ts.addr+"/v3/watch",
@@ -64,20 +65,19 @@ func TestGatewayStreamsWatch(t *testing.T) {
 // at most n, and fails with every stack if it does not.
 func goroutinesSettleTo(t *testing.T, n int) {
 	t.Helper()
-	for range 500 {
-		if runtime.NumGoroutine() <= n {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	buf := make([]byte, 1<<20)
-	t.Fatalf("%d goroutines remain, want <= %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+	eventually(t, 5*time.Second, fmt.Sprintf("the goroutines to settle to %d", n), func() (bool, string) {
+		if g := runtime.NumGoroutine(); g > n {
+			return false, fmt.Sprintf("%d remain:\n%s", g, buf[:runtime.Stack(buf, true)])
+		}
+		return true, ""
+	})
 }
 
 func TestShutdownLeavesNoGoroutinesBehind(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
-		s, err := New(Config{Backend: newMemBackend(), Watch: watchStub{}})
+		s, err := New(Config{Backend: newMemBackend(t), Watch: watchStub{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestShutdownLeavesNoGoroutinesBehind(t *testing.T) {
 }
 
 func TestShutdownCutsOpenStreamsWhenContextEnds(t *testing.T) {
-	s, err := New(Config{Backend: newMemBackend(), Watch: watchStub{}})
+	s, err := New(Config{Backend: newMemBackend(t), Watch: watchStub{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestSnapshotThroughClientIsDBPlusSHA256(t *testing.T) {
 		{"opener", 3*32*1024 + 512, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mb := newMemBackend()
+			mb := newMemBackend(t)
 			mb.db = testDB(tc.size)
 			var be Backend = mb
 			ob := &openerBackend{memBackend: mb}
@@ -85,7 +85,7 @@ func TestSnapshotThroughClientIsDBPlusSHA256(t *testing.T) {
 }
 
 func TestSnapshotMessagesCarryRemainingBytesAndVersion(t *testing.T) {
-	mb := newMemBackend()
+	mb := newMemBackend(t)
 	mb.db = testDB(2*32*1024 + 1000)
 	ts := startServer(t, mb, nil)
 	stream, err := pb.NewMaintenanceClient(rawConn(t, ts.addr)).Snapshot(ctxT(t), &pb.SnapshotRequest{})
@@ -122,7 +122,7 @@ func TestSnapshotMessagesCarryRemainingBytesAndVersion(t *testing.T) {
 }
 
 func TestSnapshotLogsProgress(t *testing.T) {
-	mb := newMemBackend()
+	mb := newMemBackend(t)
 	mb.db = testDB(9 << 20)
 	ts := startServer(t, mb, nil)
 	rc, err := newClient(t, ts.addr, nil).Snapshot(ctxT(t))

@@ -123,4 +123,3 @@ func TestCheckRangeRejectsUnknownSortOptions(t *testing.T) {
 		}
 	}
 }
-

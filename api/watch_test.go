@@ -38,7 +38,7 @@ func newWatchEnv(t *testing.T, cfg WatchConfig) *watchEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts := startServer(t, newMemBackend(), func(c *Config) {
+	ts := startServer(t, newMemBackend(t), func(c *Config) {
 		c.Watch = NewWatchServer(StoreWatchBackend(st, testMember{}), cfg)
 	})
 	return &watchEnv{store: st, cli: newClient(t, ts.addr, nil), addr: ts.addr}
@@ -261,15 +261,10 @@ func TestWatchStreamReleasedWhenClientGoesAway(t *testing.T) {
 	cancel()
 	e.cli.Close()
 	// The server closes its mvcc stream, releasing every watcher.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if n := e.store.Watchers(); n == 0 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%d watchers still registered after the client went away", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "every watcher released after the client went away", func() (bool, string) {
+		n := e.store.Watchers()
+		return n == 0, fmt.Sprintf("%d watchers still registered", n)
+	})
 }
 
 // TestWatchProgressRequestWhileCatchingUpIsDeferred: a progress request
@@ -327,9 +322,9 @@ func TestWatchStreamOfAClientThatStopsReadingIsCutOff(t *testing.T) {
 		}
 	}
 	// Nobody reads st: the server gives up on it and releases it.
-	eventually(t, "the stalled stream to be released", func() bool {
+	eventually(t, 10*time.Second, "the stalled stream to be released", func() (bool, string) {
 		ws := e.store.WatchStats()
-		return ws.Streams == 1 && ws.Watchers == 1 && ws.PendingBytes == 0
+		return ws.Streams == 1 && ws.Watchers == 1 && ws.PendingBytes == 0, fmt.Sprintf("%+v", ws)
 	})
 	// The client reads what the windows held, then the cut.
 	for {
@@ -344,12 +339,20 @@ func TestWatchStreamOfAClientThatStopsReadingIsCutOff(t *testing.T) {
 	}
 }
 
-// eventually polls cond until it holds, failing after 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
+// eventually polls cond every 5 ms until it holds; after timeout it fails
+// the test with what and cond's last detail. It is how these tests wait
+// for a state they cannot be told about (the e2e tests' helper of the
+// same name has the same shape).
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, detail string)) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("%s: not after %v (%s)", what, timeout, detail)
 		}
 		time.Sleep(5 * time.Millisecond) // the polling interval
 	}

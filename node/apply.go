@@ -222,6 +222,8 @@ func (c *Core) applyConfChange(e *raftpb.Entry, fresh bool) error {
 			}
 			delete(c.members, id)
 			c.kv.AuxDelete(membersBucket, memberKey(id))
+			c.removedIDs[id] = true
+			c.kv.AuxPut(removedBucket, memberKey(id), []byte("removed"))
 			if id != c.id {
 				c.tr.RemovePeer(id)
 			}

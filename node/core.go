@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
@@ -76,8 +77,11 @@ type Core struct {
 	durable uint64
 
 	fatal error
-	// removed is set when this member's own removal is applied.
+	// removed is set when this member's own removal is applied, or a peer
+	// tells it that it was removed (RemovedByPeer).
 	removed bool
+	// removedIDs are the members ever removed from the cluster.
+	removedIDs map[uint64]bool
 }
 
 // ID is this member's ID.
@@ -139,9 +143,17 @@ func (c *Core) Tick() {
 }
 
 // Step delivers a message from a peer.
+//
+// A message from a member that was removed from the cluster is refused with
+// transport.ErrSenderRemoved, so that the transport tells the sender, which
+// then stops (RemovedByPeer): a member partitioned or down while it was
+// removed learns it this way, as etcd's do from their peers' 410 Gone.
 func (c *Core) Step(m *raftpb.Message) error {
 	if c.fatal != nil {
 		return c.fatal
+	}
+	if c.removedIDs[m.GetFrom()] {
+		return transport.ErrSenderRemoved
 	}
 	if m.GetType() == raftpb.MsgSnap && m.GetSnapshot() != nil {
 		c.lg.Info("received snapshot", zap.String("from", fmt.Sprintf("%x", m.GetFrom())),
@@ -212,6 +224,32 @@ func (c *Core) ProposeConfChange(cc *raftpb.ConfChangeV2, m Member, done func(Re
 		c.waits[id] = done
 	}
 	return id, nil
+}
+
+// IsRemoved tells whether member id was removed from the cluster.
+func (c *Core) IsRemoved(id uint64) bool { return c.removedIDs[id] }
+
+// RemovedIDs returns the IDs of the members removed from the cluster.
+func (c *Core) RemovedIDs() []uint64 {
+	out := make([]uint64, 0, len(c.removedIDs))
+	for id := range c.removedIDs {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// NumRemoved is how many members were ever removed from the cluster.
+func (c *Core) NumRemoved() int { return len(c.removedIDs) }
+
+// RemovedByPeer records that a peer refused this member's message because
+// the cluster removed it (transport.ErrSenderRemoved). The next Process
+// stops the core with ErrRemoved.
+func (c *Core) RemovedByPeer(peer uint64) {
+	if !c.removed {
+		c.lg.Warn("a peer reports this member was removed from the cluster", zap.String("peer", fmt.Sprintf("%x", peer)))
+	}
+	c.removed = true
 }
 
 // Forget drops the waiter of request id (its caller gave up).

@@ -19,6 +19,12 @@ type Member struct {
 // travels with the database in raft snapshots and survives restarts.
 var membersBucket = []byte("members")
 
+// removedBucket records the IDs of removed members, as etcd's
+// "members_removed" does: a removed ID never rejoins, and a message from
+// one is refused so that the member learns it was removed
+// (transport.ErrSenderRemoved).
+var removedBucket = []byte("members_removed")
+
 // memberKey is the bucket key of a member: its ID in fixed-width hex, so
 // bucket order is ID order.
 func memberKey(id uint64) []byte { return []byte(fmt.Sprintf("%016x", id)) }

@@ -20,6 +20,10 @@ func (c *Core) Process() error {
 	if c.fatal != nil {
 		return c.fatal
 	}
+	if c.removed {
+		c.fail(ErrRemoved)
+		return ErrRemoved
+	}
 	if err := c.process(); err != nil {
 		c.fail(err)
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -30,14 +31,15 @@ func NewCore(c Config) (*Core, error) {
 		return nil, err
 	}
 	core := &Core{
-		cfg:     cfg,
-		lg:      cfg.Logger.With(zap.String("member", cfg.Name), zap.String("member-id", fmt.Sprintf("%x", cfg.ID))),
-		storage: raft.NewMemoryStorage(),
-		tr:      cfg.Transport,
-		id:      cfg.ID,
-		members: map[uint64]Member{},
-		waits:   map[uint64]func(Result){},
-		idGen:   newIDGenerator(cfg.ID, cfg.Clock.Now().UnixMilli()),
+		cfg:        cfg,
+		lg:         cfg.Logger.With(zap.String("member", cfg.Name), zap.String("member-id", fmt.Sprintf("%x", cfg.ID))),
+		storage:    raft.NewMemoryStorage(),
+		tr:         cfg.Transport,
+		id:         cfg.ID,
+		members:    map[uint64]Member{},
+		removedIDs: map[uint64]bool{},
+		waits:      map[uint64]func(Result){},
+		idGen:      newIDGenerator(cfg.ID, cfg.Clock.Now().UnixMilli()),
 		// ReadIndex contexts start from the clock, so a leader's answer to a
 		// read an earlier incarnation asked for is never taken for a new one.
 		reads: readQueue{nextCtx: uint64(cfg.Clock.Now().UnixNano())},
@@ -63,6 +65,10 @@ func NewCore(c Config) (*Core, error) {
 	_, self := voters[core.id]
 	core.alone = self && len(voters) == 1
 	core.durable, _ = core.storage.LastIndex() // what the WAL held at start
+	if core.removedIDs[core.id] {
+		core.closeFiles()
+		return nil, ErrRemoved
+	}
 	return core, nil
 }
 
@@ -295,6 +301,19 @@ func (c *Core) loadMembers() error {
 		}
 	}
 	c.members = ms
+	removed := map[uint64]bool{}
+	err = c.kv.AuxForEach(removedBucket, func(k, _ []byte) error {
+		id, err := strconv.ParseUint(string(k), 16, 64)
+		if err != nil {
+			return fmt.Errorf("node: bucket %q: key %q is not a member ID", removedBucket, k)
+		}
+		removed[id] = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("node: loading removed members: %w", err)
+	}
+	c.removedIDs = removed
 	for _, m := range sortedMembers(ms) {
 		if m.ID != c.id {
 			c.tr.AddPeer(m.ID, m.PeerURLs)

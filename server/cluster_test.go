@@ -112,6 +112,13 @@ func (c *testCluster) start(id uint64) { c.startWith(id, nil) }
 // startWith starts a member, letting edit adjust its configuration.
 func (c *testCluster) startWith(id uint64, edit func(*Config)) {
 	c.t.Helper()
+	if err := c.tryStart(id, edit); err != nil {
+		c.t.Fatalf("starting %s: %v", c.member(id).Name, err)
+	}
+}
+
+// tryStart starts a member and returns why it could not start.
+func (c *testCluster) tryStart(id uint64, edit func(*Config)) error {
 	m := c.member(id)
 	cfg := Config{
 		Core: node.Config{
@@ -129,12 +136,14 @@ func (c *testCluster) startWith(id uint64, edit func(*Config)) {
 	}
 	s, err := New(cfg, func(h transport.Handler) transport.Transport { return c.net.Join(id, h) })
 	if err != nil {
-		c.t.Fatalf("starting %s: %v", m.Name, err)
+		c.net.Leave(id)
+		return err
 	}
 	s.Start()
 	c.mu.Lock()
 	c.servers[id] = s
 	c.mu.Unlock()
+	return nil
 }
 
 // stop stops a member gracefully.

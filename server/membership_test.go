@@ -215,3 +215,75 @@ func TestRemovingTheLastVoterIsRefusedAndARemovedMemberStops(t *testing.T) {
 	}
 	c.put(c.server(lead), "after-removal", "1")
 }
+
+// A member cut off while the cluster removed it learns of its removal from
+// the first peer it reaches again (which refuses it, as etcd's 410 Gone)
+// and stops with ErrRemoved.
+func TestAMemberRemovedWhilePartitionedStopsWhenHealed(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{})
+	lead := c.waitLeader()
+	var victim *Server
+	for _, s := range c.running() {
+		if s.ID() != lead {
+			victim = s
+			break
+		}
+	}
+	c.net.Isolate(victim.ID())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.server(lead).MemberRemove(ctx, &pb.MemberRemoveRequest{ID: victim.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-victim.Done():
+		t.Fatalf("the isolated member stopped before it could learn of its removal: %v", victim.Err())
+	default:
+	}
+	c.net.Heal(victim.ID())
+	select {
+	case <-victim.Done():
+		if !errors.Is(victim.Err(), node.ErrRemoved) {
+			t.Fatalf("removed member stopped with %v, want %v", victim.Err(), node.ErrRemoved)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a member removed while partitioned kept running after the partition healed")
+	}
+	c.put(c.server(lead), "after-removal", "1")
+}
+
+// A member removed while it was down refuses to start again once it knows
+// (its database holds its own removal), with etcd's message.
+func TestARemovedMemberRefusesToRestart(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{})
+	lead := c.waitLeader()
+	var victim uint64
+	for _, s := range c.running() {
+		if s.ID() != lead {
+			victim = s.ID()
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.server(lead).MemberRemove(ctx, &pb.MemberRemoveRequest{ID: victim}); err != nil {
+		t.Fatal(err)
+	}
+	v := c.server(victim)
+	select {
+	case <-v.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed member kept running")
+	}
+	c.mu.Lock()
+	delete(c.servers, victim)
+	c.mu.Unlock()
+	c.net.Leave(victim)
+	err := c.tryStart(victim, nil)
+	if !errors.Is(err, node.ErrRemoved) {
+		t.Fatalf("restarting a removed member: %v, want %v", err, node.ErrRemoved)
+	}
+	if err.Error() != "the member has been permanently removed from the cluster" {
+		t.Fatalf("restart error %q is not etcd's message", err)
+	}
+}

@@ -68,6 +68,10 @@ type Server struct {
 	leaderChanges atomic.Uint64
 	learner       atomic.Bool // this member is a learner, as last seen by the loop
 	fatal         atomic.Pointer[error]
+	// removed are the members the cluster removed, as last seen by the
+	// loop: Process refuses their messages without waiting for the loop.
+	removed    atomic.Pointer[map[uint64]bool]
+	numRemoved int // loop only
 }
 
 // New opens the member's state. newTransport builds the transport that
@@ -112,6 +116,7 @@ func New(cfg Config, newTransport func(h transport.Handler) transport.Transport)
 	s.core, s.kv = core, core.KV()
 	s.applied.Store(core.Applied())
 	s.learner.Store(core.IsLearner())
+	s.publishRemoved()
 	return s, nil
 }
 
@@ -191,7 +196,21 @@ func (s *Server) run() {
 		s.applied.Store(s.core.Applied())
 		s.committed.Store(s.core.Committed())
 		s.learner.Store(s.core.IsLearner())
+		if n := s.core.NumRemoved(); n != s.numRemoved {
+			s.publishRemoved()
+		}
 	}
+}
+
+// publishRemoved copies the core's removed members for Process (loop only).
+func (s *Server) publishRemoved() {
+	ids := s.core.RemovedIDs()
+	m := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	s.removed.Store(&m)
+	s.numRemoved = len(ids)
 }
 
 func (s *Server) shutdown() {
@@ -252,8 +271,12 @@ func (s *Server) do(ctx context.Context, f func()) error {
 	}
 }
 
-// Process implements transport.Handler.
+// Process implements transport.Handler. A message from a removed member is
+// refused with transport.ErrSenderRemoved, so that its sender learns it.
 func (s *Server) Process(ctx context.Context, m *raftpb.Message) error {
+	if r := s.removed.Load(); r != nil && (*r)[m.GetFrom()] {
+		return transport.ErrSenderRemoved
+	}
 	return s.do(ctx, func() {
 		if err := s.core.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			s.lg.Debug("stepping message", zap.Error(err))
@@ -264,6 +287,12 @@ func (s *Server) Process(ctx context.Context, m *raftpb.Message) error {
 // ReportUnreachable implements transport.Handler.
 func (s *Server) ReportUnreachable(id uint64) {
 	_ = s.do(context.Background(), func() { s.core.ReportUnreachable(id) })
+}
+
+// ReportRemoved implements transport.Handler: peer id refused a message
+// because the cluster removed this member, which therefore stops.
+func (s *Server) ReportRemoved(id uint64) {
+	_ = s.do(context.Background(), func() { s.core.RemovedByPeer(id) })
 }
 
 // ReportSnapshot implements transport.Handler.

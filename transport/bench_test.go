@@ -38,6 +38,7 @@ func (h *countingHandler) Process(context.Context, *raftpb.Message) error {
 }
 func (h *countingHandler) ReportUnreachable(uint64)                   {}
 func (h *countingHandler) ReportSnapshot(uint64, raft.SnapshotStatus) {}
+func (h *countingHandler) ReportRemoved(uint64)                       {}
 
 // waitFor blocks until at least n messages were processed.
 func (h *countingHandler) waitFor(n int) {

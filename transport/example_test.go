@@ -14,6 +14,7 @@ type server struct{}
 func (server) Process(context.Context, *raftpb.Message) error { return nil }
 func (server) ReportUnreachable(uint64)                       {}
 func (server) ReportSnapshot(uint64, raft.SnapshotStatus)     {}
+func (server) ReportRemoved(uint64)                           {}
 
 // Mount the peer transport on the peer listener and tell it about the
 // other members.

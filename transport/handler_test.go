@@ -31,7 +31,8 @@ type recorder struct {
 	msgs        []*raftpb.Message
 	unreachable []uint64
 	snaps       []snapReport
-	processErr  error // returned by Process
+	removedBy   []uint64 // peers that reported this member removed
+	processErr  error    // returned by Process
 }
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
@@ -53,6 +54,13 @@ func (r *recorder) ReportUnreachable(id uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.unreachable = append(r.unreachable, id)
+	r.notifyLocked()
+}
+
+func (r *recorder) ReportRemoved(id uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removedBy = append(r.removedBy, id)
 	r.notifyLocked()
 }
 

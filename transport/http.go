@@ -47,6 +47,9 @@ var (
 	ErrClusterIDMismatch = errors.New("transport: cluster ID mismatch")
 	// ErrMemberIDMismatch: the URL reached a member with another ID.
 	ErrMemberIDMismatch = errors.New("transport: member ID mismatch")
+	// ErrRemoved: the peer answered 410 Gone, because the cluster removed
+	// this member.
+	ErrRemoved = errors.New("transport: this member was removed from the cluster")
 )
 
 const (
@@ -136,6 +139,9 @@ type HTTP struct {
 	mu     sync.Mutex
 	closed bool
 	peers  map[uint64]*peer
+	// gone are the senders the Handler refused as removed from the
+	// cluster; their requests are answered 410 Gone.
+	gone map[uint64]bool
 }
 
 var _ Transport = (*HTTP)(nil)
@@ -302,7 +308,8 @@ func (t *HTTP) setHeaders(req *http.Request, to uint64) {
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }
 
 // rejection turns a non-success response into an error, wrapping
-// ErrClusterIDMismatch or ErrMemberIDMismatch when that is the reason.
+// ErrClusterIDMismatch, ErrMemberIDMismatch or ErrRemoved when that is the
+// reason.
 func rejection(resp *http.Response, body string) error {
 	err := fmt.Errorf("transport: peer answered %s: %s", resp.Status, body)
 	switch resp.Header.Get(HeaderReject) {
@@ -310,6 +317,9 @@ func rejection(resp *http.Response, body string) error {
 		return fmt.Errorf("%w: %w", ErrClusterIDMismatch, err)
 	case "member-id":
 		return fmt.Errorf("%w: %w", ErrMemberIDMismatch, err)
+	}
+	if resp.StatusCode == http.StatusGone {
+		return fmt.Errorf("%w: %w", ErrRemoved, err)
 	}
 	return err
 }
@@ -329,6 +339,7 @@ type reporter struct {
 type report struct {
 	id          uint64
 	unreachable bool // else a snapshot report with status
+	removed     bool // the peer said this member was removed
 	status      raft.SnapshotStatus
 }
 
@@ -344,6 +355,13 @@ func (r *reporter) unreachable(id uint64) {
 	}
 	r.pending[id] = true
 	r.queue = append(r.queue, report{id: id, unreachable: true})
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *reporter) removed(id uint64) {
+	r.mu.Lock()
+	r.queue = append(r.queue, report{id: id, removed: true})
 	r.mu.Unlock()
 	r.poke()
 }
@@ -383,9 +401,12 @@ func (r *reporter) run(ctx context.Context) {
 				delete(r.pending, rp.id)
 			}
 			r.mu.Unlock()
-			if rp.unreachable {
+			switch {
+			case rp.removed:
+				r.h.ReportRemoved(rp.id)
+			case rp.unreachable:
 				r.h.ReportUnreachable(rp.id)
-			} else {
+			default:
 				r.h.ReportSnapshot(rp.id, rp.status)
 			}
 		}

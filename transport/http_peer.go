@@ -158,6 +158,12 @@ func (p *peer) run() {
 			backoff = 0
 			continue
 		}
+		if errors.Is(err, ErrRemoved) {
+			if msg := err.Error(); msg != lastErr {
+				p.lg.Error("the peer says this member was removed from the cluster", zap.Error(err))
+			}
+			p.t.rep.removed(p.id)
+		}
 		if msg := err.Error(); msg != lastErr {
 			lastErr = msg
 			if errors.Is(err, ErrClusterIDMismatch) || errors.Is(err, ErrMemberIDMismatch) {

@@ -46,7 +46,30 @@ func (t *HTTP) checkRequest(w http.ResponseWriter, r *http.Request) (from uint64
 			idString(from), idString(to), idString(t.cfg.ID)), http.StatusPreconditionFailed)
 		return 0, false
 	}
+	if t.isGone(from) {
+		http.Error(w, fmt.Sprintf("cairn: member %s was removed from the cluster", idString(from)), http.StatusGone)
+		return 0, false
+	}
 	return from, true
+}
+
+// markGone records that the Handler refused from as a removed member.
+func (t *HTTP) markGone(from uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gone == nil {
+		t.gone = map[uint64]bool{}
+	}
+	if !t.gone[from] {
+		t.lg.Warn("refusing a member removed from the cluster", zap.String("remote-peer-id", idString(from)))
+	}
+	t.gone[from] = true
+}
+
+func (t *HTTP) isGone(from uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.gone[from]
 }
 
 // enterRequest registers an inbound request with the transport. The
@@ -120,6 +143,12 @@ func (t *HTTP) serveStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := t.cfg.Handler.Process(ctx, m); err != nil {
+			if errors.Is(err, ErrSenderRemoved) {
+				// End the stream: the sender reconnects and is answered
+				// 410 Gone, which tells it to stop.
+				t.markGone(from)
+				return
+			}
 			if ctx.Err() != nil {
 				return
 			}

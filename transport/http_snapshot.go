@@ -49,6 +49,9 @@ func (t *HTTP) sendSnapshot(p *peer, m *raftpb.Message) {
 	}
 	err = errors.Join(errs...)
 	lg.Warn("failed to send snapshot", zap.Int("size-bytes", len(data)), zap.Error(err))
+	if errors.Is(err, ErrRemoved) {
+		t.rep.removed(p.id)
+	}
 	t.rep.unreachable(p.id)
 	t.rep.snapshot(p.id, raft.SnapshotFailure)
 }
@@ -166,6 +169,11 @@ func (t *HTTP) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	lg.Info("received snapshot", zap.Int("size-bytes", buf.Len()),
 		zap.Uint64("snapshot-index", meta.GetIndex()), zap.Uint64("snapshot-term", meta.GetTerm()))
 	if err := t.cfg.Handler.Process(ctx, m); err != nil {
+		if errors.Is(err, ErrSenderRemoved) {
+			t.markGone(from)
+			http.Error(w, fmt.Sprintf("cairn: member %s was removed from the cluster", idString(from)), http.StatusGone)
+			return
+		}
 		lg.Warn("failed to process snapshot", zap.Error(err))
 		http.Error(w, "cairn: processing snapshot: "+err.Error(), http.StatusInternalServerError)
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -70,18 +71,38 @@ func connect(ms ...*httpMember) {
 	}
 }
 
+// eventually polls cond every 5 ms until it holds; after timeout it fails
+// the test with what and cond's last detail. It is how these tests wait
+// for a state they are not told about (the recorder tells of its own:
+// wait on it with waitUntil).
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, detail string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v (%s)", what, timeout, detail)
+		}
+		time.Sleep(5 * time.Millisecond) // the polling interval
+	}
+}
+
 // waitLog waits until a log entry whose message contains substr appears.
 func waitLog(t testing.TB, logs *observer.ObservedLogs, substr string) observer.LoggedEntry {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		if es := logs.FilterMessageSnippet(substr).All(); len(es) > 0 {
-			return es[0]
+	var e observer.LoggedEntry
+	eventually(t, waitLimit, fmt.Sprintf("a log entry containing %q", substr), func() (bool, string) {
+		es := logs.FilterMessageSnippet(substr).All()
+		if len(es) == 0 {
+			return false, fmt.Sprintf("%d other entries", logs.Len())
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("no log entry containing %q within %v", substr, waitLimit)
-	return observer.LoggedEntry{}
+		e = es[0]
+		return true, ""
+	})
+	return e
 }
 
 func TestHTTPDeliversBothWaysInOrder(t *testing.T) {
@@ -282,16 +303,15 @@ func TestHTTPRestartedPeerOnNewURLGetsMessagesAgain(t *testing.T) {
 	a.tr.UpdatePeer(2, []string{b2.url()})
 	// Messages sent while the stream moves may be lost; keep sending until
 	// one arrives, then everything after it arrives in order.
-	deadline := time.Now().Add(waitLimit)
 	var i uint64 = 1
-	for b2.rec.count() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted peer got nothing within %v", waitLimit)
+	eventually(t, waitLimit, "a message at the restarted peer", func() (bool, string) {
+		if b2.rec.count() > 0 {
+			return true, ""
 		}
 		a.tr.Send([]*raftpb.Message{appMsg(1, 2, i, 10)})
 		i++
-		time.Sleep(2 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("%d sent", i-1)
+	})
 	first := b2.rec.waitMsgs(t, 1)[0].GetIndex()
 	for j := i; j < i+100; j++ {
 		a.tr.Send([]*raftpb.Message{appMsg(1, 2, j, 10)})
@@ -309,14 +329,15 @@ func TestHTTPPeerURLFallsBackToSecondURL(t *testing.T) {
 	a.tr.AddPeer(2, []string{deadURL(t), b.url()})
 	a.tr.Send([]*raftpb.Message{snapMsg(1, 2, []byte("s"))})
 	a.rec.waitSnap(t, 1)
-	deadline := time.Now().Add(waitLimit)
-	for b.rec.count() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("peer behind its second URL got %d messages within %v", b.rec.count(), waitLimit)
+	// Until the stream to the second URL is up, messages may be dropped:
+	// keep sending until some arrive.
+	eventually(t, waitLimit, "messages at the peer behind its second URL", func() (bool, string) {
+		if n := b.rec.count(); n < 2 {
+			a.tr.Send([]*raftpb.Message{appMsg(1, 2, 1, 10)})
+			return false, fmt.Sprintf("%d messages", n)
 		}
-		a.tr.Send([]*raftpb.Message{appMsg(1, 2, 1, 10)})
-		time.Sleep(5 * time.Millisecond)
-	}
+		return true, ""
+	})
 	if snaps := a.rec.waitSnap(t, 1); snaps[0] != (snapReport{2, raft.SnapshotFinish}) {
 		t.Fatalf("snapshot report %v, want finish", snaps[0])
 	}
@@ -490,14 +511,13 @@ func TestHTTPCloseLeavesNoGoroutines(t *testing.T) {
 			m.srv.Close()
 		}
 	}()
-	deadline := time.Now().Add(waitLimit)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+	buf := make([]byte, 1<<20)
+	eventually(t, waitLimit, fmt.Sprintf("the goroutines to settle to the %d before", before), func() (bool, string) {
+		if n := runtime.NumGoroutine(); n > before {
+			return false, fmt.Sprintf("%d after Close:\n%s", n, buf[:runtime.Stack(buf, true)])
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return true, ""
+	})
 }
 
 func TestHTTPCloseEndsInboundStreams(t *testing.T) {
@@ -546,6 +566,7 @@ type lockingHandler struct {
 
 func (h *lockingHandler) Process(context.Context, *raftpb.Message) error { return nil }
 func (h *lockingHandler) ReportSnapshot(uint64, raft.SnapshotStatus)     {}
+func (h *lockingHandler) ReportRemoved(uint64)                           {}
 func (h *lockingHandler) ReportUnreachable(id uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

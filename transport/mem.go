@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"go.etcd.io/raft/v3"
@@ -122,6 +123,7 @@ const (
 	memProcess memEventKind = iota
 	memUnreachable
 	memSnapshot
+	memRemoved // the receiver refused the sender as removed
 )
 
 // memEvent is one call to make on a member's Handler.
@@ -129,7 +131,7 @@ type memEvent struct {
 	kind   memEventKind
 	msg    *raftpb.Message     // memProcess
 	sender *memMember          // memProcess: who sent msg
-	peer   uint64              // memUnreachable, memSnapshot
+	peer   uint64              // memUnreachable, memSnapshot, memRemoved
 	status raft.SnapshotStatus // memSnapshot
 }
 
@@ -278,6 +280,9 @@ func (m *memMember) deliver(ev memEvent) {
 	switch ev.kind {
 	case memProcess:
 		err := m.h.Process(m.ctx, ev.msg)
+		if errors.Is(err, ErrSenderRemoved) {
+			ev.sender.enqueue(memEvent{kind: memRemoved, peer: m.id})
+		}
 		if ev.msg.GetType() == raftpb.MsgSnap {
 			status := raft.SnapshotFinish
 			if err != nil {
@@ -289,5 +294,7 @@ func (m *memMember) deliver(ev memEvent) {
 		m.h.ReportUnreachable(ev.peer)
 	case memSnapshot:
 		m.h.ReportSnapshot(ev.peer, ev.status)
+	case memRemoved:
+		m.h.ReportRemoved(ev.peer)
 	}
 }

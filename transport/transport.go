@@ -15,6 +15,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -42,7 +43,16 @@ type Handler interface {
 	// raft.SnapshotFinish once the peer accepted it, raft.SnapshotFailure
 	// otherwise.
 	ReportSnapshot(id uint64, status raft.SnapshotStatus)
+	// ReportRemoved tells that peer id refused a message because this
+	// member was removed from the cluster (ErrSenderRemoved at the peer).
+	ReportRemoved(id uint64)
 }
+
+// ErrSenderRemoved is what a Handler's Process returns for a message from a
+// member the cluster removed. The Transport tells the sender (HTTP answers
+// 410 Gone, as etcd's peers do), whose Transport reports it to its own
+// Handler with ReportRemoved.
+var ErrSenderRemoved = errors.New("transport: the sending member was removed from the cluster")
 
 // Transport sends raft messages to peers.
 //

@@ -60,6 +60,13 @@ func run(args, environ []string) error {
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	d, err := start(cfg, lg)
+	if errors.Is(err, node.ErrRemoved) {
+		// Its data dir records its own removal: etcd's two warnings, then
+		// exit status 0, as when it learns of its removal while running.
+		lg.Warn("server error", zap.Error(err))
+		lg.Warn("data-dir used by this member must be removed")
+		return nil
+	}
 	if err != nil {
 		return err
 	}

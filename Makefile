@@ -5,7 +5,7 @@ BIN   := bin
 PKGS  := ./...
 BENCHTIME ?= 1s
 
-.PHONY: help build run run-cluster test test-k8s unit lint vet fmt-check sim sim-long chaos bench fuzz clean
+.PHONY: help build run run-cluster test test-k8s unit lint vet fmt-check archlint sim sim-long chaos bench fuzz clean
 
 help:
 	@echo "make build       binaries into $(BIN)/"
@@ -17,7 +17,7 @@ help:
 	@echo "make sim-long    long simulation swarm across all cores"
 	@echo "make chaos       Jepsen-style fault runs of the real binary"
 	@echo "make bench       benchmarks"
-	@echo "make lint        gofmt check and go vet"
+	@echo "make lint        gofmt check, go vet and the architecture rules (archlint)"
 	@echo "make clean       remove build output and local data"
 
 build:
@@ -42,7 +42,11 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
-lint: fmt-check vet
+# The architecture rules that keep the core simulatable (scripts/archlint).
+archlint:
+	$(GO) run ./scripts/archlint
+
+lint: fmt-check vet archlint
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)

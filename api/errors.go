@@ -49,6 +49,7 @@ var errorTable = []struct {
 	{node.ErrStopped, rpctypes.ErrGRPCStopped},
 	{node.ErrRemoved, rpctypes.ErrGRPCStopped},
 	{node.ErrProposalDropped, rpctypes.ErrGRPCLeaderChanged},
+	{node.ErrSenderRemoved, status.Error(codes.Unavailable, node.ErrSenderRemoved.Error())}, // peers only
 
 	// server: the production shell
 	{server.ErrNoLeader, rpctypes.ErrGRPCNoLeader},

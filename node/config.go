@@ -10,7 +10,6 @@ import (
 
 	"github.com/cairnkv/cairn/clock"
 	"github.com/cairnkv/cairn/mvcc"
-	"github.com/cairnkv/cairn/transport"
 	"github.com/cairnkv/cairn/vfs"
 )
 
@@ -40,9 +39,9 @@ type Config struct {
 	WALFS          vfs.FS // default vfs.OS()
 	WALSegmentSize int64  // default wal's
 
-	Transport transport.Transport // required
-	Clock     clock.Clock         // default clock.Real{}
-	Logger    *zap.Logger         // default nop
+	Transport Transport   // required
+	Clock     clock.Clock // default clock.Real{}
+	Logger    *zap.Logger // default nop
 
 	ElectionTicks  int // default 10
 	HeartbeatTicks int // default 1
@@ -124,6 +123,18 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.MaxRequestBytes = 1536 * 1024
 	}
 	return cfg, nil
+}
+
+// Transport sends the core's raft messages to its peers. Package transport
+// states the contract (transport.Transport) and implements it; the core
+// declares what it needs here so that it does not depend on the network
+// code. Send must never block.
+type Transport interface {
+	Send(msgs []*raftpb.Message)
+	AddPeer(id uint64, urls []string)
+	RemovePeer(id uint64)
+	UpdatePeer(id uint64, urls []string)
+	Close() error
 }
 
 // Defaults of Config, etcd's: a 100 ms tick (--heartbeat-interval) and an

@@ -14,7 +14,6 @@ import (
 	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node/wal"
-	"github.com/cairnkv/cairn/transport"
 )
 
 // Result is the outcome of an applied proposal.
@@ -45,7 +44,7 @@ type Core struct {
 	kv      *mvcc.Store
 	lessor  *lease.Lessor
 	alarms  map[alarmKey]bool
-	tr      transport.Transport
+	tr      Transport
 
 	id, clusterID uint64
 	members       map[uint64]Member
@@ -145,7 +144,7 @@ func (c *Core) Tick() {
 // Step delivers a message from a peer.
 //
 // A message from a member that was removed from the cluster is refused with
-// transport.ErrSenderRemoved, so that the transport tells the sender, which
+// ErrSenderRemoved, so that the transport tells the sender, which
 // then stops (RemovedByPeer): a member partitioned or down while it was
 // removed learns it this way, as etcd's do from their peers' 410 Gone.
 func (c *Core) Step(m *raftpb.Message) error {
@@ -153,7 +152,7 @@ func (c *Core) Step(m *raftpb.Message) error {
 		return c.fatal
 	}
 	if c.removedIDs[m.GetFrom()] {
-		return transport.ErrSenderRemoved
+		return ErrSenderRemoved
 	}
 	if m.GetType() == raftpb.MsgSnap && m.GetSnapshot() != nil {
 		c.lg.Info("received snapshot", zap.String("from", fmt.Sprintf("%x", m.GetFrom())),
@@ -243,7 +242,7 @@ func (c *Core) RemovedIDs() []uint64 {
 func (c *Core) NumRemoved() int { return len(c.removedIDs) }
 
 // RemovedByPeer records that a peer refused this member's message because
-// the cluster removed it (transport.ErrSenderRemoved). The next Process
+// the cluster removed it (ErrSenderRemoved at the peer). The next Process
 // stops the core with ErrRemoved.
 func (c *Core) RemovedByPeer(peer uint64) {
 	if !c.removed {

@@ -18,6 +18,10 @@ var (
 	// ErrRemoved: this member was removed from the cluster; it stops, as
 	// etcd's does, with etcd's message.
 	ErrRemoved = errors.New("the member has been permanently removed from the cluster")
+	// ErrSenderRemoved: Step refused a message from a member the cluster
+	// removed. The shell answers such a sender with
+	// transport.ErrSenderRemoved, which tells it to stop.
+	ErrSenderRemoved = errors.New("node: message from a member removed from the cluster")
 	// ErrProposalDropped: raft dropped the proposal (no leader known, or a leadership transfer is in progress).
 	ErrProposalDropped = raft.ErrProposalDropped
 )

@@ -20,6 +20,7 @@ var notApplyOutcomes = map[string]string{
 	"lease.ErrNotPrimary":        "renewals run on the leader's lessor outside the log",
 	"node.ErrStopped":            "returned to proposers by a stopped core, never by apply",
 	"node.ErrRemoved":            "the member's own fate, not a request's",
+	"node.ErrSenderRemoved":      "Step's refusal of a peer's message",
 	"node.ErrRequestTooLarge":    "refused at proposal, before the log",
 	"node.ErrProposalDropped":    "raft's refusal at proposal, before the log",
 }

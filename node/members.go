@@ -22,7 +22,7 @@ var membersBucket = []byte("members")
 // removedBucket records the IDs of removed members, as etcd's
 // "members_removed" does: a removed ID never rejoins, and a message from
 // one is refused so that the member learns it was removed
-// (transport.ErrSenderRemoved).
+// (ErrSenderRemoved).
 var removedBucket = []byte("members_removed")
 
 // memberKey is the bucket key of a member: its ID in fixed-width hex, so

@@ -729,3 +729,9 @@ func (s *Server) publish() {
 		}
 	}
 }
+
+// The transports satisfy the core's view of them.
+var (
+	_ node.Transport = (*transport.HTTP)(nil)
+	_ node.Transport = transport.Transport(nil)
+)

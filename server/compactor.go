@@ -43,48 +43,65 @@ func (s *Server) compactor() {
 	} else if every == 0 {
 		every = 5 * time.Minute
 	}
-	t := time.NewTicker(every)
+	// A timer re-armed after each check (rather than a ticker), so a check
+	// never overlaps the next and a test on a fake clock knows, once the
+	// timer is armed again, that the last check is done.
+	t := s.clock.NewTimer(every)
 	defer t.Stop()
-	var samples []revSample
-	var last int64
+	c := compaction{s: s, a: a}
 	for {
 		select {
 		case <-s.stopc:
 			return
 		case <-s.donec:
 			return
-		case now := <-t.C:
-			rev := s.kv.Rev()
-			var target int64
-			if a.Retention > 0 {
-				samples = append(samples, revSample{now, rev})
-				// Compact to the newest sample at least Retention old.
-				i := 0
-				for i < len(samples) && now.Sub(samples[i].at) >= a.Retention {
-					target = samples[i].rev
-					i++
-				}
-				if i > 0 {
-					samples = samples[i-1:]
-				}
-			} else {
-				target = rev - a.Revisions
-			}
-			if target <= last || target <= s.kv.CompactRev() || s.Leader() != s.ID() {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-			_, err := s.Compact(ctx, &pb.CompactionRequest{Revision: target})
-			cancel()
-			switch {
-			case err == nil:
-				last = target
-				s.lg.Info("auto-compacted", zap.Int64("revision", target), zap.Duration("retention", a.Retention), zap.Int64("retained-revisions", a.Revisions))
-			case errors.Is(err, mvcc.ErrCompacted):
-				last = target
-			default:
-				s.lg.Warn("auto-compaction failed", zap.Int64("revision", target), zap.Error(err))
-			}
+		case <-t.C():
+			c.check(s.clock.Now())
 		}
+		t.Reset(every)
+	}
+}
+
+// compaction is the compactor's state between checks.
+type compaction struct {
+	s       *Server
+	a       AutoCompaction
+	samples []revSample
+	last    int64 // the last revision compacted to
+}
+
+// check compacts what the policy no longer keeps at now, on the leader.
+func (c *compaction) check(now time.Time) {
+	s, a := c.s, c.a
+	rev := s.kv.Rev()
+	var target int64
+	if a.Retention > 0 {
+		c.samples = append(c.samples, revSample{now, rev})
+		// Compact to the newest sample at least Retention old.
+		i := 0
+		for i < len(c.samples) && now.Sub(c.samples[i].at) >= a.Retention {
+			target = c.samples[i].rev
+			i++
+		}
+		if i > 0 {
+			c.samples = c.samples[i-1:]
+		}
+	} else {
+		target = rev - a.Revisions
+	}
+	if target <= c.last || target <= s.kv.CompactRev() || s.Leader() != s.ID() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	_, err := s.Compact(ctx, &pb.CompactionRequest{Revision: target})
+	cancel()
+	switch {
+	case err == nil:
+		c.last = target
+		s.lg.Info("auto-compacted", zap.Int64("revision", target), zap.Duration("retention", a.Retention), zap.Int64("retained-revisions", a.Revisions))
+	case errors.Is(err, mvcc.ErrCompacted):
+		c.last = target
+	default:
+		s.lg.Warn("auto-compaction failed", zap.Int64("revision", target), zap.Error(err))
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnkv/cairn/mvcc"
+	"github.com/cairnkv/cairn/clock"
 	"github.com/cairnkv/cairn/node"
 	"github.com/cairnkv/cairn/transport"
 )
@@ -72,6 +73,11 @@ type Server struct {
 	// loop: Process refuses their messages without waiting for the loop.
 	removed    atomic.Pointer[map[uint64]bool]
 	numRemoved int // loop only
+	// leaderMoved is closed, and replaced, whenever the leader changes.
+	leaderMoved atomic.Pointer[chan struct{}]
+	// clock times the shell's periodic work (auto-compaction, retries):
+	// Core.Clock, so tests can run it under fake time.
+	clock clock.Clock
 }
 
 // New opens the member's state. newTransport builds the transport that
@@ -88,7 +94,11 @@ func New(cfg Config, newTransport func(h transport.Handler) transport.Transport)
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 5*time.Second + 2*time.Duration(elect)*cfg.Core.TickInterval
 	}
+	if cfg.Core.Clock == nil {
+		cfg.Core.Clock = clock.Real{}
+	}
 	s := &Server{
+		clock: cfg.Core.Clock,
 		cfg:   cfg,
 		actc:  make(chan func(), 1024),
 		stopc: make(chan struct{}),
@@ -117,6 +127,8 @@ func New(cfg Config, newTransport func(h transport.Handler) transport.Transport)
 	s.applied.Store(core.Applied())
 	s.learner.Store(core.IsLearner())
 	s.publishRemoved()
+	moved := make(chan struct{})
+	s.leaderMoved.Store(&moved)
 	return s, nil
 }
 
@@ -192,6 +204,8 @@ func (s *Server) run() {
 				s.leaderChanges.Add(1)
 			}
 			s.lead.Store(l)
+			next := make(chan struct{})
+			close(*s.leaderMoved.Swap(&next))
 		}
 		s.applied.Store(s.core.Applied())
 		s.committed.Store(s.core.Committed())
@@ -620,11 +634,13 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) (*pb.MoveLeaderR
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	t := time.NewTicker(s.cfg.Core.TickInterval / 2)
-	defer t.Stop()
-	for s.Leader() != target {
+	for {
+		moved := s.leaderChange()
+		if s.Leader() == target {
+			break
+		}
 		select {
-		case <-t.C:
+		case <-moved:
 		case <-ctx.Done():
 			return nil, ErrTimeoutDueToLeaderFail
 		}
@@ -705,6 +721,9 @@ func (s *Server) HealthRead(ctx context.Context, serializable bool) error {
 	return err
 }
 
+// leaderChange returns a channel closed at the next change of leader.
+func (s *Server) leaderChange() <-chan struct{} { return *s.leaderMoved.Load() }
+
 // publish records this member's name and client URLs in the replicated
 // member list, retrying until it is applied or the server stops.
 func (s *Server) publish() {
@@ -713,6 +732,7 @@ func (s *Server) publish() {
 		MemberAttributes: &membershippb.Attributes{Name: s.cfg.Core.Name, ClientUrls: s.cfg.ClientURLs},
 	}}
 	for {
+		moved := s.leaderChange()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 		_, err := s.propose(ctx, req)
 		cancel()
@@ -720,12 +740,21 @@ func (s *Server) publish() {
 			s.lg.Info("published member attributes", zap.Strings("client-urls", s.cfg.ClientURLs))
 			return
 		}
+		// Again when a leader appears, or after a tick.
+		t := s.clock.NewTimer(s.cfg.Core.TickInterval)
+		select {
+		case <-s.stopc:
+		case <-s.donec:
+		case <-moved:
+		case <-t.C():
+		}
+		t.Stop()
 		select {
 		case <-s.stopc:
 			return
 		case <-s.donec:
 			return
-		case <-time.After(s.cfg.Core.TickInterval):
+		default:
 		}
 	}
 }

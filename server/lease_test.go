@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,6 +98,7 @@ func TestKeptAliveLeasesSurviveLeaderLossAndAbandonedOnesExpireOnce(t *testing.T
 	// leader loss, for several TTLs.
 	stop := make(chan struct{})
 	kept := make(chan error, 1)
+	var rounds atomic.Int64 // keep-alive rounds done
 	go func() {
 		for {
 			select {
@@ -112,17 +114,28 @@ func TestKeptAliveLeasesSurviveLeaderLossAndAbandonedOnesExpireOnce(t *testing.T
 					cancel()
 				}
 			}
+			rounds.Add(1)
 		}
 	}()
-	time.Sleep(time.Second)
+	for start := rounds.Load(); rounds.Load() < start+3; {
+		select { // three rounds of keep-alives under the first leader
+		case <-time.After(50 * time.Millisecond):
+		case err := <-kept:
+			t.Fatal(err)
+		}
+	}
 	c.stop(lead)
 	newLead := c.waitLeader()
-	time.Sleep(4 * time.Second) // two TTLs under the new leader
-	for i := range ids {
-		resp, err := getKey(t, c.server(newLead), fmt.Sprintf("svc/%d", i))
-		if err != nil || len(resp.GetKvs()) != 1 {
-			t.Fatalf("kept-alive key svc/%d: %v %v: a lease expired while kept alive", i, resp, err)
+	// The passing time is what is tested: for two TTLs under the new
+	// leader, every kept-alive key stays, checked throughout.
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); {
+		for i := range ids {
+			resp, err := getKey(t, c.server(newLead), fmt.Sprintf("svc/%d", i))
+			if err != nil || len(resp.GetKvs()) != 1 {
+				t.Fatalf("kept-alive key svc/%d: %v %v: a lease expired while kept alive", i, resp, err)
+			}
 		}
+		<-time.After(100 * time.Millisecond)
 	}
 	close(stop)
 	<-kept

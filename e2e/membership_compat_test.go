@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -199,3 +200,45 @@ const (
 	removedMsg = "the member has been permanently removed from the cluster"
 	dataDirMsg = "data-dir used by this member must be removed"
 )
+
+// TestMembershipCompatRemovedMemberStops: a member paused (SIGSTOP) while
+// the cluster removes it learns of its removal from its peers once it
+// runs again, and exits with etcd's message and status 0; started again on
+// its old data dir, it exits the same way instead of running without a
+// cluster.
+func TestMembershipCompatRemovedMemberStops(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t, 3)
+	victim := c.Members[2]
+	cli := c.Client(t, c.Members[0], c.Members[1])
+	id := memberID(t, cli, victim.Name)
+	if err := victim.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := untilHealthy(t, func() error { _, err := cli.MemberRemove(ctx(t), id); return err }); err != nil {
+		t.Fatalf("member remove: %v", err)
+	}
+	if err := victim.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitRemoved := func(what string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		st, out, err := victim.Wait(wctx)
+		if err != nil {
+			t.Fatalf("%s: %v\nlog:\n%s", what, err, victim.LogTail(30))
+		}
+		if !st.Success() || !strings.Contains(out, removedMsg) || !strings.Contains(out, dataDirMsg) {
+			t.Fatalf("%s: exit %v, want status 0 and the messages %q and %q; output:\n%s", what, st, removedMsg, dataDirMsg, proc.Tail(out, 30))
+		}
+	}
+	waitRemoved("the member removed while paused")
+	if _, err := cli.Put(ctx(t), "after-removal", "1"); err != nil {
+		t.Fatalf("the two remaining members must accept writes: %v", err)
+	}
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitRemoved("the removed member restarted on its data dir")
+}

@@ -49,7 +49,7 @@ type Core struct {
 	id, clusterID uint64
 	members       map[uint64]Member
 	confState     *raftpb.ConfState
-	// alone: this member started as the only voter and its election ticks
+	// alone: this member may be the only voter and its election ticks
 	// are still to be fast-forwarded (see advanceTicksIfAlone).
 	alone bool
 	// readsLostLeader: a leader became known; unanswered read rounds are

@@ -120,6 +120,12 @@ func (c *Core) advanceTicksIfAlone() {
 		return
 	}
 	c.alone = false // once
+	// Decided now, not at start: a restarted member knows its voters only
+	// once it has replayed the conf changes in its log.
+	voters := c.rn.Status().Config.Voters.IDs()
+	if _, self := voters[c.id]; !self || len(voters) != 1 {
+		return
+	}
 	for i := 1; i < c.cfg.ElectionTicks; i++ {
 		c.rn.Tick()
 	}

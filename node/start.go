@@ -61,9 +61,7 @@ func NewCore(c Config) (*Core, error) {
 		core.closeFiles()
 		return nil, err
 	}
-	voters := core.rn.Status().Config.Voters.IDs()
-	_, self := voters[core.id]
-	core.alone = self && len(voters) == 1
+	core.alone = true // until its voters are known (advanceTicksIfAlone)
 	core.durable, _ = core.storage.LastIndex() // what the WAL held at start
 	if core.removedIDs[core.id] {
 		core.closeFiles()

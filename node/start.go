@@ -61,7 +61,7 @@ func NewCore(c Config) (*Core, error) {
 		core.closeFiles()
 		return nil, err
 	}
-	core.alone = true // until its voters are known (advanceTicksIfAlone)
+	core.alone = true                          // until its voters are known (advanceTicksIfAlone)
 	core.durable, _ = core.storage.LastIndex() // what the WAL held at start
 	if core.removedIDs[core.id] {
 		core.closeFiles()

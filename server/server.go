@@ -18,8 +18,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node"
 	"github.com/cairnkv/cairn/transport"
 )

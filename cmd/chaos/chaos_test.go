@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnkv/cairn/internal/proc"
 	"github.com/cairnkv/cairn/linearizability"
 )
 
@@ -16,7 +17,8 @@ import (
 // run folder.
 func runShort(t *testing.T, tagged bool, args ...string) (int, string, string) {
 	t.Helper()
-	bin, err := buildCairn(t.TempDir(), tagged)
+	// Under -race the members are race-checked too (see noDataRaces).
+	bin, err := buildCairnWith(t.TempDir(), tagged, raceEnabled)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +58,7 @@ func TestShortRunPasses(t *testing.T) {
 			t.Errorf("run folder: %s missing or empty (%v)", f, err)
 		}
 	}
+	noDataRaces(t, dir, "m0.log", "m1.log", "m2.log")
 	h, err := linearizability.LoadHistory(filepath.Join(dir, "history.jsonl"))
 	if err != nil || len(h) < 100 {
 		t.Fatalf("history.jsonl: %d operations, %v", len(h), err)
@@ -75,6 +78,21 @@ func TestBadFlagsExitTwo(t *testing.T) {
 		var so, se bytes.Buffer
 		if code := run(args, &so, &se); code != 2 {
 			t.Errorf("run(%q) = %d, want 2 (stderr %q)", args, code, se.String())
+		}
+	}
+}
+
+// noDataRaces fails the test if a member built with the race detector
+// reported a race in its log.
+func noDataRaces(t *testing.T, dir string, logs ...string) {
+	t.Helper()
+	for _, f := range logs {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if race := proc.DataRace(string(b)); race != "" {
+			t.Errorf("%s: the race detector found a data race in the member:\n%s", f, race)
 		}
 	}
 }

@@ -135,8 +135,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // buildCairn builds cmd/cairn into dir (with the cairnbugs tag if tagged).
 func buildCairn(dir string, tagged bool) (string, error) {
+	return buildCairnWith(dir, tagged, false)
+}
+
+// buildCairnWith builds cmd/cairn into dir, with the race detector if race.
+func buildCairnWith(dir string, tagged, race bool) (string, error) {
 	out := filepath.Join(dir, "cairn")
-	var o proc.BuildOptions
+	o := proc.BuildOptions{Race: race}
 	if tagged {
 		o.Tags = []string{"cairnbugs"}
 	}

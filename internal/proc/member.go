@@ -336,8 +336,10 @@ func (m *Member) LogTail(n int) string {
 
 // DataRace returns the first race report in m's log (a binary built with
 // BuildOptions.Race writes one for each race it sees), or "".
-func (m *Member) DataRace() string {
-	log := m.Log()
+func (m *Member) DataRace() string { return DataRace(m.Log()) }
+
+// DataRace returns the first data race report in a process's output, or "".
+func DataRace(log string) string {
 	i := strings.Index(log, "WARNING: DATA RACE")
 	if i < 0 {
 		return ""

@@ -45,6 +45,7 @@ var errorTable = []struct {
 
 	// node: the core
 	{node.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{node.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
 	{node.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	{node.ErrStopped, rpctypes.ErrGRPCStopped},
 	{node.ErrRemoved, rpctypes.ErrGRPCStopped},

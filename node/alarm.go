@@ -20,6 +20,12 @@ import (
 // ErrNoSpace: the cluster's NOSPACE alarm is raised.
 var ErrNoSpace = errors.New("node: database space exceeded")
 
+// ErrCorrupt: the cluster's CORRUPT alarm is raised. As in etcd, every
+// member then refuses writes, compactions and lease grants and revokes at
+// apply time; reads (outside the log) still work, and the alarm can be
+// cleared once the corrupt member has been replaced.
+var ErrCorrupt = errors.New("etcdserver: corrupt cluster")
+
 var alarmBucket = []byte("alarm")
 
 type alarmKey struct {
@@ -58,6 +64,22 @@ func (c *Core) Alarms() []*pb.AlarmMember {
 		return out[i].Alarm < out[j].Alarm
 	})
 	return out
+}
+
+func (c *Core) corrupt() bool {
+	for k := range c.alarms {
+		if k.typ == pb.AlarmType_CORRUPT {
+			return true
+		}
+	}
+	return false
+}
+
+// refusedWhenCorrupt tells whether a CORRUPT alarm refuses r, as etcd's
+// corrupt applier does.
+func refusedWhenCorrupt(r *pb.InternalRaftRequest) bool {
+	return r.GetPut() != nil || r.GetDeleteRange() != nil || r.GetTxn() != nil || r.GetRange() != nil ||
+		r.GetCompaction() != nil || r.GetLeaseGrant() != nil || r.GetLeaseRevoke() != nil
 }
 
 func (c *Core) noSpace() bool {

@@ -99,6 +99,9 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 		rev  int64
 		err  error
 	)
+	if c.corrupt() && refusedWhenCorrupt(r) {
+		return Result{Err: ErrCorrupt}, nil
+	}
 	if c.noSpace() && AddsData(r) {
 		return Result{Err: ErrNoSpace}, nil
 	}

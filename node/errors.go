@@ -37,7 +37,7 @@ var applyOutcomes = []error{
 	mvcc.ErrCompacted, mvcc.ErrFutureRev, mvcc.ErrEmptyKey, mvcc.ErrKeyNotFound,
 	mvcc.ErrDuplicateKey, mvcc.ErrTooManyOps,
 	lease.ErrLeaseNotFound, lease.ErrLeaseExists, lease.ErrLeaseTTLTooLarge,
-	ErrNoSpace,
+	ErrNoSpace, ErrCorrupt,
 }
 
 // IsApplyOutcome tells whether err (or an error it wraps) is a request's

@@ -147,13 +147,22 @@ func (c *Core) applyLeaseCheckpoint(r *pb.LeaseCheckpointRequest) *pb.LeaseCheck
 	return &pb.LeaseCheckpointResponse{Header: c.Header(c.kv.Rev())}
 }
 
+func (c *Core) expiredUnlessCorrupt() []int64 {
+	if c.corrupt() {
+		return nil
+	}
+	return c.lessor.Expired(lease.RevokesPerTick(lease.DefaultRevokeRate, c.tickDuration()))
+}
+
 // leaseDuties runs on the leader every tick: revoke expired leases and
 // checkpoint remaining TTLs, both through raft.
 func (c *Core) leaseDuties() {
 	if !c.lessor.IsPrimary() {
 		return
 	}
-	for _, id := range c.lessor.Expired(lease.RevokesPerTick(lease.DefaultRevokeRate, c.tickDuration())) {
+	// While the cluster is CORRUPT, revokes would be refused at apply;
+	// expired leases are revoked once the alarm is cleared.
+	for _, id := range c.expiredUnlessCorrupt() {
 		if _, err := c.Propose(&pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}}, nil); err != nil {
 			c.lg.Debug("proposing lease revoke", zap.Int64("lease", id), zap.Error(err))
 		}

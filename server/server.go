@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 
 	"errors"
 	"fmt"
@@ -41,6 +42,14 @@ type Config struct {
 	// MaxLearners is how many learners the cluster may hold at once
 	// (etcd's --max-learners); 0 means etcd's default, 1.
 	MaxLearners int
+	// CompactHashCheckTime is how often the leader compares the members'
+	// hashes at the latest compacted revision (etcd's
+	// --compact-hash-check-time; see hashcheck.go). 0 means the default,
+	// 1 minute; negative disables the check.
+	CompactHashCheckTime time.Duration
+	// PeerClient fetches from the peers' listeners (the hash check); nil
+	// means a plain HTTP client.
+	PeerClient *http.Client
 }
 
 // Server runs a Core on one goroutine (the loop) and gives the API layer
@@ -73,6 +82,9 @@ type Server struct {
 	// loop: Process refuses their messages without waiting for the loop.
 	removed    atomic.Pointer[map[uint64]bool]
 	numRemoved int // loop only
+	// corruptionsFound counts members the compact hash check found
+	// diverging (hashcheck.go).
+	corruptionsFound atomic.Uint64
 	// leaderMoved is closed, and replaced, whenever the leader changes.
 	leaderMoved atomic.Pointer[chan struct{}]
 	// clock times the shell's periodic work (auto-compaction, retries):
@@ -139,6 +151,9 @@ func (s *Server) Start() {
 	go s.publish()
 	if s.cfg.AutoCompaction.enabled() {
 		go s.compactor()
+	}
+	if s.cfg.CompactHashCheckTime >= 0 {
+		go s.hashChecker()
 	}
 }
 

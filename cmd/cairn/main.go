@@ -260,6 +260,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	peerMux := http.NewServeMux()
 	peerMux.Handle("/", tr.Handler())
 	peerMux.Handle(membersPath, membersHandler(srv))
+	peerMux.Handle(server.HashKVPath, srv.HashKVHandler())
 	for _, l := range peerLns {
 		hs := &http.Server{Handler: peerMux, ReadHeaderTimeout: 10 * time.Second}
 		d.peers = append(d.peers, hs)

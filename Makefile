@@ -63,7 +63,7 @@ test-k8s:
 # simulator catches each planted bug.
 sim:
 	$(GO) test -count=1 -tags invariants ./sim -run 'TestSim$$' -args -seeds=200
-	$(GO) test -count=1 -tags cairnbugs,invariants ./sim -run TestPlantedBugsAreFound
+	$(GO) test -count=1 -tags cairnbugs,invariants ./sim -run 'TestPlantedBugsAreFound|TestCorruptionRaisesTheAlarm'
 
 # SEEDS seeds (default 2000) over one process per core; prints runs/s.
 sim-long:

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
@@ -74,9 +75,16 @@ func (c *Core) applyNormal(e *raftpb.Entry) error {
 	if err != nil {
 		return fmt.Errorf("node: entry %d: %w", e.GetIndex(), err)
 	}
+	var start time.Time
+	if c.cfg.ObserveApply != nil {
+		start = c.cfg.Clock.Now()
+	}
 	res, err := c.applyRequest(r)
 	if err != nil {
 		return fmt.Errorf("node: applying entry %d: %w", e.GetIndex(), err)
+	}
+	if c.cfg.ObserveApply != nil {
+		c.cfg.ObserveApply(r, res, c.cfg.Clock.Now().Sub(start))
 	}
 	res.Index = e.GetIndex()
 	if w, ok := c.waits[r.GetID()]; ok {
@@ -111,7 +119,13 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 	switch {
 	case r.GetPut() != nil:
 		var pr *pb.PutResponse
-		if pr, err = c.kv.Put(r.GetPut()); err == nil {
+		put := r.GetPut()
+		if c.cfg.Bugs.flipValues() && len(put.GetValue()) > 0 {
+			put = proto.Clone(put).(*pb.PutRequest)
+			put.Value = append([]byte(nil), put.GetValue()...)
+			put.Value[len(put.Value)-1] ^= 1
+		}
+		if pr, err = c.kv.Put(put); err == nil {
 			rev, resp = pr.GetHeader().GetRevision(), pr
 			pr.Header = c.Header(rev)
 		}

@@ -16,9 +16,14 @@ type Bugs struct {
 	// FollowersExpireLeases lets every member, not only the leader, expire
 	// leases by its own clock; followers never see keep-alives.
 	FollowersExpireLeases bool
+	// FlipValues makes this member store every put's value with its last
+	// byte changed: its data silently diverges from the cluster's.
+	FlipValues bool
 }
 
-func (b Bugs) any() bool { return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases }
+func (b Bugs) any() bool {
+	return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases || b.FlipValues
+}
 
 var errBugsNotBuilt = errors.New("node: planted bugs need a build with the cairnbugs tag")
 
@@ -32,3 +37,4 @@ func (b Bugs) check() error {
 func (b Bugs) skipReadIndex() bool         { return bugsEnabled && b.SkipReadIndex }
 func (b Bugs) reapplyAfterRestart() bool   { return bugsEnabled && b.ReapplyAfterRestart }
 func (b Bugs) followersExpireLeases() bool { return bugsEnabled && b.FollowersExpireLeases }
+func (b Bugs) flipValues() bool            { return bugsEnabled && b.FlipValues }

@@ -23,10 +23,18 @@ const (
 	// BugFollowersExpireLeases lets followers expire leases by their own
 	// clocks, though they never see keep-alives.
 	BugFollowersExpireLeases = "followers-expire-leases"
+	// BugFlipValues makes one member (n2) store every put's value with a
+	// bit flipped: silent corruption, which the cluster's own compact hash
+	// check must catch (a CORRUPT alarm naming n2) before the simulator's
+	// omniscient checks do.
+	BugFlipValues = "flip-values"
 )
 
+// flippedMember is the index of the member BugFlipValues corrupts.
+const flippedMember = 1
+
 // Bugs lists the planted bugs.
-var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowersExpireLeases}
+var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowersExpireLeases, BugFlipValues}
 
 func checkBug(name string) error {
 	for _, b := range append([]string{""}, Bugs...) {
@@ -37,11 +45,12 @@ func checkBug(name string) error {
 	return fmt.Errorf("sim: unknown planted bug %q", name)
 }
 
-func bugsFor(name string) node.Bugs {
+func bugsFor(name string, member int) node.Bugs {
 	return node.Bugs{
 		SkipReadIndex:         name == BugStaleReads,
 		ReapplyAfterRestart:   name == BugDoubleApply,
 		FollowersExpireLeases: name == BugFollowersExpireLeases,
+		FlipValues:            name == BugFlipValues && member == flippedMember,
 	}
 }
 

@@ -25,3 +25,30 @@ func TestPlantedBugsAreFound(t *testing.T) {
 		})
 	}
 }
+
+// TestCorruptionRaisesTheAlarm proves the cluster's own compact hash check
+// catches silent corruption: with one member (n2) storing flipped values,
+// the cluster must raise a CORRUPT alarm for n2, and only for n2, in most
+// seeds (a seed whose faults keep every check from deciding may miss it).
+func TestCorruptionRaisesTheAlarm(t *testing.T) {
+	const seeds = 10
+	caught := 0
+	for seed := uint64(1); seed <= seeds; seed++ {
+		var rep *Report
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			rep = runOpts(t, Options{Seed: seed, Bug: BugFlipValues, Compaction: true, NoLinearizability: true})
+		})
+		for _, name := range rep.CorruptAlarms {
+			if name != "n2" {
+				t.Fatalf("seed %d: CORRUPT alarm raised for %s; only n2 was corrupted", seed, name)
+			}
+		}
+		if len(rep.CorruptAlarms) == 1 {
+			caught++
+		}
+		t.Logf("seed %d: %d hash checks decided, CORRUPT alarms %v", seed, rep.HashChecks, rep.CorruptAlarms)
+	}
+	if caught < seeds*7/10 {
+		t.Fatalf("the corruption was caught in %d of %d seeds; want at least 70%%", caught, seeds)
+	}
+}

@@ -198,9 +198,12 @@ func (c *Cluster) finish() {
 		c.violation("only %d of %d final reads completed after healing: the cluster does not serve", c.finalReads, c.keys())
 	}
 	c.checkConvergence()
+	c.checkAlarms()
 	c.checkLeases()
 	c.checkWatches()
-	c.checkLinearizable()
+	if !c.opts.NoLinearizability {
+		c.checkLinearizable()
+	}
 }
 
 // checkConvergence asserts every member applied to the same revision with

@@ -16,13 +16,15 @@ import (
 // simNode is one member: the production node.Core over simulated
 // transport, file system and clock.
 type simNode struct {
-	c     *Cluster
-	idx   int
-	id    uint64
-	core  *node.Core // nil while crashed
-	fs    *vfs.MemFS
-	dir   string
-	clock *clock.Fake
+	c    *Cluster
+	idx  int
+	id   uint64
+	core *node.Core // nil while crashed
+	// watchFrom is the revision the member's current watcher started from.
+	watchFrom int64
+	fs        *vfs.MemFS
+	dir       string
+	clock     *clock.Fake
 	// rate and offset skew this member's clock: its time runs at rate times
 	// virtual time, offset ahead.
 	rate   float64
@@ -91,7 +93,7 @@ func (n *simNode) start() error {
 		BackendBatchLimit:      1000,
 		BackendNoSync:          true,
 		WatchLimits:            n.c.watchLimits,
-		Bugs:                   bugsFor(n.c.opts.Bug),
+		Bugs:                   bugsFor(n.c.opts.Bug, n.idx),
 		OnApply:                n.onApply,
 	})
 	if err != nil {

@@ -53,6 +53,13 @@ type Options struct {
 	Logger *zap.Logger
 	// Bug plants a known bug to prove the checks find it ("" = none); see bugs.go.
 	Bug string
+	// NoLinearizability skips the history check, for runs that look for
+	// something else (a corrupted member's history can take porcupine a
+	// long while to refute).
+	NoLinearizability bool
+	// Compaction turns on compaction and the compact hash check (see
+	// corrupt.go) whatever the seed draws; otherwise half the seeds run them.
+	Compaction bool
 }
 
 // Report is what a run found.
@@ -64,6 +71,13 @@ type Report struct {
 	Faults     map[string]int
 	TraceHash  uint64
 	Violations []string
+	// Compaction tells whether the run compacted and checked hashes.
+	Compaction bool
+	// HashChecks counts the compact hash checks that decided.
+	HashChecks int
+	// CorruptAlarms names the members the cluster raised CORRUPT alarms
+	// for (its compact hash check), sorted.
+	CorruptAlarms []string
 	// Inconclusive counts linearizability checks that ran out of time.
 	Inconclusive int
 	// History of client operations, for the linearizability check and its visualisation.
@@ -142,6 +156,8 @@ type Cluster struct {
 	// watcher falls behind and catches up in small steps, partly from the
 	// database) to the defaults.
 	watchLimits mvcc.WatchLimits
+	// hashChecked is the last compacted revision the hash check decided.
+	hashChecked int64
 }
 
 // Run executes one simulation and returns its report. It never panics on a
@@ -194,6 +210,8 @@ func newCluster(opts Options) (*Cluster, error) {
 		TotalBytes:  []int{0, 0, 300}[wr.IntN(3)],
 		CacheBytes:  []int{0, 0, 100, 1000}[wr.IntN(4)],
 	}
+	// Drawn from its own stream too.
+	c.report.Compaction = opts.Compaction || rand.New(rand.NewPCG(opts.Seed, 0x434f4d50)).IntN(2) == 0
 	c.hist = newHistory(func() int64 { return c.now })
 	c.report.History = c.hist
 	for i := 0; i < opts.Nodes; i++ {
@@ -272,6 +290,10 @@ func (c *Cluster) run() {
 	c.startClients()
 	c.startLeases()
 	c.drainWatchesEvery(500 * time.Millisecond)
+	if c.report.Compaction {
+		c.compactEvery(700 * time.Millisecond)
+		c.checkHashesEvery(500 * time.Millisecond)
+	}
 	if !c.opts.NoFaults {
 		c.scheduleFaults()
 	}

@@ -24,9 +24,17 @@ var (
 // fails t with the replay command and artefacts if the run found violations.
 func runSeed(t *testing.T, seed uint64, bug string) *Report {
 	t.Helper()
+	return runOpts(t, Options{Seed: seed, Bug: bug})
+}
+
+// runOpts runs one simulation with opts (Dir and Trace filled in).
+func runOpts(t *testing.T, opts Options) *Report {
+	t.Helper()
+	seed, bug := opts.Seed, opts.Bug
 	cryptotest.SetGlobalRandom(t, seed)
 	var trace bytes.Buffer
-	rep, err := Run(Options{Seed: seed, Dir: t.TempDir(), Bug: bug, Trace: &trace})
+	opts.Dir, opts.Trace = t.TempDir(), &trace
+	rep, err := Run(opts)
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
 	}
@@ -87,11 +95,15 @@ func TestSim(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	inconclusive := 0
+	inconclusive, compacting, hashChecks := 0, 0, 0
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			rep := runSeed(t, seed, "")
 			inconclusive += rep.Inconclusive
+			if rep.Compaction {
+				compacting++
+				hashChecks += rep.HashChecks
+			}
 			t.Logf("seed %d: %d nodes, %d events, ops ok=%d failed=%d unknown=%d, faults %v, trace %016x",
 				seed, rep.Nodes, rep.Events, rep.Ops.OK, rep.Ops.Failed, rep.Ops.Unknown, rep.Faults, rep.TraceHash)
 			if rep.Ops.OK == 0 {
@@ -100,7 +112,11 @@ func TestSim(t *testing.T) {
 		})
 	}
 	el := time.Since(start)
-	t.Logf("%d runs in %v: %.2f runs/s; %d whole-history checks inconclusive (timed out)", len(seeds), el.Round(time.Millisecond), float64(len(seeds))/el.Seconds(), inconclusive)
+	t.Logf("%d runs in %v: %.2f runs/s; %d whole-history checks inconclusive (timed out); %d runs compacted, with %d compact hash checks decided",
+		len(seeds), el.Round(time.Millisecond), float64(len(seeds))/el.Seconds(), inconclusive, compacting, hashChecks)
+	if compacting >= 4 && hashChecks == 0 {
+		t.Errorf("%d runs compacted but no compact hash check ever decided: the check is not exercised", compacting)
+	}
 }
 
 // TestSameSeedSameRun runs seeds twice and requires identical traces.

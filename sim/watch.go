@@ -12,7 +12,8 @@ import (
 // sequence: revisions strictly increasing with no gap (every revision
 // changes something, so every revision has events) and the same events at
 // each revision on every member. A restarted member's watcher starts again
-// from revision 1 and replays history.
+// from revision 1, or from its compacted revision when the run compacts,
+// and replays history; streams are compared from the latest start.
 
 type watchedEvent struct {
 	rev   int64
@@ -23,8 +24,9 @@ type watchedEvent struct {
 
 func (n *simNode) startWatch() {
 	n.watch = n.core.KV().NewWatchStream(256)
+	n.watchFrom = max(1, n.core.KV().CompactRev())
 	n.events, n.watchRev = nil, 0
-	if _, err := n.watch.Watch(mvcc.AutoWatchID, []byte{0}, []byte{0}, 1, nil, false); err != nil {
+	if _, err := n.watch.Watch(mvcc.AutoWatchID, []byte{0}, []byte{0}, n.watchFrom, nil, false); err != nil {
 		n.c.violation("%s: starting a watch: %v", n.name(), err)
 	}
 }
@@ -47,6 +49,15 @@ func (n *simNode) drainWatch() {
 			return
 		}
 		if r.Canceled {
+			if n.c.report.Compaction && r.CompactRevision > 0 {
+				// A snapshot from the leader brought a newer compaction
+				// than the watcher had reached: watch again from there,
+				// as a client does.
+				n.c.tracef("%s: watch canceled at compact revision %d: watching again", n.name(), r.CompactRevision)
+				n.stopWatch()
+				n.startWatch()
+				return
+			}
 			n.c.violation("%s: watch canceled (compact revision %d)", n.name(), r.CompactRevision)
 		}
 		if len(r.Events) == 0 {
@@ -75,13 +86,19 @@ func (c *Cluster) drainWatchesEvery(d time.Duration) {
 func (c *Cluster) checkWatches() {
 	var ref []watchedEvent
 	var refName string
+	from := int64(1) // the latest start: streams are compared from there
+	for _, n := range c.nodes {
+		if n.core != nil && n.watch != nil {
+			from = max(from, n.watchFrom)
+		}
+	}
 	for _, n := range c.nodes {
 		if n.core == nil || n.watch == nil {
 			continue
 		}
 		n.drainWatch()
 		evs := n.events
-		prev := int64(1)
+		prev := n.watchFrom
 		for i, ev := range evs {
 			if ev.rev != prev && ev.rev != prev+1 {
 				c.violation("%s: watch stream jumps from revision %d to %d (event %d)", n.name(), prev, ev.rev, i)
@@ -91,6 +108,9 @@ func (c *Cluster) checkWatches() {
 		}
 		if last := n.core.KV().Rev(); prev != last {
 			c.violation("%s: watch stream ends at revision %d but the store is at %d", n.name(), prev, last)
+		}
+		for len(evs) > 0 && evs[0].rev < from {
+			evs = evs[1:]
 		}
 		if ref == nil {
 			ref, refName = evs, n.name()

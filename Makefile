@@ -5,14 +5,15 @@ BIN   := bin
 PKGS  := ./...
 BENCHTIME ?= 1s
 
-.PHONY: help build run run-cluster test test-k8s unit lint vet fmt-check archlint sim sim-long chaos bench fuzz clean
+.PHONY: help build run run-cluster test test-k8s test-monitoring unit lint vet fmt-check archlint sim sim-long chaos bench fuzz clean
 
 help:
 	@echo "make build       binaries into $(BIN)/"
 	@echo "make run         one-node cairn on localhost, data under ./data"
 	@echo "make run-cluster three-node local cluster"
-	@echo "make test        lint + unit and end-to-end tests (-race) + sim swarm + test-k8s (what CI runs)"
+	@echo "make test        lint + unit and end-to-end tests (-race) + sim swarm + test-k8s + test-monitoring (what CI runs)"
 	@echo "make test-k8s    Kubernetes' storage conformance tests against cairn (test/k8s)"
+	@echo "make test-monitoring  the Grafana dashboard and alert rules (monitoring/) against a cairn cluster"
 	@echo "make sim         short deterministic simulation swarm"
 	@echo "make sim-long    long simulation swarm across all cores"
 	@echo "make chaos       Jepsen-style fault runs of the real binary"
@@ -51,13 +52,20 @@ lint: fmt-check vet archlint
 unit:
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
-test: lint unit sim test-k8s
+test: lint unit sim test-k8s test-monitoring
 
 # Kubernetes' own storage conformance functions (k8s.io/apiserver) against
 # a cairn built from this tree; test/k8s is its own module, so k8s.io/*
 # never enters Cairn's go.mod.
 test-k8s:
 	cd test/k8s && $(GO) vet ./... && $(GO) test -count=1 -timeout 30m ./...
+
+# The Grafana dashboard and Prometheus rules of monitoring/: valid (with
+# Prometheus' parsers, and promtool when it is on PATH), and every metric
+# they read exported by a running cluster. test/monitoring is its own
+# module, so Prometheus' server code never enters Cairn's go.mod.
+test-monitoring:
+	cd test/monitoring && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
 # A short swarm (200 seeds, each 8s of virtual time) and proof that the
 # simulator catches each planted bug.

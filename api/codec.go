@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
@@ -22,19 +23,27 @@ var responseBufferPool = func() mem.BufferPool {
 	return p
 }()
 
-// protoCodec is gRPC's proto codec with responseBufferPool.
-type protoCodec struct{}
+// protoCodec is gRPC's proto codec with responseBufferPool. It counts the
+// bytes it encodes and decodes, as etcd's codec does for
+// etcd_network_client_grpc_{sent,received}_bytes_total; nil counters count
+// nothing.
+type protoCodec struct {
+	sent, received prometheus.Counter
+}
 
 var _ encoding.CodecV2 = protoCodec{}
 
 func (protoCodec) Name() string { return "proto" }
 
-func (protoCodec) Marshal(v any) (mem.BufferSlice, error) {
+func (c protoCodec) Marshal(v any) (mem.BufferSlice, error) {
 	m := messageOf(v)
 	if m == nil {
 		return nil, fmt.Errorf("proto: failed to marshal, message is %T, want proto.Message", v)
 	}
 	size := proto.Size(m)
+	if c.sent != nil {
+		c.sent.Add(float64(size))
+	}
 	opts := proto.MarshalOptions{UseCachedSize: true} // Size just ran
 	if mem.IsBelowBufferPoolingThreshold(size) {
 		b, err := opts.Marshal(m)
@@ -51,10 +60,13 @@ func (protoCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer(buf, responseBufferPool)}, nil
 }
 
-func (protoCodec) Unmarshal(data mem.BufferSlice, v any) error {
+func (c protoCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m := messageOf(v)
 	if m == nil {
 		return fmt.Errorf("proto: failed to unmarshal, message is %T, want proto.Message", v)
+	}
+	if c.received != nil {
+		c.received.Add(float64(data.Len()))
 	}
 	buf := data.MaterializeToBuffer(responseBufferPool)
 	defer buf.Free()

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ type Config struct {
 	// serves. nil means a private registry.
 	Registry    *prometheus.Registry
 	EnablePprof bool
+	// MetricsExtensive is etcd's --metrics=extensive: it adds the gRPC
+	// handling-time histograms (grpc_server_handling_seconds).
+	MetricsExtensive bool
 
 	// gRPC keepalive, etcd's --grpc-keepalive-min-time (the shortest ping
 	// interval a client may use; 0 means 5s as etcd), --grpc-keepalive-interval
@@ -59,6 +63,18 @@ type Config struct {
 	// a unary request slower than this is logged with a warning. 0 means
 	// never.
 	WarningUnaryRequestDuration time.Duration
+
+	// MaxConcurrentStreams bounds the gRPC streams of one client
+	// connection (etcd's --max-concurrent-streams); 0 means no bound
+	// (math.MaxUint32, etcd's default).
+	MaxConcurrentStreams uint32
+	// DisableGateway leaves the JSON gateway (/v3/...) out of the HTTP
+	// side, as etcd's --enable-grpc-gateway=false does.
+	DisableGateway bool
+	// StopGRPCServiceOnDefrag reports the gRPC health service NOT_SERVING
+	// while a defragmentation runs, as etcd's StopGRPCServiceOnDefrag
+	// feature gate does, so that clients balancing on health go elsewhere.
+	StopGRPCServiceOnDefrag bool
 
 	// Watch, Lease and Auth services; nil answers codes.Unimplemented.
 	Watch pb.WatchServer
@@ -91,6 +107,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.GRPCKeepAliveMinTime == 0 {
 		out.GRPCKeepAliveMinTime = 5 * time.Second
+	}
+	if out.MaxConcurrentStreams == 0 {
+		out.MaxConcurrentStreams = math.MaxUint32
 	}
 	if out.Registry == nil {
 		out.Registry = prometheus.NewRegistry()

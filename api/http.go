@@ -33,29 +33,32 @@ func newGatewayMux() *runtime.ServeMux {
 }
 
 // httpHandler is everything served over HTTP/1: the gateway under /v3/
-// (and its older prefixes, see gatewayPath), /health, /livez, /readyz,
-// /version, /metrics and, if enabled, /debug/pprof/.
+// (and its older prefixes, see gatewayPath) unless gwConn is nil (the
+// gateway is disabled), /health, /livez, /readyz, /version, /metrics and,
+// if enabled, /debug/pprof/.
 func (s *Server) httpHandler(gwConn *grpc.ClientConn) (http.Handler, error) {
-	gwmux := newGatewayMux()
-	ctx := context.Background() // the handlers use it only to register; the conn's life is Server's
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		gw.RegisterKVHandler,
-		gw.RegisterWatchHandler,
-		gw.RegisterLeaseHandler,
-		gw.RegisterClusterHandler,
-		gw.RegisterMaintenanceHandler,
-		gw.RegisterAuthHandler,
-	} {
-		if err := register(ctx, gwmux, gwConn); err != nil {
-			return nil, fmt.Errorf("api: register gateway: %w", err)
-		}
-	}
-
 	mux := http.NewServeMux()
-	mux.Handle("/v3/", gwmux)
+	if gwConn != nil {
+		gwmux := newGatewayMux()
+		ctx := context.Background() // the handlers use it only to register; the conn's life is Server's
+		for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+			gw.RegisterKVHandler,
+			gw.RegisterWatchHandler,
+			gw.RegisterLeaseHandler,
+			gw.RegisterClusterHandler,
+			gw.RegisterMaintenanceHandler,
+			gw.RegisterAuthHandler,
+		} {
+			if err := register(ctx, gwmux, gwConn); err != nil {
+				return nil, fmt.Errorf("api: register gateway: %w", err)
+			}
+		}
+		mux.Handle("/v3/", gwmux)
+	}
 	s.handleHealth(mux)
 	mux.HandleFunc("/version", s.serveVersion)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/vars", s.serveDebugVars)
 	if s.cfg.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -226,7 +228,7 @@ func TestVersionEndpoint(t *testing.T) {
 }
 
 func TestMetricsCountHandledRPCs(t *testing.T) {
-	ts := startServer(t, newMemBackend(t), nil)
+	ts := startServer(t, newMemBackend(t), func(c *Config) { c.MetricsExtensive = true })
 	c := newClient(t, ts.addr, nil)
 	ctx := ctxT(t)
 	if _, err := c.Put(ctx, "k", "v"); err != nil {
@@ -253,10 +255,80 @@ func TestMetricsCountHandledRPCs(t *testing.T) {
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="Snapshot",grpc_service="etcdserverpb.Maintenance",grpc_type="server_stream"} 1`,
 		`grpc_server_msg_sent_total{grpc_method="Snapshot",grpc_service="etcdserverpb.Maintenance",grpc_type="server_stream"} 1`,
 		`grpc_server_handling_seconds_count{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"} 3`,
+		`etcd_disk_backend_snapshot_duration_seconds_count 1`,
 	} {
 		if !strings.Contains(body, line+"\n") {
 			t.Errorf("/metrics lacks %q", line)
 		}
+	}
+}
+
+// With --metrics=basic (the default) there are no gRPC histograms, as in
+// etcd; every method's counters exist from the start, at zero, for every
+// code; the codec counts the bytes of requests and responses; a
+// defragmentation is timed.
+func TestMetricsBasicInitializedAndBytes(t *testing.T) {
+	ts := startServer(t, newMemBackend(t), nil)
+	get := func() string {
+		code, body, _ := httpDo(t, http.MethodGet, "http://"+ts.addr+"/metrics", "")
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
+		}
+		return body
+	}
+	body := get()
+	if strings.Contains(body, "grpc_server_handling_seconds") {
+		t.Error("grpc_server_handling_seconds without --metrics=extensive")
+	}
+	for _, line := range []string{
+		`grpc_server_started_total{grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"} 0`,
+		`grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"} 0`,
+		`grpc_server_handled_total{grpc_code="Unavailable",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"} 0`,
+		`grpc_server_handled_total{grpc_code="Unauthenticated",grpc_method="LeaseKeepAlive",grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"} 0`,
+		`grpc_server_msg_sent_total{grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"} 0`,
+		`etcd_network_client_grpc_sent_bytes_total 0`,
+		`etcd_network_client_grpc_received_bytes_total 0`,
+		`etcd_disk_defrag_inflight 0`,
+		`etcd_disk_backend_defrag_duration_seconds_count 0`,
+	} {
+		if !strings.Contains(body, line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	c := newClient(t, ts.addr, nil)
+	ctx := ctxT(t)
+	if _, err := c.Put(ctx, "key", strings.Repeat("v", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "key"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Defragment(ctx, ts.addr); err != nil {
+		t.Fatal(err)
+	}
+	body = get()
+	value := func(name string) float64 {
+		for _, l := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", l, err)
+				}
+				return f
+			}
+		}
+		t.Fatalf("/metrics has no %s", name)
+		return 0
+	}
+	// The put carried the value in, the get carried it out.
+	if v := value("etcd_network_client_grpc_received_bytes_total"); v < 1000 {
+		t.Errorf("received bytes %v, want >= 1000", v)
+	}
+	if v := value("etcd_network_client_grpc_sent_bytes_total"); v < 1000 {
+		t.Errorf("sent bytes %v, want >= 1000", v)
+	}
+	if v := value("etcd_disk_backend_defrag_duration_seconds_count"); v != 1 {
+		t.Errorf("defragmentations timed: %v, want 1", v)
 	}
 }
 
@@ -269,5 +341,37 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 	code, body, _ := httpDo(t, http.MethodGet, "http://"+on.addr+"/debug/pprof/", "")
 	if code != http.StatusOK || !strings.Contains(body, "goroutine") {
 		t.Fatalf("pprof enabled: HTTP %d", code)
+	}
+}
+
+// debugVarsBackend adds a variable to /debug/vars.
+type debugVarsBackend struct{ Backend }
+
+func (debugVarsBackend) DebugVars(context.Context) map[string]json.Marshaler {
+	return map[string]json.Marshaler{"raft.status": json.RawMessage(`{"id":"1"}`)}
+}
+
+// /debug/vars is etcd's: expvar's variables, the file descriptor limit
+// and the backend's (raft.status), as one JSON object; GET only.
+func TestDebugVars(t *testing.T) {
+	ts := startServer(t, debugVarsBackend{newMemBackend(t)}, nil)
+	code, body, _ := httpDo(t, http.MethodGet, "http://"+ts.addr+"/debug/vars", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /debug/vars: %d %s", code, body)
+	}
+	var vars map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &vars); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, body)
+	}
+	for _, k := range []string{"cmdline", "memstats", "file_descriptor_limit", "raft.status"} {
+		if _, ok := vars[k]; !ok {
+			t.Errorf("/debug/vars has no %q: %v", k, body)
+		}
+	}
+	if got := string(vars["raft.status"]); got != `{"id":"1"}` {
+		t.Errorf("raft.status = %s", got)
+	}
+	if code, _, _ := httpDo(t, http.MethodPost, "http://"+ts.addr+"/debug/vars", ""); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /debug/vars: %d, want 405", code)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -53,31 +54,42 @@ func recoverStream(lg *zap.Logger) grpc.StreamServerInterceptor {
 	}
 }
 
-// slowUnary logs, as etcd does with --warning-unary-request-duration, a
-// unary request that took longer than warn, with etcd's "request stats"
-// fields. Request content is logged only for key-value requests, and
-// values only by size, so no secret reaches the log.
-func slowUnary(lg *zap.Logger, warn time.Duration) grpc.UnaryServerInterceptor {
+// requestStats logs etcd's "request stats" line for unary requests: every
+// request at debug level when the logger is at debug, and, as etcd does
+// with --warning-unary-request-duration, a request that took longer than
+// warn (when warn > 0) as a warning. Request content is logged only for
+// key-value requests, and values only by size, so no secret reaches the
+// log.
+func requestStats(lg *zap.Logger, warn time.Duration) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		if took := time.Since(start); took > warn {
-			remote := ""
-			if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-				remote = p.Addr.String()
-			}
-			fields := []zap.Field{
-				zap.Time("start time", start),
-				zap.Duration("time spent", took),
-				zap.String("remote", remote),
-				zap.String("response type", info.FullMethod),
-				zap.Int("request size", msgSize(req)),
-				zap.Int("response size", msgSize(resp)),
-				zap.String("request content", requestContent(req)),
-			}
-			if err != nil {
-				fields = append(fields, zap.Error(err))
-			}
+		took := time.Since(start)
+		debug := lg.Core().Enabled(zapcore.DebugLevel)
+		slow := warn > 0 && took > warn
+		if !debug && !slow {
+			return resp, err
+		}
+		remote := ""
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			remote = p.Addr.String()
+		}
+		fields := []zap.Field{
+			zap.Time("start time", start),
+			zap.Duration("time spent", took),
+			zap.String("remote", remote),
+			zap.String("response type", info.FullMethod),
+			zap.Int("request size", msgSize(req)),
+			zap.Int("response size", msgSize(resp)),
+			zap.String("request content", requestContent(req)),
+		}
+		if err != nil {
+			fields = append(fields, zap.Error(err))
+		}
+		if debug {
+			lg.Debug("request stats", fields...)
+		}
+		if slow {
 			lg.Warn("request stats", fields...)
 		}
 		return resp, err

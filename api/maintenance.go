@@ -13,6 +13,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 const (
@@ -29,6 +30,9 @@ type maintenanceServer struct {
 	lg             *zap.Logger
 	serverVersion  string
 	storageVersion string
+	metrics        *backendMetrics
+	// defragging is told when a defragmentation starts and ends.
+	defragging func(bool)
 }
 
 func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
@@ -57,12 +61,36 @@ func (s *maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*p
 
 func (s *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
 	s.lg.Info("starting defragment")
-	if err := s.be.Defragment(ctx); err != nil {
+	s.defragging(true)
+	defer s.defragging(false)
+	start := time.Now()
+	s.metrics.defragInflight.Set(1)
+	err := s.be.Defragment(ctx)
+	s.metrics.defragInflight.Set(0)
+	if err != nil {
 		s.lg.Warn("failed to defragment", zap.Error(err))
 		return nil, toGRPCError(err)
 	}
+	s.metrics.defragSeconds.Observe(time.Since(start).Seconds())
 	s.lg.Info("finished defragment")
 	return &pb.DefragmentResponse{}, nil
+}
+
+// defragging, with Config.StopGRPCServiceOnDefrag, reports the gRPC health
+// service NOT_SERVING while a defragmentation runs, with etcd's log lines.
+func (s *Server) defragging(on bool) {
+	if !s.cfg.StopGRPCServiceOnDefrag {
+		return
+	}
+	if on {
+		s.lg.Warn("grpc service status changed", zap.String("service", ""),
+			zap.String("status", healthpb.HealthCheckResponse_NOT_SERVING.String()), zap.String("reason", "defrag is active"))
+		s.grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		return
+	}
+	s.lg.Info("grpc service status changed", zap.String("service", ""),
+		zap.String("status", healthpb.HealthCheckResponse_SERVING.String()))
+	s.grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 }
 
 func (s *maintenanceServer) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
@@ -104,6 +132,7 @@ func (s *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeReques
 // concatenating the blobs gets db || sha256(db), which etcdctl verifies.
 func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream grpc.ServerStreamingServer[pb.SnapshotResponse]) error {
 	ctx := stream.Context()
+	start := time.Now()
 	snap, err := s.openSnapshot(ctx)
 	if err != nil {
 		s.lg.Warn("failed to open database snapshot", zap.Error(err))
@@ -113,10 +142,11 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream grpc.ServerSt
 		if cerr := snap.Close(); cerr != nil {
 			s.lg.Warn("failed to close database snapshot", zap.Error(cerr))
 		}
+		// As etcd's: from taking the snapshot until it is released.
+		s.metrics.snapshotSeconds.Observe(time.Since(start).Seconds())
 	}()
 
 	total := snap.Size()
-	start := time.Now()
 	s.lg.Info("sending database snapshot to client",
 		zap.Int64("total-bytes", total),
 		zap.String("storage-version", s.storageVersion),

@@ -8,20 +8,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
 // grpcMetrics are the gRPC server metrics, named and labelled as
-// go-grpc-prometheus names them (which is what etcd exports).
+// go-grpc-prometheus names them (which is what etcd exports), and etcd's
+// counts of the bytes its gRPC codec reads and writes.
 type grpcMetrics struct {
 	started  *prometheus.CounterVec
 	handled  *prometheus.CounterVec
 	received *prometheus.CounterVec
 	sent     *prometheus.CounterVec
-	seconds  *prometheus.HistogramVec
+	// seconds is nil unless --metrics=extensive, as in etcd.
+	seconds *prometheus.HistogramVec
+
+	sentBytes, receivedBytes prometheus.Counter
 }
 
-func newGRPCMetrics(reg prometheus.Registerer) (*grpcMetrics, error) {
+func newGRPCMetrics(reg prometheus.Registerer, extensive bool) (*grpcMetrics, error) {
 	labels := []string{"grpc_type", "grpc_service", "grpc_method"}
 	m := &grpcMetrics{
 		started: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -40,18 +45,58 @@ func newGRPCMetrics(reg prometheus.Registerer) (*grpcMetrics, error) {
 			Name: "grpc_server_msg_sent_total",
 			Help: "Total number of gRPC stream messages sent by the server.",
 		}, labels),
-		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		sentBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "network", Name: "client_grpc_sent_bytes_total",
+			Help: "The total number of bytes sent to grpc clients.",
+		}),
+		receivedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "network", Name: "client_grpc_received_bytes_total",
+			Help: "The total number of bytes received from grpc clients.",
+		}),
+	}
+	cs := []prometheus.Collector{m.started, m.handled, m.received, m.sent, m.sentBytes, m.receivedBytes}
+	if extensive {
+		m.seconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "grpc_server_handling_seconds",
 			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
 			Buckets: prometheus.DefBuckets,
-		}, labels),
+		}, labels)
+		cs = append(cs, m.seconds)
 	}
-	for _, c := range []prometheus.Collector{m.started, m.handled, m.received, m.sent, m.seconds} {
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register gRPC metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// initialize creates every method's series at zero, every code of
+// grpc_server_handled_total included, as go-grpc-prometheus's
+// InitializeMetrics does for etcd: rates and ratios over them exist
+// before the first call.
+func (m *grpcMetrics) initialize(srv *grpc.Server) {
+	for svc, info := range srv.GetServiceInfo() {
+		for _, mi := range info.Methods {
+			typ := methodType(mi.IsClientStream, mi.IsServerStream)
+			m.started.WithLabelValues(typ, svc, mi.Name)
+			m.received.WithLabelValues(typ, svc, mi.Name)
+			m.sent.WithLabelValues(typ, svc, mi.Name)
+			if m.seconds != nil {
+				m.seconds.WithLabelValues(typ, svc, mi.Name)
+			}
+			for c := codes.OK; c <= codes.Unauthenticated; c++ {
+				m.handled.WithLabelValues(typ, svc, mi.Name, c.String())
+			}
+		}
+	}
+}
+
+// observe records how long a call took, with --metrics=extensive.
+func (m *grpcMetrics) observe(typ, svc, meth string, start time.Time) {
+	if m.seconds != nil {
+		m.seconds.WithLabelValues(typ, svc, meth).Observe(time.Since(start).Seconds())
+	}
 }
 
 // splitMethod turns "/etcdserverpb.KV/Range" into ("etcdserverpb.KV", "Range").
@@ -64,13 +109,20 @@ func splitMethod(full string) (service, method string) {
 }
 
 func streamType(info *grpc.StreamServerInfo) string {
+	return methodType(info.IsClientStream, info.IsServerStream)
+}
+
+// methodType is go-grpc-prometheus's grpc_type of a method.
+func methodType(clientStream, serverStream bool) string {
 	switch {
-	case info.IsClientStream && info.IsServerStream:
+	case clientStream && serverStream:
 		return "bidi_stream"
-	case info.IsClientStream:
+	case clientStream:
 		return "client_stream"
-	default:
+	case serverStream:
 		return "server_stream"
+	default:
+		return "unary"
 	}
 }
 
@@ -80,7 +132,7 @@ func (m *grpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServer
 	m.received.WithLabelValues("unary", svc, meth).Inc()
 	start := time.Now()
 	resp, err := handler(ctx, req)
-	m.seconds.WithLabelValues("unary", svc, meth).Observe(time.Since(start).Seconds())
+	m.observe("unary", svc, meth, start)
 	m.handled.WithLabelValues("unary", svc, meth, status.Code(err).String()).Inc()
 	if err == nil {
 		m.sent.WithLabelValues("unary", svc, meth).Inc()
@@ -98,7 +150,7 @@ func (m *grpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 		received:     m.received.WithLabelValues(typ, svc, meth),
 		sent:         m.sent.WithLabelValues(typ, svc, meth),
 	})
-	m.seconds.WithLabelValues(typ, svc, meth).Observe(time.Since(start).Seconds())
+	m.observe(typ, svc, meth, start)
 	m.handled.WithLabelValues(typ, svc, meth, status.Code(err).String()).Inc()
 	return err
 }
@@ -167,4 +219,37 @@ func (m *healthMetrics) observe(typ, name string, err error) {
 	}
 	m.check.WithLabelValues(typ, name).Set(v)
 	m.checks.WithLabelValues(typ, name, status).Inc()
+}
+
+// backendMetrics are etcd's metrics of the maintenance operations on the
+// backend the API runs: defragmentation and snapshots to clients.
+type backendMetrics struct {
+	defragSeconds   prometheus.Histogram
+	defragInflight  prometheus.Gauge
+	snapshotSeconds prometheus.Histogram
+}
+
+func newBackendMetrics(reg prometheus.Registerer) (*backendMetrics, error) {
+	m := &backendMetrics{
+		defragSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "backend_defrag_duration_seconds",
+			Help:    "The latency distribution of backend defragmentation.",
+			Buckets: prometheus.ExponentialBuckets(.1, 2, 13),
+		}),
+		defragInflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "defrag_inflight",
+			Help: "Whether or not defrag is active on the member. 1 means active, 0 means not.",
+		}),
+		snapshotSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "backend_snapshot_duration_seconds",
+			Help:    "The latency distribution of backend snapshots.",
+			Buckets: prometheus.ExponentialBuckets(.01, 2, 17),
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.defragSeconds, m.defragInflight, m.snapshotSeconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("api: registering backend metrics: %w", err)
+		}
+	}
+	return m, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -42,13 +43,23 @@ type Server struct {
 	listeners []*served
 }
 
-// served is one listener being served: its connection mux, its HTTP
-// server and the gateway's connection back to it.
+// served is one listener being served: gRPC and HTTP split by a
+// connection mux, or only one of them (etcd's --listen-client-http-urls).
 type served struct {
-	mux     *connMux
-	httpSrv *http.Server
+	l       net.Listener
+	mux     *connMux     // nil unless both gRPC and HTTP are served on l
+	httpSrv *http.Server // nil when l serves gRPC only
 	gwConn  *grpc.ClientConn
 	done    chan struct{} // closed when Serve on it has stopped its servers
+}
+
+// close stops accepting on sv's listener.
+func (sv *served) close() {
+	if sv.mux != nil {
+		sv.mux.close()
+	} else {
+		sv.l.Close()
+	}
 }
 
 // New builds a Server and registers the six etcd services on its gRPC
@@ -59,7 +70,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := newGRPCMetrics(c.Registry)
+	m, err := newGRPCMetrics(c.Registry, c.MetricsExtensive)
 	if err != nil {
 		return nil, err
 	}
@@ -67,10 +78,14 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	bm, err := newBackendMetrics(c.Registry)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: c, lg: c.Logger, metrics: m, healthMetrics: hm, storageVersion: storageVersion(c.ServerVersion)}
 	unary := []grpc.UnaryServerInterceptor{m.unary, recoverUnary(c.Logger)}
-	if c.WarningUnaryRequestDuration > 0 {
-		unary = append(unary, slowUnary(c.Logger, c.WarningUnaryRequestDuration))
+	if c.WarningUnaryRequestDuration > 0 || c.Logger.Core().Enabled(zapcore.DebugLevel) {
+		unary = append(unary, requestStats(c.Logger, c.WarningUnaryRequestDuration))
 	}
 	stream := []grpc.StreamServerInterceptor{m.stream, recoverStream(c.Logger)}
 	if g, ok := c.Backend.(LearnerGate); ok {
@@ -84,8 +99,8 @@ func New(cfg Config) (*Server, error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: c.GRPCKeepAliveInterval, Timeout: c.GRPCKeepAliveTimeout}),
 		grpc.MaxRecvMsgSize(c.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		grpc.ForceServerCodecV2(protoCodec{}),
+		grpc.MaxConcurrentStreams(c.MaxConcurrentStreams),
+		grpc.ForceServerCodecV2(protoCodec{sent: m.sentBytes, received: m.receivedBytes}),
 		// Metrics outermost, so they see the code the client sees.
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -96,6 +111,8 @@ func New(cfg Config) (*Server, error) {
 		lg:             c.Logger,
 		serverVersion:  c.ServerVersion,
 		storageVersion: s.storageVersion,
+		metrics:        bm,
+		defragging:     s.defragging,
 	})
 	pb.RegisterClusterServer(s.grpc, &clusterServer{be: c.Backend})
 	var (
@@ -118,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 	// gRPC's standard health service, SERVING until shutdown, as etcd's.
 	s.grpcHealth = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.grpcHealth)
+	m.initialize(s.grpc)
 	return s, nil
 }
 
@@ -130,64 +148,107 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 // serving l and returns the error. l is plain TCP (or unix): TLS will wrap
 // l before the connection mux (one place: Serve), and route by ALPN.
 // Serve may be called for several listeners, from several goroutines.
-func (s *Server) Serve(l net.Listener) error {
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, true, true, l.Addr()) }
+
+// ServeGRPC serves gRPC only on l, as etcd's --listen-client-urls do once
+// --listen-client-http-urls is given; otherwise it is Serve.
+func (s *Server) ServeGRPC(l net.Listener) error { return s.serve(l, true, false, nil) }
+
+// ServeHTTP serves only the HTTP side on l (etcd's
+// --listen-client-http-urls): the JSON gateway, which forwards to the gRPC
+// listener at grpcAddr, the probes, /version, /metrics and pprof if
+// enabled; otherwise it is Serve.
+func (s *Server) ServeHTTP(l net.Listener, grpcAddr net.Addr) error {
+	return s.serve(l, false, true, grpcAddr)
+}
+
+// serve serves gRPC, HTTP or both on l; the gateway dials gwAddr.
+func (s *Server) serve(l net.Listener, withGRPC, withHTTP bool, gwAddr net.Addr) error {
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
 		l.Close()
 		return ErrServerClosed
 	}
-	gwConn, err := dialSelf(l.Addr())
-	if err != nil {
-		s.mu.Unlock()
-		l.Close()
-		return err
-	}
-	handler, err := s.httpHandler(gwConn)
-	if err != nil {
-		s.mu.Unlock()
-		gwConn.Close()
-		l.Close()
-		return err
-	}
-	sv := &served{
-		gwConn: gwConn,
-		mux:    newConnMux(l),
-		httpSrv: &http.Server{
+	sv := &served{l: l, done: make(chan struct{})}
+	if withHTTP {
+		if !s.cfg.DisableGateway {
+			gwConn, err := dialSelf(gwAddr)
+			if err != nil {
+				s.mu.Unlock()
+				l.Close()
+				return err
+			}
+			sv.gwConn = gwConn
+		}
+		handler, err := s.httpHandler(sv.gwConn)
+		if err != nil {
+			s.mu.Unlock()
+			if sv.gwConn != nil {
+				sv.gwConn.Close()
+			}
+			l.Close()
+			return err
+		}
+		sv.httpSrv = &http.Server{
 			Handler:           handler,
 			ErrorLog:          log.New(zapWriter{s.lg}, "", 0),
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       5 * time.Minute,
-		},
-		done: make(chan struct{}),
+		}
+	}
+	traffic := "grpc+http"
+	switch {
+	case withGRPC && withHTTP:
+		sv.mux = newConnMux(l)
+	case withGRPC:
+		traffic = "grpc"
+	default:
+		traffic = "http"
 	}
 	s.listeners = append(s.listeners, sv)
 	s.mu.Unlock()
+	defer close(sv.done)
 
-	s.lg.Info("serving client traffic", zap.String("address", l.Addr().String()))
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		s.grpc.Serve(sv.mux.grpcL) // returns when the mux closes grpcL or on Stop
-	}()
-	go func() {
-		defer wg.Done()
-		sv.httpSrv.Serve(sv.mux.httpL)
-	}()
-	muxErr := sv.mux.serve()
-	if muxErr != nil {
-		s.lg.Warn("client listener failed; stopping it", zap.String("address", l.Addr().String()), zap.Error(muxErr))
-		sv.mux.close()
-		sv.httpSrv.Close()
-		sv.gwConn.Close()
+	s.lg.Info("serving client traffic", zap.String("address", l.Addr().String()), zap.String("traffic", traffic))
+	var err error
+	switch {
+	case sv.mux != nil:
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			s.grpc.Serve(sv.mux.grpcL) // returns when the mux closes grpcL or on Stop
+		}()
+		go func() {
+			defer wg.Done()
+			sv.httpSrv.Serve(sv.mux.httpL)
+		}()
+		err = sv.mux.serve()
+		if err != nil {
+			sv.mux.close()
+			sv.httpSrv.Close()
+			if sv.gwConn != nil {
+				sv.gwConn.Close()
+			}
+		}
+		wg.Wait()
+	case withGRPC:
+		err = s.grpc.Serve(l)
+	default:
+		err = sv.httpSrv.Serve(l)
+		if sv.gwConn != nil && !errors.Is(err, http.ErrServerClosed) {
+			sv.gwConn.Close()
+		}
 	}
-	wg.Wait()
-	close(sv.done)
-	if muxErr != nil {
-		return fmt.Errorf("api: serve: %w", muxErr)
+	s.mu.Lock()
+	stopping := s.shutdown
+	s.mu.Unlock()
+	if err == nil || errors.Is(err, http.ErrServerClosed) || stopping {
+		return ErrServerClosed
 	}
-	return ErrServerClosed
+	s.lg.Warn("client listener failed; stopping it", zap.String("address", l.Addr().String()), zap.Error(err))
+	return fmt.Errorf("api: serve: %w", err)
 }
 
 // dialSelf opens the gateway's gRPC connection to this server's own
@@ -223,16 +284,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	for _, sv := range listeners {
-		sv.mux.close()
+		sv.close()
 	}
 	var forced error
 	for _, sv := range listeners {
+		if sv.httpSrv == nil {
+			continue
+		}
 		if err := sv.httpSrv.Shutdown(ctx); err != nil {
 			forced = err
 			sv.httpSrv.Close()
 		}
 		// The gateway's requests are done (or cut), so its connection can go.
-		sv.gwConn.Close()
+		if sv.gwConn != nil {
+			sv.gwConn.Close()
+		}
 	}
 	stopped := make(chan struct{})
 	go func() {

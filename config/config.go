@@ -3,14 +3,18 @@
 // Cairn accepts etcd's operator surface: the same command-line flags with
 // etcd's defaults and meanings, an ETCD_* environment variable for every flag
 // (--data-dir <-> ETCD_DATA_DIR), and etcd's YAML configuration file
-// (--config-file). Flags and variables that etcd knows but Cairn does not
-// implement yet are rejected with one clear line unless they carry etcd's
-// default value, so an operator is never silently given a weaker server
-// than the one asked for.
+// (--config-file), as etcd 3.7 has them: the flags etcd 3.7 removed (the
+// --experimental-* spellings, the v2 proxy) are unknown here too. Flags
+// that etcd knows but Cairn does not implement yet are rejected with one
+// clear line unless they carry etcd's default value, so an operator is
+// never silently given a weaker server than the one asked for; the few
+// whose every value is harmless to ignore (TLS tuning while TLS is off...)
+// are accepted with a warning.
 package config
 
 import (
 	"errors"
+	"math"
 	"net/url"
 	"time"
 )
@@ -31,10 +35,9 @@ const (
 	DefaultWarningUnaryRequestDuration       = 300 * time.Millisecond
 	DefaultQuotaBytes                  int64 = 2 * 1024 * 1024 * 1024 // 2 GiB, used when --quota-backend-bytes is 0
 	MaxQuotaBytes                      int64 = 8 * 1024 * 1024 * 1024 // 8 GiB, etcd's suggested maximum
-	DefaultMaxSnapshots                      = 5
-	DefaultMaxWALs                           = 5
 	DefaultWatchProgressNotify               = 10 * time.Minute
 	DefaultCompactionBatchLimit              = 1000
+	DefaultCompactHashCheckTime              = time.Minute
 	DefaultBcryptCost                        = 10
 	DefaultAuthTokenTTL                      = 300
 
@@ -77,18 +80,24 @@ type Config struct {
 	ElectionTimeout            time.Duration
 	InitialElectionTickAdvance bool
 	ListenClientURLs           []url.URL
-	AdvertiseClientURLs        []url.URL
-	ListenPeerURLs             []url.URL
-	InitialAdvertisePeerURLs   []url.URL
+	// ListenClientHTTPURLs serve the client HTTP endpoints only; when any
+	// is given, ListenClientURLs serve gRPC only (etcd's
+	// --listen-client-http-urls).
+	ListenClientHTTPURLs     []url.URL
+	AdvertiseClientURLs      []url.URL
+	ListenPeerURLs           []url.URL
+	InitialAdvertisePeerURLs []url.URL
 	// SocketReuseAddress and SocketReusePort set SO_REUSEADDR and
 	// SO_REUSEPORT on every listener.
 	SocketReuseAddress, SocketReusePort bool
-	MaxSnapshots, MaxWALs               uint
-	QuotaBackendBytes                   int64         // 0 = DefaultQuotaBytes; negative disables the quota (as etcd)
-	BackendBatchInterval                time.Duration // 0 = the backend's default
-	BackendBatchLimit                   int           // 0 = the backend's default
-	MaxRequestBytes                     uint
-	MaxTxnOps                           uint
+	// MemoryMlock locks the backend database's pages in RAM.
+	MemoryMlock          bool
+	QuotaBackendBytes    int64         // 0 = DefaultQuotaBytes; negative disables the quota (as etcd)
+	BackendBatchInterval time.Duration // 0 = the backend's default
+	BackendBatchLimit    int           // 0 = the backend's default
+	MaxRequestBytes      uint
+	MaxTxnOps            uint
+	MaxConcurrentStreams uint32 // per client connection
 	// WarningUnaryRequestDuration: a unary request slower than this is
 	// logged with a warning.
 	WarningUnaryRequestDuration time.Duration
@@ -96,6 +105,8 @@ type Config struct {
 	GRPCKeepAliveInterval       time.Duration // 0 disables server pings
 	GRPCKeepAliveTimeout        time.Duration // 0 disables
 	EnableGRPCGateway           bool
+	// FeatureGates are etcd's --feature-gates (see FeatureGates.Enabled).
+	FeatureGates FeatureGates
 
 	// Clustering.
 	InitialCluster          []Member
@@ -107,7 +118,7 @@ type Config struct {
 	AutoCompactionMode      string // CompactionModePeriodic | CompactionModeRevision
 	AutoCompactionRetention string // "0" = off; decode with AutoCompaction
 
-	// Auth.
+	// Auth: checked as etcd checks them, not used yet.
 	AuthToken    string // "simple" or "jwt,<options>"
 	BcryptCost   uint
 	AuthTokenTTL uint // seconds
@@ -122,20 +133,24 @@ type Config struct {
 	LogFormat  string // json|console
 	LogOutputs []string
 
-	// Experimental.
-	ExperimentalWatchProgressNotifyInterval time.Duration
-	ExperimentalInitialCorruptCheck         bool
-	ExperimentalCorruptCheckTime            time.Duration // 0 = no periodic check
-	ExperimentalCompactionBatchLimit        int
-	ExperimentalEnableLeaseCheckpoint       bool
+	// Features.
+	WatchProgressNotifyInterval time.Duration
+	CompactionBatchLimit        int
+	// CompactHashCheckTime is how often the leader compares the members'
+	// hashes at the latest compacted revision (with the CompactHashCheck
+	// feature gate).
+	CompactHashCheckTime time.Duration
+
+	// Unsafe.
+	UnsafeNoFsync bool // no fsync of the WAL and the backend
 
 	// ConfigFile is the YAML file the configuration was read from, if any.
 	ConfigFile string
 
 	// Warnings are the non-fatal findings of Parse, one line each, in a
 	// stable order: unrecognized ETCD_* variables, ignored flags and
-	// variables when a config file is used, deprecated flag names, and
-	// accepted-but-ignored etcd options. The daemon logs them.
+	// variables when a config file is used, accepted-but-ignored etcd
+	// options, and feature gates that change nothing. The daemon logs them.
 	Warnings []string
 
 	// origin maps an option's canonical name to where its value came from
@@ -163,10 +178,9 @@ func Default() *Config {
 		AdvertiseClientURLs:         []url.URL{mustURL(DefaultListenClientURL)},
 		ListenPeerURLs:              []url.URL{mustURL(DefaultListenPeerURL)},
 		InitialAdvertisePeerURLs:    []url.URL{mustURL(DefaultListenPeerURL)},
-		MaxSnapshots:                DefaultMaxSnapshots,
-		MaxWALs:                     DefaultMaxWALs,
 		MaxRequestBytes:             DefaultMaxRequestBytes,
 		MaxTxnOps:                   DefaultMaxTxnOps,
+		MaxConcurrentStreams:        math.MaxUint32,
 		GRPCKeepAliveMinTime:        5 * time.Second,
 		GRPCKeepAliveInterval:       2 * time.Hour,
 		GRPCKeepAliveTimeout:        20 * time.Second,
@@ -191,8 +205,9 @@ func Default() *Config {
 		LogFormat:  "json",
 		LogOutputs: []string{"default"},
 
-		ExperimentalWatchProgressNotifyInterval: DefaultWatchProgressNotify,
-		ExperimentalCompactionBatchLimit:        DefaultCompactionBatchLimit,
+		WatchProgressNotifyInterval: DefaultWatchProgressNotify,
+		CompactionBatchLimit:        DefaultCompactionBatchLimit,
+		CompactHashCheckTime:        DefaultCompactHashCheckTime,
 	}
 }
 

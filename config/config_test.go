@@ -32,11 +32,10 @@ func TestDefaultMatchesEtcd(t *testing.T) {
 		AdvertiseClientURLs:         []url.URL{u("http://localhost:2379")},
 		ListenPeerURLs:              []url.URL{u("http://localhost:2380")},
 		InitialAdvertisePeerURLs:    []url.URL{u("http://localhost:2380")},
-		MaxSnapshots:                5,
-		MaxWALs:                     5,
 		QuotaBackendBytes:           0,
 		MaxRequestBytes:             1572864,
 		MaxTxnOps:                   128,
+		MaxConcurrentStreams:        4294967295,
 		WarningUnaryRequestDuration: 300 * time.Millisecond,
 		GRPCKeepAliveMinTime:        5 * time.Second,
 		GRPCKeepAliveInterval:       2 * time.Hour,
@@ -59,8 +58,9 @@ func TestDefaultMatchesEtcd(t *testing.T) {
 		LogFormat:                   "json",
 		LogOutputs:                  []string{"default"},
 
-		ExperimentalWatchProgressNotifyInterval: 10 * time.Minute,
-		ExperimentalCompactionBatchLimit:        1000,
+		WatchProgressNotifyInterval: 10 * time.Minute,
+		CompactionBatchLimit:        1000,
+		CompactHashCheckTime:        time.Minute,
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {
@@ -111,6 +111,16 @@ var flagPairs = [][2]string{
 	{"strict-reconfig-check", "false"},
 	{"watch-progress-notify-interval", "5s"},
 	{"log-outputs", "stderr"},
+	{"listen-client-http-urls", "http://10.0.0.2:2378"},
+	{"memory-mlock", "true"},
+	{"unsafe-no-fsync", "true"},
+	{"compact-hash-check-time", "30s"},
+	{"feature-gates", "CompactHashCheck=false,StopGRPCServiceOnDefrag=true"},
+	{"max-concurrent-streams", "100"},
+	{"enable-grpc-gateway", "false"},
+	{"compaction-batch-limit", "50"},
+	{"pre-vote", "false"},
+	{"initial-election-tick-advance", "false"},
 }
 
 func wantFromPairs() *Config {
@@ -141,8 +151,18 @@ func wantFromPairs() *Config {
 	w.EnablePprof = true
 	w.ListenMetricsURLs = []url.URL{u("http://127.0.0.1:2381")}
 	w.StrictReconfigCheck = false
-	w.ExperimentalWatchProgressNotifyInterval = 5 * time.Second
+	w.WatchProgressNotifyInterval = 5 * time.Second
 	w.LogOutputs = []string{"stderr"}
+	w.ListenClientHTTPURLs = []url.URL{u("http://10.0.0.2:2378")}
+	w.MemoryMlock = true
+	w.UnsafeNoFsync = true
+	w.CompactHashCheckTime = 30 * time.Second
+	w.FeatureGates = FeatureGates{GateCompactHashCheck: false, GateStopGRPCServiceOnDefrag: true}
+	w.MaxConcurrentStreams = 100
+	w.EnableGRPCGateway = false
+	w.CompactionBatchLimit = 50
+	w.PreVote = false
+	w.InitialElectionTickAdvance = false
 	return w
 }
 
@@ -263,7 +283,8 @@ func TestNameDerivesDataDirAndInitialCluster(t *testing.T) {
 
 func TestUnsupportedEtcdFlags(t *testing.T) {
 	// etcd's default value is accepted and changes nothing.
-	c, err := Parse([]string{"--proxy", "off", "--cert-file=", "--auto-tls=false", "--logger", "zap", "--cors", "*"}, nil)
+	c, err := Parse([]string{"--cert-file=", "--auto-tls=false", "--logger", "zap", "--cors", "*", "--corrupt-check-time", "0s",
+		"--discovery-fallback", "exit", "--max-wals", "5", "--v2-deprecation", "write-only"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,16 +292,25 @@ func TestUnsupportedEtcdFlags(t *testing.T) {
 	if len(c.Warnings) != 0 {
 		t.Fatalf("warnings %q", c.Warnings)
 	}
-	// Harmless ones are ignored with a warning.
-	c, err = Parse([]string{"--cipher-suites", "TLS_AES_128_GCM_SHA256"}, nil)
+	// Options whose every value is harmless to ignore are accepted with a
+	// warning that says why they change nothing.
+	c, err = Parse([]string{"--cipher-suites", "TLS_AES_128_GCM_SHA256", "--max-snapshots=3", "--v2-deprecation", "gone",
+		"--raft-read-timeout", "10s", "--warning-apply-duration", "1s"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`ignoring --cipher-suites="TLS_AES_128_GCM_SHA256": cairn does not implement this etcd option yet`}
-	if !slices.Equal(c.Warnings, want) {
-		t.Fatalf("warnings %q, want %q", c.Warnings, want)
+	want := []string{
+		`ignoring --cipher-suites="TLS_AES_128_GCM_SHA256": cairn does not implement TLS yet`,
+		`ignoring --max-snapshots="3": cairn keeps no snapshot files (a raft snapshot is the database itself); etcd deprecated this flag in 3.6`,
+		`ignoring --v2-deprecation="gone": --v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input (cairn has no v2 store)`,
+		`ignoring --raft-read-timeout="10s": cairn's peer transport sets no per-connection read or write timeout`,
+		`ignoring --warning-apply-duration="1s": cairn's slow-apply warning keeps etcd's default, 100ms, for now`,
 	}
-	// Others are refused.
+	if !slices.Equal(c.Warnings, want) {
+		t.Fatalf("warnings\n%q\nwant\n%q", c.Warnings, want)
+	}
+	// Others are refused, and so are bad values of the ignored ones, as
+	// etcd refuses them.
 	for _, tc := range []struct {
 		args []string
 		env  []string
@@ -290,8 +320,22 @@ func TestUnsupportedEtcdFlags(t *testing.T) {
 			`invalid value "/etc/cert.pem" for --cert-file: cairn does not implement this etcd option yet (only etcd's default "" is accepted)`},
 		{[]string{"--force-new-cluster"}, nil,
 			`invalid value "true" for --force-new-cluster: cairn does not implement this etcd option yet (only etcd's default "false" is accepted)`},
-		{nil, []string{"ETCD_DISCOVERY=https://discovery.etcd.io/x"},
-			`invalid value "https://discovery.etcd.io/x" for ETCD_DISCOVERY: cairn does not implement this etcd option yet (only etcd's default "" is accepted)`},
+		{nil, []string{"ETCD_DISCOVERY_SRV=example.com"},
+			`invalid value "example.com" for ETCD_DISCOVERY_SRV: cairn does not implement this etcd option yet (only etcd's default "" is accepted)`},
+		{[]string{"--corrupt-check-time", "1m"}, nil,
+			`invalid value "1m" for --corrupt-check-time: cairn does not implement this etcd option yet (only etcd's default "0s" is accepted)`},
+		{[]string{"--v2-deprecation", "not-yet"}, nil,
+			`invalid value "not-yet" for --v2-deprecation: want "write-only", "write-only-skip-check", "write-only-drop-data" or "gone"`},
+		{[]string{"--discovery-fallback", "proxy"}, nil,
+			`invalid value "proxy" for --discovery-fallback: v2 proxy is deprecated, and --discovery-fallback can't be configured as "proxy"`},
+		{[]string{"--logger", "capnslog"}, nil,
+			`invalid value "capnslog" for --logger: --logger=capnslog is removed in v3.5`},
+		{nil, []string{"ETCD_MAX_CONCURRENT_STREAMS=4294967296"},
+			`invalid value "4294967296" for ETCD_MAX_CONCURRENT_STREAMS: want a non-negative whole number`},
+		{[]string{"--compaction-sleep-interval", "soon"}, nil,
+			`invalid value "soon" for --compaction-sleep-interval: want a duration such as "500ms", "10s" or "2h"`},
+		{[]string{"--bcrypt-cost", "3"}, nil,
+			`invalid value "3" for --bcrypt-cost: must be between 4 and 31`},
 	} {
 		_, err := Parse(tc.args, tc.env)
 		if err == nil || err.Error() != tc.want {
@@ -300,21 +344,41 @@ func TestUnsupportedEtcdFlags(t *testing.T) {
 	}
 }
 
-func TestDeprecatedExperimentalSpelling(t *testing.T) {
-	c, err := Parse([]string{"--experimental-watch-progress-notify-interval", "3s"}, nil)
+// TestRemovedEtcdFlags: the flags etcd 3.7 removed are unknown flags, as
+// in etcd 3.7, and the error says what replaced them; their ETCD_*
+// variables are ignored with a warning that says the same.
+func TestRemovedEtcdFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--experimental-watch-progress-notify-interval", "3s"},
+			"unknown flag --experimental-watch-progress-notify-interval: etcd 3.7 removed it: use --watch-progress-notify-interval (see --help)"},
+		{[]string{"--experimental-initial-corrupt-check=true"},
+			"unknown flag --experimental-initial-corrupt-check: etcd 3.7 removed it: use --feature-gates=InitialCorruptCheck=true (see --help)"},
+		{[]string{"--experimental-compact-hash-check-time", "1m"},
+			"unknown flag --experimental-compact-hash-check-time: etcd 3.7 removed it: use --compact-hash-check-time (see --help)"},
+		{[]string{"--experimental-memory-mlock"},
+			"unknown flag --experimental-memory-mlock: etcd 3.7 removed it: use --memory-mlock (see --help)"},
+		{[]string{"--proxy", "off"}, "unknown flag --proxy: etcd 3.7 removed the v2 proxy (see --help)"},
+		{[]string{"--enable-v2=false"}, "unknown flag --enable-v2: etcd 3.7 has no v2 API (see --help)"},
+		{[]string{"--discovery", "https://discovery.etcd.io/x"}, "unknown flag --discovery: etcd 3.7 removed v2 discovery (see --help)"},
+	} {
+		_, err := Parse(tc.args, nil)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("Parse(%q) error = %v\nwant %s", tc.args, err, tc.want)
+		}
+	}
+	c, err := Parse(nil, []string{"ETCD_EXPERIMENTAL_COMPACTION_BATCH_LIMIT=5", "ETCD_PROXY=on"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ExperimentalWatchProgressNotifyInterval != 3*time.Second {
-		t.Fatalf("interval = %v, want 3s", c.ExperimentalWatchProgressNotifyInterval)
+	want := []string{
+		"ignoring environment variable ETCD_EXPERIMENTAL_COMPACTION_BATCH_LIMIT: etcd 3.7 removed it: use --compaction-batch-limit",
+		"ignoring environment variable ETCD_PROXY: etcd 3.7 removed the v2 proxy",
 	}
-	want := []string{"--experimental-watch-progress-notify-interval is deprecated: use --watch-progress-notify-interval (ETCD_WATCH_PROGRESS_NOTIFY_INTERVAL) instead"}
-	if !slices.Equal(c.Warnings, want) {
-		t.Fatalf("warnings %q, want %q", c.Warnings, want)
-	}
-	_, err = Parse([]string{"--experimental-watch-progress-notify-interval", "3s", "--watch-progress-notify-interval=4s"}, nil)
-	if err == nil || err.Error() != "--experimental-watch-progress-notify-interval and --watch-progress-notify-interval set the same option: give only one" {
-		t.Fatalf("err = %v", err)
+	if !slices.Equal(c.Warnings, want) || c.CompactionBatchLimit != DefaultCompactionBatchLimit {
+		t.Fatalf("warnings %q (want %q), CompactionBatchLimit %d", c.Warnings, want, c.CompactionBatchLimit)
 	}
 }
 
@@ -396,7 +460,10 @@ func TestUsageListsEveryConfigField(t *testing.T) {
 		"InitialElectionTickAdvance": "initial-election-tick-advance",
 		"ListenClientURLs":           "listen-client-urls", "AdvertiseClientURLs": "advertise-client-urls",
 		"ListenPeerURLs": "listen-peer-urls", "InitialAdvertisePeerURLs": "initial-advertise-peer-urls",
-		"MaxSnapshots": "max-snapshots", "MaxWALs": "max-wals", "QuotaBackendBytes": "quota-backend-bytes",
+		"ListenClientHTTPURLs": "listen-client-http-urls", "MemoryMlock": "memory-mlock",
+		"MaxConcurrentStreams": "max-concurrent-streams", "FeatureGates": "feature-gates",
+		"CompactHashCheckTime": "compact-hash-check-time", "UnsafeNoFsync": "unsafe-no-fsync",
+		"QuotaBackendBytes":    "quota-backend-bytes",
 		"BackendBatchInterval": "backend-batch-interval", "BackendBatchLimit": "backend-batch-limit",
 		"MaxRequestBytes": "max-request-bytes", "MaxTxnOps": "max-txn-ops",
 		"GRPCKeepAliveMinTime": "grpc-keepalive-min-time", "GRPCKeepAliveInterval": "grpc-keepalive-interval",
@@ -410,12 +477,9 @@ func TestUsageListsEveryConfigField(t *testing.T) {
 		"AuthToken":               "auth-token", "BcryptCost": "bcrypt-cost", "AuthTokenTTL": "auth-token-ttl",
 		"EnablePprof": "enable-pprof", "Metrics": "metrics", "ListenMetricsURLs": "listen-metrics-urls",
 		"LogLevel": "log-level", "LogFormat": "log-format", "LogOutputs": "log-outputs",
-		"ExperimentalWatchProgressNotifyInterval": "watch-progress-notify-interval",
-		"ExperimentalInitialCorruptCheck":         "experimental-initial-corrupt-check",
-		"ExperimentalCorruptCheckTime":            "corrupt-check-time",
-		"ExperimentalCompactionBatchLimit":        "compaction-batch-limit",
-		"ExperimentalEnableLeaseCheckpoint":       "experimental-enable-lease-checkpoint",
-		"ConfigFile":                              "config-file",
+		"WatchProgressNotifyInterval": "watch-progress-notify-interval",
+		"CompactionBatchLimit":        "compaction-batch-limit",
+		"ConfigFile":                  "config-file",
 	}
 	usage := Usage()
 	typ := reflect.TypeOf(Config{})
@@ -429,16 +493,23 @@ func TestUsageListsEveryConfigField(t *testing.T) {
 			t.Errorf("Config.%s has no flag in this test's table: add it (and to Usage)", f.Name)
 			continue
 		}
-		if !strings.Contains(usage, "--"+name+" ") {
+		if !strings.Contains(usage, "--"+name+" ") && !strings.Contains(usage, "--"+name+",") && !strings.Contains(usage, "--"+name+"\n") {
 			t.Errorf("Usage() does not mention --%s (Config.%s)", name, f.Name)
 		}
 	}
 	for _, o := range options() {
-		if !strings.Contains(usage, "  --"+o.name+" '"+o.def+"'") {
-			t.Errorf("Usage() does not list --%s with its default %q", o.name, o.def)
+		listed := strings.Contains(usage, "  --"+o.name+" '"+o.def+"'")
+		if listed == o.ignored {
+			t.Errorf("Usage(): --%s listed with its default %q: %v; want it listed unless ignored (ignored: %v)", o.name, o.def, listed, o.ignored)
 		}
 	}
-	for _, g := range []string{"\nMember:\n", "\nClustering:\n", "\nSecurity:\n", "\nAuth:\n", "\nLogging:\n"} {
+	ignoredPart := usage[strings.Index(usage, "\nAccepted for compatibility with etcd, and ignored"):]
+	for _, o := range options() {
+		if o.ignored && !strings.Contains(ignoredPart, "--"+o.name) {
+			t.Errorf("Usage() does not name the ignored --%s at the end", o.name)
+		}
+	}
+	for _, g := range []string{"\nMember:\n", "\nClustering:\n", "\nSecurity:\n", "\nLogging:\n", "\nFeatures:\n"} {
 		if !strings.Contains(usage, g) {
 			t.Errorf("Usage() has no %q group", strings.TrimSpace(g))
 		}
@@ -454,6 +525,12 @@ func TestEveryOptionHasAWellFormedEntry(t *testing.T) {
 		seen[o.name] = true
 		if o.help == "" || !slices.Contains(groups(), o.group) {
 			t.Errorf("option %q: help %q group %q", o.name, o.help, o.group)
+		}
+		if o.ignored != (o.why != "") {
+			t.Errorf("option %q: ignored %v, but why %q", o.name, o.ignored, o.why)
+		}
+		if _, removed := removedFlags()[o.name]; removed {
+			t.Errorf("option %q is also listed as removed in etcd 3.7", o.name)
 		}
 		if o.set != nil && o.def != "" && o.def != "${name}.etcd" {
 			// Setting an implemented option to its documented default

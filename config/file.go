@@ -17,7 +17,7 @@ import (
 // then ignored; each one that was given is named in a warning.
 func (p *parser) fromFile(path string, env map[string]string) error {
 	for _, o := range p.opts {
-		if f, ok := p.flagSet[o.key()]; ok && f == "--"+o.name {
+		if f, ok := p.flagSet[o.name]; ok {
 			p.warn("ignoring %s: a config file is given, so command-line flags and ETCD_* variables are ignored", f)
 		}
 	}
@@ -52,7 +52,6 @@ func (p *parser) applyYAML(data []byte, path string) error {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	fileSet := make(map[string]string)
 	for _, k := range keys {
 		where := fmt.Sprintf("key %q in config file %s", k, path)
 		if k == "client-transport-security" || k == "peer-transport-security" {
@@ -62,24 +61,36 @@ func (p *parser) applyYAML(data []byte, path string) error {
 			continue
 		}
 		o, ok := p.byName[k]
+		v, present, err := yamlScalar(raw[k], o.yamlNanos)
 		if !ok {
-			p.warn("ignoring unrecognized key %q in config file %s", k, path)
+			// As etcd 3.7 does, an unknown key is not an error; Cairn
+			// names it, and what replaced it if etcd removed it (unless
+			// it holds its old default, as etcd's older sample files do).
+			r, removed := removedFlags()[k]
+			switch {
+			case !removed:
+				p.warn("ignoring unrecognized key %q in config file %s", k, path)
+			case err == nil && (!present || v == "" || v == r.def):
+			default:
+				p.warn("ignoring key %q in config file %s: %s", k, path, r.why)
+			}
 			continue
 		}
-		v, present, err := yamlScalar(raw[k], o.yamlNanos)
 		if err != nil {
 			return fmt.Errorf("invalid value %s for %s: %w", bytes.TrimSpace(raw[k]), where, err)
 		}
 		if !present {
 			continue
 		}
-		if prev, ok := fileSet[o.key()]; ok {
-			return fmt.Errorf("%s and %s set the same option: give only one", prev, where)
+		if k == "discovery-fallback" && v == "proxy" {
+			// etcd 3.7 does not check this key in a config file, and its
+			// own sample files still set it to "proxy".
+			p.warn("ignoring %s=%q: etcd 3.7 removed the v2 proxy", where, v)
+			continue
 		}
 		if err := p.apply(o, v, where); err != nil {
 			return err
 		}
-		fileSet[o.key()] = where
 	}
 	return nil
 }

@@ -44,6 +44,16 @@ log-level: debug
 log-outputs: [stderr]
 listen-metrics-urls: http://127.0.0.1:2381
 watch-progress-notify-interval: 5000000000
+listen-client-http-urls: http://10.0.0.2:2378
+memory-mlock: true
+unsafe-no-fsync: true
+compact-hash-check-time: 30000000000
+feature-gates: CompactHashCheck=false,StopGRPCServiceOnDefrag=true
+max-concurrent-streams: 100
+enable-grpc-gateway: false
+compaction-batch-limit: 50
+pre-vote: false
+initial-election-tick-advance: false
 `
 
 func TestConfigFile(t *testing.T) {
@@ -167,9 +177,10 @@ not-an-etcd-key: 1
 	want.AutoCompactionRetention = "1"
 	sameSettings(t, c, want)
 	wantWarnings := []string{
-		`ignoring key "cipher-suites" in config file ` + path + `="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": cairn does not implement this etcd option yet`,
+		`ignoring key "cipher-suites" in config file ` + path + `="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": cairn does not implement TLS yet`,
+		`ignoring key "discovery-fallback" in config file ` + path + `="proxy": etcd 3.7 removed the v2 proxy`,
 		`ignoring unrecognized key "not-an-etcd-key" in config file ` + path,
-		`ignoring key "tls-max-version" in config file ` + path + `="TLS1.3": cairn does not implement this etcd option yet`,
+		`ignoring key "tls-max-version" in config file ` + path + `="TLS1.3": cairn does not implement TLS yet`,
 	}
 	if !slices.Equal(c.Warnings, wantWarnings) {
 		t.Fatalf("warnings\n%q\nwant\n%q", c.Warnings, wantWarnings)
@@ -182,8 +193,10 @@ auto-compaction-retention: 2
 listen-client-urls: [http://127.0.0.1:2379, "http://127.0.0.1:22379"]
 advertise-client-urls: http://127.0.0.1:2379
 grpc-keepalive-interval: 1m
-corrupt-check-time: 1000000000
+compact-hash-check-time: 1000000000
 experimental-compaction-batch-limit: 10
+proxy: 'on'
+feature-gates: [LeaseCheckpoint=false]
 `)
 	c, err := Parse([]string{"--config-file", path}, nil)
 	if err != nil {
@@ -191,12 +204,15 @@ experimental-compaction-batch-limit: 10
 	}
 	if c.AutoCompactionRetention != "2" ||
 		!slices.Equal(c.ListenClientURLs, []url.URL{u("http://127.0.0.1:2379"), u("http://127.0.0.1:22379")}) ||
-		c.GRPCKeepAliveInterval != time.Minute || c.ExperimentalCorruptCheckTime != time.Second ||
-		c.ExperimentalCompactionBatchLimit != 10 {
+		c.GRPCKeepAliveInterval != time.Minute || c.CompactHashCheckTime != time.Second ||
+		c.CompactionBatchLimit != DefaultCompactionBatchLimit || c.FeatureGates.Enabled(GateLeaseCheckpoint) {
 		t.Fatalf("got %+v", c)
 	}
-	want := []string{`key "experimental-compaction-batch-limit" in config file ` + path +
-		` is deprecated: use --compaction-batch-limit (ETCD_COMPACTION_BATCH_LIMIT) instead`}
+	want := []string{
+		`ignoring key "experimental-compaction-batch-limit" in config file ` + path + `: etcd 3.7 removed it: use --compaction-batch-limit`,
+		`ignoring key "proxy" in config file ` + path + `: etcd 3.7 removed the v2 proxy`,
+		"feature gate LeaseCheckpoint=false has no effect: cairn always checkpoints the remaining TTLs of leases",
+	}
 	if !slices.Equal(c.Warnings, want) {
 		t.Fatalf("warnings %q, want %q", c.Warnings, want)
 	}
@@ -216,8 +232,14 @@ func TestConfigFileErrors(t *testing.T) {
 			`invalid value "/etc/c.pem" for key "client-transport-security.cert-file" in config file PATH: cairn does not implement TLS yet`},
 		{"unsupported etcd key", "discovery-srv: example.com\n",
 			`invalid value "example.com" for key "discovery-srv" in config file PATH: cairn does not implement this etcd option yet (only etcd's default "" is accepted)`},
-		{"both spellings", "compaction-batch-limit: 5\nexperimental-compaction-batch-limit: 6\n",
-			`key "compaction-batch-limit" in config file PATH and key "experimental-compaction-batch-limit" in config file PATH set the same option: give only one`},
+		{"unknown feature gate", "feature-gates: CompactHashCheck=true,Foo=false\n",
+			`invalid value "CompactHashCheck=true,Foo=false" for key "feature-gates" in config file PATH: unrecognized feature gate: Foo`},
+		{"zero compact hash check time", "compact-hash-check-time: 0\n",
+			`invalid value "0s" for key "compact-hash-check-time" in config file PATH: must be >0`},
+		{"bad mlock", "memory-mlock: sometimes\n",
+			`invalid value "sometimes" for key "memory-mlock" in config file PATH: want true or false`},
+		{"bad http url", "listen-client-http-urls: localhost:2379\n",
+			`invalid value "localhost:2379" for key "listen-client-http-urls" in config file PATH: URL "localhost:2379" has scheme "localhost"; want http, https, unix or unixs`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, tc.body)

@@ -22,26 +22,17 @@ type option struct {
 	// yamlNanos marks a duration option: etcd's config file holds a
 	// time.Duration, so a bare number there counts nanoseconds.
 	yamlNanos bool
-	// canonical is the option this name is another spelling of (etcd 3.6
-	// renamed the experimental-* flags); "" means the option itself.
-	canonical string
-	// deprecated names draw a warning.
-	deprecated bool
 
 	// set parses v into c. Nil marks an etcd option Cairn does not
 	// implement: only etcd's default (or an empty value) is accepted.
 	set func(c *Config, v string) error
-	// inert marks an unimplemented option whose every value is harmless to
-	// ignore (TLS tuning while TLS is off, proxy timeouts, ...): it is
-	// accepted with a warning instead of rejected.
-	inert bool
-}
-
-func (o option) key() string {
-	if o.canonical != "" {
-		return o.canonical
-	}
-	return o.name
+	// ignored marks an option that changes nothing in Cairn whatever its
+	// value (TLS tuning while TLS is off, etcd's own deprecated knobs...):
+	// a value is checked with set, if any, and accepted with a warning
+	// that says why. --help lists these apart from the flags that work.
+	ignored bool
+	// why is the reason an ignored option changes nothing.
+	why string
 }
 
 // envName is the environment variable for flag name: ETCD_ and the name in
@@ -50,7 +41,7 @@ func envName(name string) string {
 	return "ETCD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
-// isDefault reports whether v is the default of an unimplemented option.
+// isDefault reports whether v is the option's default.
 func (o option) isDefault(v string) bool {
 	v = strings.TrimSpace(v)
 	if v == "" || v == o.def {
@@ -64,7 +55,7 @@ func (o option) isDefault(v string) bool {
 	return false
 }
 
-// Group titles, in the order Usage prints them.
+// Group titles, in the order Usage prints them: etcd 3.7's.
 const (
 	groupMember     = "Member"
 	groupClustering = "Clustering"
@@ -72,18 +63,25 @@ const (
 	groupAuth       = "Auth"
 	groupMonitoring = "Profiling and monitoring"
 	groupLogging    = "Logging"
-	groupExperiment = "Experimental"
-	groupProxy      = "v2 proxy (not supported)"
+	groupTracing    = "Distributed tracing"
+	groupFeatures   = "Features"
 	groupUnsafe     = "Unsafe"
 )
 
 func groups() []string {
 	return []string{groupMember, groupClustering, groupSecurity, groupAuth, groupMonitoring,
-		groupLogging, groupExperiment, groupProxy, groupUnsafe}
+		groupLogging, groupTracing, groupFeatures, groupUnsafe}
 }
 
-// options returns every option Cairn recognises, in --help order. It builds
-// a fresh table on each call: the package keeps no mutable state.
+// Reasons ignored options give.
+const (
+	whyNoTLS  = "cairn does not implement TLS yet"
+	whyNoAuth = "cairn does not implement auth yet"
+)
+
+// options returns every option Cairn recognises: etcd 3.7's, in --help
+// order. It builds a fresh table on each call: the package keeps no
+// mutable state.
 func options() []option {
 	unsupported := func(group, name, def, help string) option {
 		return option{name: name, group: group, def: def, help: help}
@@ -91,8 +89,8 @@ func options() []option {
 	unsupportedBool := func(group, name, def, help string) option {
 		return option{name: name, group: group, def: def, help: help, isBool: true}
 	}
-	inert := func(group, name, def, help string) option {
-		return option{name: name, group: group, def: def, help: help, inert: true}
+	ignored := func(group, name, def, help, why string) option {
+		return option{name: name, group: group, def: def, help: help, ignored: true, why: why}
 	}
 	return []option{
 		// Member.
@@ -104,23 +102,24 @@ func options() []option {
 			set: func(c *Config, v string) error { c.WALDir = v; return nil }},
 		{name: "snapshot-count", group: groupMember, def: "10000", help: "Number of committed transactions that triggers a snapshot to disk.",
 			set: setUint64(func(c *Config) *uint64 { return &c.SnapshotCount })},
-		{name: "snapshot-catchup-entries", group: groupMember, def: "5000", help: "Number of entries for a slow follower to catch up after compacting the raft storage entries.",
-			set: setUint64(func(c *Config) *uint64 { return &c.SnapshotCatchUpEntries })},
 		{name: "heartbeat-interval", group: groupMember, def: "100", help: "Time (in milliseconds) of a heartbeat interval.",
 			set: setMillis(func(c *Config) *time.Duration { return &c.HeartbeatInterval })},
 		{name: "election-timeout", group: groupMember, def: "1000", help: "Time (in milliseconds) for an election to time out; at least 5 heartbeats and at most 50000.",
 			set: setMillis(func(c *Config) *time.Duration { return &c.ElectionTimeout })},
-		{name: "initial-election-tick-advance", group: groupMember, def: "true", isBool: true, help: "Fast-forward the initial election ticks on boot for a faster election.",
+		{name: "initial-election-tick-advance", group: groupMember, def: "true", isBool: true, help: "Fast-forward the initial election ticks of a one-voter cluster on boot for a faster election.",
 			set: setBool(func(c *Config) *bool { return &c.InitialElectionTickAdvance })},
 		{name: "listen-peer-urls", group: groupMember, def: DefaultListenPeerURL, help: "List of URLs to listen on for peer traffic.",
 			set: func(c *Config, v string) error { return setURLs(&c.ListenPeerURLs, v) }},
-		{name: "listen-client-urls", group: groupMember, def: DefaultListenClientURL, help: "List of URLs to listen on for client gRPC and HTTP traffic.",
+		{name: "listen-client-urls", group: groupMember, def: DefaultListenClientURL, help: "List of URLs to listen on for client gRPC traffic, and HTTP unless --listen-client-http-urls is given.",
 			set: func(c *Config, v string) error { return setURLs(&c.ListenClientURLs, v) }},
-		unsupported(groupMember, "listen-client-http-urls", "", "List of URLs to listen on for HTTP-only client traffic."),
-		{name: "max-snapshots", group: groupMember, def: "5", help: "Maximum number of snapshot files to retain (0 is unlimited).",
-			set: setUint(func(c *Config) *uint { return &c.MaxSnapshots })},
-		{name: "max-wals", group: groupMember, def: "5", help: "Maximum number of WAL files to retain (0 is unlimited).",
-			set: setUint(func(c *Config) *uint { return &c.MaxWALs })},
+		{name: "listen-client-http-urls", group: groupMember, def: "", help: "List of URLs to listen on for HTTP-only client traffic (JSON gateway, /health, /livez, /readyz, /version, /metrics). Giving it removes HTTP from --listen-client-urls.",
+			set: func(c *Config, v string) error { return setURLs(&c.ListenClientHTTPURLs, v) }},
+		ignored(groupMember, "max-snapshots", "5", "Maximum number of snapshot files to retain (0 is unlimited).",
+			"cairn keeps no snapshot files (a raft snapshot is the database itself); etcd deprecated this flag in 3.6"),
+		ignored(groupMember, "max-wals", "5", "Maximum number of WAL files to retain (0 is unlimited).",
+			"cairn releases the WAL segments a raft snapshot covers as soon as it is taken"),
+		{name: "memory-mlock", group: groupMember, def: "false", isBool: true, help: "Lock the backend database's pages in RAM (mlock), so they are never swapped out.",
+			set: setBool(func(c *Config) *bool { return &c.MemoryMlock })},
 		{name: "quota-backend-bytes", group: groupMember, def: "0", help: "Raise the NOSPACE alarm when the backend exceeds this size (0 means 2 GiB, negative disables).",
 			set: setInt64(func(c *Config) *int64 { return &c.QuotaBackendBytes })},
 		unsupported(groupMember, "backend-bbolt-freelist-type", "map", "Type of freelist the bbolt backend uses."),
@@ -128,15 +127,12 @@ func options() []option {
 			set: setDuration(func(c *Config) *time.Duration { return &c.BackendBatchInterval })},
 		{name: "backend-batch-limit", group: groupMember, def: "0", help: "Maximum operations before committing the backend transaction (0 is the default).",
 			set: setInt(func(c *Config) *int { return &c.BackendBatchLimit })},
-		{name: "warning-unary-request-duration", group: groupMonitoring, def: "300ms", help: "Duration after which a warning is logged if a unary request takes longer.",
-			set: setDuration(func(c *Config) *time.Duration { return &c.WarningUnaryRequestDuration })},
 		{name: "max-txn-ops", group: groupMember, def: "128", help: "Maximum number of operations permitted in a transaction.",
 			set: setUint(func(c *Config) *uint { return &c.MaxTxnOps })},
 		{name: "max-request-bytes", group: groupMember, def: "1572864", help: "Maximum client request size in bytes the server will accept.",
 			set: setUint(func(c *Config) *uint { return &c.MaxRequestBytes })},
-		inert(groupMember, "max-concurrent-streams", "4294967295", "Maximum concurrent gRPC streams per client connection."),
-		{name: "enable-grpc-gateway", group: groupMember, def: "true", isBool: true, help: "Serve the JSON gRPC gateway on the client URLs.",
-			set: setBool(func(c *Config) *bool { return &c.EnableGRPCGateway })},
+		{name: "max-concurrent-streams", group: groupMember, def: "4294967295", help: "Maximum concurrent gRPC streams that each client connection can open at a time.",
+			set: setUint32(func(c *Config) *uint32 { return &c.MaxConcurrentStreams })},
 		{name: "grpc-keepalive-min-time", group: groupMember, def: "5s", yamlNanos: true, help: "Minimum interval a client should wait before pinging the server.",
 			set: setDuration(func(c *Config) *time.Duration { return &c.GRPCKeepAliveMinTime })},
 		{name: "grpc-keepalive-interval", group: groupMember, def: "2h", yamlNanos: true, help: "Interval of server-to-client pings checking a connection is alive (0 to disable).",
@@ -147,8 +143,18 @@ func options() []option {
 			set: setBool(func(c *Config) *bool { return &c.SocketReusePort })},
 		{name: "socket-reuse-address", group: groupMember, def: "false", isBool: true, help: "Set SO_REUSEADDR on listeners, allowing binding to an address in TIME_WAIT state.",
 			set: setBool(func(c *Config) *bool { return &c.SocketReuseAddress })},
-		inert(groupMember, "raft-read-timeout", "5s", "Read timeout on each peer connection."),
-		inert(groupMember, "raft-write-timeout", "5s", "Write timeout on each peer connection."),
+		{name: "enable-grpc-gateway", group: groupMember, def: "true", isBool: true, help: "Serve the JSON gRPC gateway (/v3/...) on the client HTTP listeners.",
+			set: setBool(func(c *Config) *bool { return &c.EnableGRPCGateway })},
+		ignored(groupMember, "raft-read-timeout", "5s", "Read timeout on each peer connection.",
+			"cairn's peer transport sets no per-connection read or write timeout"),
+		ignored(groupMember, "raft-write-timeout", "5s", "Write timeout on each peer connection.",
+			"cairn's peer transport sets no per-connection read or write timeout"),
+		{name: "feature-gates", group: groupMember, def: "", help: featureGatesHelp(),
+			set: func(c *Config, v string) error {
+				fg, err := parseFeatureGates(v)
+				c.FeatureGates = fg
+				return err
+			}},
 
 		// Clustering.
 		{name: "initial-advertise-peer-urls", group: groupClustering, def: DefaultListenPeerURL, help: "List of this member's peer URLs to advertise to the rest of the cluster.",
@@ -165,23 +171,36 @@ func options() []option {
 			set: func(c *Config, v string) error { c.InitialClusterToken = v; return nil }},
 		{name: "advertise-client-urls", group: groupClustering, def: DefaultListenClientURL, help: "List of this member's client URLs to advertise to clients; required when --listen-client-urls is set.",
 			set: func(c *Config, v string) error { return setURLs(&c.AdvertiseClientURLs, v) }},
-		unsupported(groupClustering, "discovery", "", "Discovery URL used to bootstrap the cluster."),
-		inert(groupClustering, "discovery-fallback", "proxy", "Behaviour when the discovery service fails."),
-		unsupported(groupClustering, "discovery-proxy", "", "HTTP proxy for the discovery service."),
+		{name: "discovery-fallback", group: groupClustering, def: "exit", help: "Behaviour when the discovery service fails: 'exit' (etcd 3.7 removed 'proxy').",
+			set: func(c *Config, v string) error {
+				switch strings.TrimSpace(v) {
+				case "exit":
+					return nil
+				case "proxy":
+					return errors.New(`v2 proxy is deprecated, and --discovery-fallback can't be configured as "proxy"`)
+				}
+				return errors.New(`want "exit"`)
+			}},
 		unsupported(groupClustering, "discovery-srv", "", "DNS SRV domain used to bootstrap the cluster."),
 		unsupported(groupClustering, "discovery-srv-name", "", "Suffix of the DNS SRV name queried when bootstrapping."),
-		{name: "strict-reconfig-check", group: groupClustering, def: "true", isBool: true, help: "Reject reconfiguration requests that would cause quorum loss.",
+		{name: "strict-reconfig-check", group: groupClustering, def: "true", isBool: true, help: "Reject reconfiguration requests that would cause quorum loss. Not implemented yet beyond refusing to remove the last voter, whatever its value.",
 			set: setBool(func(c *Config) *bool { return &c.StrictReconfigCheck })},
-		{name: "max-learners", group: groupClustering, def: "1", help: "Maximum number of learners the cluster may hold at once.",
-			set: setInt(func(c *Config) *int { return &c.MaxLearners })},
 		{name: "pre-vote", group: groupClustering, def: "true", isBool: true, help: "Run raft's pre-vote phase so a rejoining partitioned member does not disrupt the leader.",
 			set: setBool(func(c *Config) *bool { return &c.PreVote })},
 		{name: "auto-compaction-retention", group: groupClustering, def: "0", help: "Auto compaction retention: hours or a duration such as '30m' in periodic mode, a revision count in revision mode. 0 disables.",
 			set: func(c *Config, v string) error { c.AutoCompactionRetention = strings.TrimSpace(v); return nil }},
 		{name: "auto-compaction-mode", group: groupClustering, def: CompactionModePeriodic, help: "How to read --auto-compaction-retention: 'periodic' or 'revision'.",
 			set: func(c *Config, v string) error { c.AutoCompactionMode = v; return nil }},
-		unsupportedBool(groupClustering, "enable-v2", "false", "Accept etcd v2 client requests."),
-		inert(groupClustering, "v2-deprecation", "not-yet", "Phase of v2store deprecation."),
+		{name: "v2-deprecation", group: groupClustering, def: "write-only", ignored: true,
+			help: "Phase of v2store deprecation: write-only, write-only-skip-check, write-only-drop-data or gone.",
+			why:  "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input (cairn has no v2 store)",
+			set: func(c *Config, v string) error {
+				switch strings.TrimSpace(v) {
+				case "write-only", "write-only-skip-check", "write-only-drop-data", "gone":
+					return nil
+				}
+				return errors.New(`want "write-only", "write-only-skip-check", "write-only-drop-data" or "gone"`)
+			}},
 
 		// Security.
 		unsupported(groupSecurity, "cert-file", "", "Path to the client server TLS cert file."),
@@ -196,27 +215,26 @@ func options() []option {
 		unsupported(groupSecurity, "peer-cert-file", "", "Path to the peer server TLS cert file."),
 		unsupported(groupSecurity, "peer-key-file", "", "Path to the peer server TLS key file."),
 		unsupportedBool(groupSecurity, "peer-client-cert-auth", "false", "Enable peer client cert authentication."),
+		unsupported(groupSecurity, "peer-client-cert-file", "", "Path to an explicit peer client TLS cert file."),
+		unsupported(groupSecurity, "peer-client-key-file", "", "Path to an explicit peer client TLS key file."),
 		unsupported(groupSecurity, "peer-trusted-ca-file", "", "Path to the peer server TLS trusted CA file."),
 		unsupported(groupSecurity, "peer-cert-allowed-cn", "", "Allowed CN for inter-peer TLS authentication."),
 		unsupported(groupSecurity, "peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter-peer authentication."),
 		unsupportedBool(groupSecurity, "peer-auto-tls", "false", "Peer TLS using generated certificates."),
-		unsupported(groupSecurity, "peer-client-cert-file", "", "Path to an explicit peer client TLS cert file."),
-		unsupported(groupSecurity, "peer-client-key-file", "", "Path to an explicit peer client TLS key file."),
+		ignored(groupSecurity, "self-signed-cert-validity", "1", "Validity in years of generated certificates.", whyNoTLS),
 		unsupported(groupSecurity, "peer-crl-file", "", "Path to the peer certificate revocation list file."),
-		unsupportedBool(groupSecurity, "experimental-peer-skip-client-san-verification", "false", "Skip verification of SAN field in client certificates for peer connections."),
-		inert(groupSecurity, "self-signed-cert-validity", "1", "Validity in years of generated certificates."),
-		inert(groupSecurity, "cipher-suites", "", "TLS cipher suites for clients and peers."),
-		inert(groupSecurity, "tls-min-version", "TLS1.2", "Minimum TLS version."),
-		inert(groupSecurity, "tls-max-version", "", "Maximum TLS version."),
+		ignored(groupSecurity, "cipher-suites", "", "TLS cipher suites for clients and peers.", whyNoTLS),
 		unsupported(groupSecurity, "cors", "*", "Comma-separated allowed CORS origins."),
 		unsupported(groupSecurity, "host-whitelist", "*", "Acceptable hostnames from HTTP client requests."),
+		ignored(groupSecurity, "tls-min-version", "TLS1.2", "Minimum TLS version.", whyNoTLS),
+		ignored(groupSecurity, "tls-max-version", "", "Maximum TLS version.", whyNoTLS),
 
 		// Auth.
-		{name: "auth-token", group: groupAuth, def: "simple", help: "Auth token type and options: 'simple' or 'jwt,<options>'.",
+		{name: "auth-token", group: groupAuth, def: "simple", help: "Auth token type and options: 'simple' or 'jwt,<options>'.", ignored: true, why: whyNoAuth,
 			set: func(c *Config, v string) error { c.AuthToken = v; return nil }},
-		{name: "bcrypt-cost", group: groupAuth, def: "10", help: "Cost of the bcrypt hash of auth passwords, 4 to 31.",
+		{name: "bcrypt-cost", group: groupAuth, def: "10", help: "Cost of the bcrypt hash of auth passwords, 4 to 31.", ignored: true, why: whyNoAuth,
 			set: setUint(func(c *Config) *uint { return &c.BcryptCost })},
-		{name: "auth-token-ttl", group: groupAuth, def: "300", help: "Lifetime (in seconds) of a simple auth token.",
+		{name: "auth-token-ttl", group: groupAuth, def: "300", help: "Lifetime (in seconds) of a simple auth token.", ignored: true, why: whyNoAuth,
 			set: setUint(func(c *Config) *uint { return &c.AuthTokenTTL })},
 
 		// Profiling and monitoring.
@@ -228,7 +246,16 @@ func options() []option {
 			set: func(c *Config, v string) error { return setURLs(&c.ListenMetricsURLs, v) }},
 
 		// Logging.
-		unsupported(groupLogging, "logger", "zap", "Logger implementation; only 'zap'."),
+		{name: "logger", group: groupLogging, def: "zap", help: "Logger implementation; only 'zap'.",
+			set: func(c *Config, v string) error {
+				switch strings.TrimSpace(v) {
+				case "zap":
+					return nil
+				case "capnslog":
+					return errors.New("--logger=capnslog is removed in v3.5")
+				}
+				return errors.New(`only "zap" is supported`)
+			}},
 		{name: "log-outputs", group: groupLogging, def: "default", help: "Comma-separated log targets: 'default', 'stdout', 'stderr' or file paths.",
 			set: setStrings(func(c *Config) *[]string { return &c.LogOutputs })},
 		{name: "log-level", group: groupLogging, def: "info", help: "Log level: debug, info, warn, error, panic or fatal.",
@@ -236,51 +263,95 @@ func options() []option {
 		{name: "log-format", group: groupLogging, def: "json", help: "Log format: json or console.",
 			set: func(c *Config, v string) error { c.LogFormat = v; return nil }},
 		unsupportedBool(groupLogging, "enable-log-rotation", "false", "Rotate a single file log target."),
-		inert(groupLogging, "log-rotation-config-json", "", "Log rotation settings (used with --enable-log-rotation)."),
+		ignored(groupLogging, "log-rotation-config-json", `{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}`,
+			"Log rotation settings (used with --enable-log-rotation).", "cairn does not rotate logs yet"),
+		{name: "warning-unary-request-duration", group: groupLogging, def: "300ms", yamlNanos: true, help: "Duration after which a warning is logged if a unary request takes longer.",
+			set: setDuration(func(c *Config) *time.Duration { return &c.WarningUnaryRequestDuration })},
 
-		// Experimental.
-		{name: "watch-progress-notify-interval", group: groupExperiment, def: "10m", yamlNanos: true, help: "Interval of periodic watch progress notifications.",
-			set: setDuration(func(c *Config) *time.Duration { return &c.ExperimentalWatchProgressNotifyInterval })},
-		{name: "experimental-watch-progress-notify-interval", group: groupExperiment, def: "10m", yamlNanos: true, canonical: "watch-progress-notify-interval", deprecated: true,
-			help: "Deprecated spelling of --watch-progress-notify-interval.",
-			set:  setDuration(func(c *Config) *time.Duration { return &c.ExperimentalWatchProgressNotifyInterval })},
-		{name: "experimental-initial-corrupt-check", group: groupExperiment, def: "false", isBool: true, help: "Check for data corruption against the other members before serving traffic.",
-			set: setBool(func(c *Config) *bool { return &c.ExperimentalInitialCorruptCheck })},
-		{name: "corrupt-check-time", group: groupExperiment, def: "0s", yamlNanos: true, help: "Interval between cluster corruption check passes (0 disables).",
-			set: setDuration(func(c *Config) *time.Duration { return &c.ExperimentalCorruptCheckTime })},
-		{name: "experimental-corrupt-check-time", group: groupExperiment, def: "0s", yamlNanos: true, canonical: "corrupt-check-time", deprecated: true,
-			help: "Deprecated spelling of --corrupt-check-time.",
-			set:  setDuration(func(c *Config) *time.Duration { return &c.ExperimentalCorruptCheckTime })},
-		{name: "compaction-batch-limit", group: groupExperiment, def: "1000", help: "Maximum revisions deleted in each compaction batch.",
-			set: setInt(func(c *Config) *int { return &c.ExperimentalCompactionBatchLimit })},
-		{name: "experimental-compaction-batch-limit", group: groupExperiment, def: "1000", canonical: "compaction-batch-limit", deprecated: true,
-			help: "Deprecated spelling of --compaction-batch-limit.",
-			set:  setInt(func(c *Config) *int { return &c.ExperimentalCompactionBatchLimit })},
-		{name: "experimental-enable-lease-checkpoint", group: groupExperiment, def: "false", isBool: true, help: "Persist the remaining TTL of leases so a leader change does not extend them.",
-			set: setBool(func(c *Config) *bool { return &c.ExperimentalEnableLeaseCheckpoint })},
-		unsupported(groupExperiment, "feature-gates", "", "Comma-separated feature gates, name=true|false."),
-		unsupportedBool(groupExperiment, "experimental-enable-distributed-tracing", "false", "Enable OpenTelemetry distributed tracing."),
-		inert(groupExperiment, "experimental-distributed-tracing-address", "localhost:4317", "Distributed tracing collector address."),
-		inert(groupExperiment, "experimental-distributed-tracing-service-name", "etcd", "Distributed tracing service name."),
-		inert(groupExperiment, "experimental-distributed-tracing-instance-id", "", "Distributed tracing instance ID."),
-		inert(groupExperiment, "experimental-distributed-tracing-sampling-rate", "0", "Distributed tracing samples per million spans."),
-		inert(groupExperiment, "experimental-warning-apply-duration", "100ms", "Warn when applying a request takes longer than this."),
-		inert(groupExperiment, "experimental-txn-mode-write-with-shared-buffer", "true", "Share a buffer for the read checks of write transactions."),
-		unsupportedBool(groupExperiment, "experimental-memory-mlock", "false", "Lock the backend's pages in RAM."),
-		unsupported(groupExperiment, "experimental-bootstrap-defrag-threshold-megabytes", "0", "Defragment on boot when at least this much space would be freed."),
+		// Distributed tracing.
+		unsupportedBool(groupTracing, "enable-distributed-tracing", "false", "Enable OpenTelemetry distributed tracing."),
+		ignored(groupTracing, "distributed-tracing-address", "localhost:4317", "Distributed tracing collector address.", "cairn does not trace yet"),
+		ignored(groupTracing, "distributed-tracing-service-name", "etcd", "Distributed tracing service name.", "cairn does not trace yet"),
+		ignored(groupTracing, "distributed-tracing-instance-id", "", "Distributed tracing instance ID.", "cairn does not trace yet"),
+		ignored(groupTracing, "distributed-tracing-sampling-rate", "0", "Distributed tracing samples per million spans.", "cairn does not trace yet"),
 
-		// v2 proxy.
-		unsupported(groupProxy, "proxy", "off", "Proxy mode: 'off', 'readonly' or 'on'."),
-		inert(groupProxy, "proxy-failure-wait", "5000", "Time (ms) an endpoint is held in a failed state."),
-		inert(groupProxy, "proxy-refresh-interval", "30000", "Time (ms) of the endpoints refresh interval."),
-		inert(groupProxy, "proxy-dial-timeout", "1000", "Time (ms) for a dial to time out."),
-		inert(groupProxy, "proxy-write-timeout", "5000", "Time (ms) for a write to time out."),
-		inert(groupProxy, "proxy-read-timeout", "0", "Time (ms) for a read to time out."),
+		// Features.
+		unsupported(groupFeatures, "corrupt-check-time", "0s", "Interval between cluster corruption check passes (0 disables)."),
+		{name: "compact-hash-check-time", group: groupFeatures, def: "1m", yamlNanos: true, help: "Interval at which the leader compares the members' hashes at the latest compacted revision (with the CompactHashCheck feature gate, on by default).",
+			set: setDuration(func(c *Config) *time.Duration { return &c.CompactHashCheckTime })},
+		{name: "compaction-batch-limit", group: groupFeatures, def: "1000", help: "Maximum revisions deleted in each compaction batch.",
+			set: setInt(func(c *Config) *int { return &c.CompactionBatchLimit })},
+		unsupportedBool(groupFeatures, "peer-skip-client-san-verification", "false", "Skip verification of SAN field in client certificates for peer connections."),
+		{name: "watch-progress-notify-interval", group: groupFeatures, def: "10m", yamlNanos: true, help: "Interval of periodic watch progress notifications.",
+			set: setDuration(func(c *Config) *time.Duration { return &c.WatchProgressNotifyInterval })},
+		{name: "warning-apply-duration", group: groupFeatures, def: "100ms", yamlNanos: true, help: "Warn when applying a request takes longer than this.",
+			ignored: true, why: "cairn's slow-apply warning keeps etcd's default, 100ms, for now", set: checkDuration},
+		unsupported(groupFeatures, "bootstrap-defrag-threshold-megabytes", "0", "Defragment on boot when at least this much space would be freed."),
+		{name: "max-learners", group: groupFeatures, def: "1", help: "Maximum number of learners the cluster may hold at once.",
+			set: setInt(func(c *Config) *int { return &c.MaxLearners })},
+		{name: "compaction-sleep-interval", group: groupFeatures, def: "10ms", yamlNanos: true, help: "Pause between compaction batches.",
+			ignored: true, why: "cairn runs one compaction batch per raft tick", set: checkDuration},
+		{name: "downgrade-check-time", group: groupFeatures, def: "5s", yamlNanos: true, help: "Interval between two downgrade status checks.",
+			ignored: true, why: "cairn does not implement downgrades yet", set: checkDuration},
+		{name: "snapshot-catchup-entries", group: groupFeatures, def: "5000", help: "Number of entries for a slow follower to catch up after compacting the raft storage entries.",
+			set: setUint64(func(c *Config) *uint64 { return &c.SnapshotCatchUpEntries })},
 
 		// Unsafe.
 		unsupportedBool(groupUnsafe, "force-new-cluster", "false", "Force a new one-member cluster from existing data."),
-		unsupportedBool(groupUnsafe, "unsafe-no-fsync", "false", "Disable fsync; will lose data on a crash."),
+		{name: "unsafe-no-fsync", group: groupUnsafe, def: "false", isBool: true, help: "Disable fsync of the WAL and the backend: fast, and a crash of the machine (not only of cairn) loses data.",
+			set: setBool(func(c *Config) *bool { return &c.UnsafeNoFsync })},
 	}
+}
+
+// removedFlag is an etcd flag that etcd 3.7 no longer has.
+type removedFlag struct {
+	why string // what replaced it
+	def string // its old default: a config file key set to it draws no warning
+}
+
+// removedFlags are the etcd flags that etcd 3.7 no longer has, and what
+// replaced each. etcd 3.7 refuses them as unknown flags; Cairn does too,
+// and says what to use instead.
+func removedFlags() map[string]removedFlag {
+	m := map[string]removedFlag{
+		"enable-v2":       {"etcd 3.7 has no v2 API", "false"},
+		"discovery":       {"etcd 3.7 removed v2 discovery", ""},
+		"discovery-proxy": {"etcd 3.7 removed v2 discovery", ""},
+	}
+	for name, def := range map[string]string{"proxy": "off", "proxy-failure-wait": "5000", "proxy-refresh-interval": "30000",
+		"proxy-dial-timeout": "1000", "proxy-write-timeout": "5000", "proxy-read-timeout": "0"} {
+		m[name] = removedFlag{"etcd 3.7 removed the v2 proxy", def}
+	}
+	renamed := map[string]string{
+		"experimental-initial-corrupt-check":                "--feature-gates=InitialCorruptCheck=true",
+		"experimental-corrupt-check-time":                   "--corrupt-check-time",
+		"experimental-compact-hash-check-enabled":           "--feature-gates=CompactHashCheck=true",
+		"experimental-compact-hash-check-time":              "--compact-hash-check-time",
+		"experimental-enable-lease-checkpoint":              "--feature-gates=LeaseCheckpoint=true",
+		"experimental-enable-lease-checkpoint-persist":      "--feature-gates=LeaseCheckpointPersist=true",
+		"experimental-compaction-batch-limit":               "--compaction-batch-limit",
+		"experimental-compaction-sleep-interval":            "--compaction-sleep-interval",
+		"experimental-watch-progress-notify-interval":       "--watch-progress-notify-interval",
+		"experimental-downgrade-check-time":                 "--downgrade-check-time",
+		"experimental-warning-apply-duration":               "--warning-apply-duration",
+		"experimental-warning-unary-request-duration":       "--warning-unary-request-duration",
+		"experimental-bootstrap-defrag-threshold-megabytes": "--bootstrap-defrag-threshold-megabytes",
+		"experimental-memory-mlock":                         "--memory-mlock",
+		"experimental-txn-mode-write-with-shared-buffer":    "--feature-gates=TxnModeWriteWithSharedBuffer=true|false",
+		"experimental-stop-grpc-service-on-defrag":          "--feature-gates=StopGRPCServiceOnDefrag=true",
+		"experimental-max-learners":                         "--max-learners",
+		"experimental-snapshot-catchup-entries":             "--snapshot-catchup-entries",
+		"experimental-enable-distributed-tracing":           "--enable-distributed-tracing",
+		"experimental-distributed-tracing-address":          "--distributed-tracing-address",
+		"experimental-distributed-tracing-service-name":     "--distributed-tracing-service-name",
+		"experimental-distributed-tracing-instance-id":      "--distributed-tracing-instance-id",
+		"experimental-distributed-tracing-sampling-rate":    "--distributed-tracing-sampling-rate",
+		"experimental-peer-skip-client-san-verification":    "--peer-skip-client-san-verification",
+	}
+	for old, now := range renamed {
+		m[old] = removedFlag{why: "etcd 3.7 removed it: use " + now}
+	}
+	return m
 }
 
 func parseUint(v string, bits int) (uint64, error) {
@@ -311,6 +382,14 @@ func setUint(p func(*Config) *uint) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := parseUint(v, strconv.IntSize)
 		*p(c) = uint(n)
+		return err
+	}
+}
+
+func setUint32(p func(*Config) *uint32) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := parseUint(v, 32)
+		*p(c) = uint32(n)
 		return err
 	}
 }
@@ -372,6 +451,13 @@ func setDuration(p func(*Config) *time.Duration) func(*Config, string) error {
 		*p(c) = d
 		return nil
 	}
+}
+
+// checkDuration accepts what setDuration accepts and keeps nothing (for
+// ignored options).
+func checkDuration(_ *Config, v string) error {
+	var d time.Duration
+	return setDuration(func(*Config) *time.Duration { return &d })(nil, v)
 }
 
 // setStrings parses a comma-separated list, trimming spaces and dropping

@@ -90,7 +90,7 @@ type parser struct {
 	cfg    *Config
 	opts   []option
 	byName map[string]option
-	// flagSet maps an option's canonical name to the flag that set it.
+	// flagSet maps an option's name to the flag that set it.
 	flagSet map[string]string
 	// err is the first error of a flag value, kept so that Parse reports
 	// it in Cairn's words rather than the flag package's.
@@ -126,22 +126,20 @@ func (p *parser) warn(format string, args ...any) {
 // apply sets option o from value v, which came from where (a flag, a
 // variable or a config file key).
 func (p *parser) apply(o option, v, where string) error {
-	if o.set == nil {
+	if o.set == nil && !o.ignored {
 		if o.isDefault(v) {
-			return nil
-		}
-		if o.inert {
-			p.warn("ignoring %s=%q: cairn does not implement this etcd option yet", where, v)
 			return nil
 		}
 		return fmt.Errorf("invalid value %q for %s: cairn does not implement this etcd option yet (only etcd's default %q is accepted)", v, where, o.def)
 	}
-	if err := o.set(p.cfg, v); err != nil {
-		return fmt.Errorf("invalid value %q for %s: %w", v, where, err)
+	if o.set != nil {
+		if err := o.set(p.cfg, v); err != nil {
+			return fmt.Errorf("invalid value %q for %s: %w", v, where, err)
+		}
 	}
-	p.cfg.setOrigin(o.key(), where)
-	if o.deprecated {
-		p.warn("%s is deprecated: use --%s (%s) instead", where, o.canonical, envName(o.canonical))
+	p.cfg.setOrigin(o.name, where)
+	if o.ignored && !o.isDefault(v) {
+		p.warn("ignoring %s=%q: %s", where, v, o.why)
 	}
 	return nil
 }
@@ -160,19 +158,13 @@ func (f *flagValue) String() string {
 
 func (f *flagValue) Set(v string) error {
 	where := "--" + f.opt.name
-	var err error
-	if prev, ok := f.p.flagSet[f.opt.key()]; ok && prev != where {
-		err = fmt.Errorf("%s and %s set the same option: give only one", prev, where)
-	} else {
-		err = f.p.apply(f.opt, v, where)
-	}
-	if err != nil {
+	if err := f.p.apply(f.opt, v, where); err != nil {
 		if f.p.err == nil {
 			f.p.err = err
 		}
 		return err
 	}
-	f.p.flagSet[f.opt.key()] = where
+	f.p.flagSet[f.opt.name] = where
 	return nil
 }
 
@@ -189,6 +181,9 @@ func flagError(err error) error {
 	}
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		if r, removed := removedFlags()[name]; removed {
+			return fmt.Errorf("unknown flag --%s: %s (see --help)", name, r.why)
+		}
 		return fmt.Errorf("unknown flag --%s (see --help)", name)
 	}
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
@@ -222,24 +217,19 @@ func specialEnv(name string) bool {
 
 // fromEnv applies the ETCD_* variables of options not set by a flag.
 func (p *parser) fromEnv(env map[string]string) error {
-	envSet := make(map[string]string)
 	for _, o := range p.opts {
 		name := envName(o.name)
 		v, ok := env[name]
 		if !ok || v == "" {
 			continue
 		}
-		if f, ok := p.flagSet[o.key()]; ok {
+		if f, ok := p.flagSet[o.name]; ok {
 			p.warn("ignoring %s: %s is set on the command line", name, f)
 			continue
-		}
-		if prev, ok := envSet[o.key()]; ok {
-			return fmt.Errorf("%s and %s set the same option: give only one", prev, name)
 		}
 		if err := p.apply(o, v, name); err != nil {
 			return err
 		}
-		envSet[o.key()] = name
 	}
 	if v := env["ETCD_VERSION"]; v != "" {
 		p.warn("ignoring ETCD_VERSION: it is not an option (use --version)")
@@ -248,10 +238,16 @@ func (p *parser) fromEnv(env map[string]string) error {
 	return nil
 }
 
+// warnUnknownEnv warns of every ETCD_* variable that is no option, as etcd
+// does, saying what replaced the ones etcd 3.7 removed.
 func (p *parser) warnUnknownEnv(env map[string]string) {
 	known := make(map[string]bool, len(p.opts))
 	for _, o := range p.opts {
 		known[envName(o.name)] = true
+	}
+	removed := make(map[string]string)
+	for name, r := range removedFlags() {
+		removed[envName(name)] = r.why
 	}
 	var unknown []string
 	for k := range env {
@@ -261,6 +257,10 @@ func (p *parser) warnUnknownEnv(env map[string]string) {
 	}
 	slices.Sort(unknown)
 	for _, k := range unknown {
+		if why, ok := removed[k]; ok {
+			p.warn("ignoring environment variable %s: %s", k, why)
+			continue
+		}
 		p.warn("ignoring unrecognized environment variable %s", k)
 	}
 }
@@ -286,6 +286,7 @@ func (p *parser) finish() *Config {
 	if c.QuotaBackendBytes > MaxQuotaBytes {
 		p.warn("%s=%d exceeds the suggested maximum of %d bytes", c.where("quota-backend-bytes"), c.QuotaBackendBytes, MaxQuotaBytes)
 	}
+	p.warnings = append(p.warnings, c.FeatureGates.warnings()...)
 	c.Warnings = p.warnings
 	return c
 }

@@ -21,6 +21,7 @@ func (c *Config) Validate() error {
 	}{
 		{"listen-peer-urls", c.ListenPeerURLs, true},
 		{"listen-client-urls", c.ListenClientURLs, true},
+		{"listen-client-http-urls", c.ListenClientHTTPURLs, true},
 		{"listen-metrics-urls", c.ListenMetricsURLs, true},
 		{"initial-advertise-peer-urls", c.InitialAdvertisePeerURLs, false},
 		{"advertise-client-urls", c.AdvertiseClientURLs, false},
@@ -34,6 +35,16 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("invalid value %q for %s: %w", formatURLs(l.urls), c.where(l.name), err)
 			}
 		}
+	}
+	for _, h := range c.ListenClientHTTPURLs {
+		for _, g := range c.ListenClientURLs {
+			if h.Host == g.Host && h.Path == g.Path {
+				return fmt.Errorf("cannot bind both %s and %s on the same url %s", c.where("listen-client-urls"), c.where("listen-client-http-urls"), h.String())
+			}
+		}
+	}
+	if len(c.ListenClientHTTPURLs) > 0 && len(c.ListenClientURLs) == 0 {
+		return fmt.Errorf("%s needs a %s to serve gRPC (the JSON gateway forwards to it)", c.where("listen-client-http-urls"), c.where("listen-client-urls"))
 	}
 	if len(c.ListenClientURLs) > 0 && len(c.AdvertiseClientURLs) == 0 {
 		return fmt.Errorf("%s is required when %s (%q) is set explicitly",
@@ -82,9 +93,12 @@ func (c *Config) Validate() error {
 	if c.BcryptCost < 4 || c.BcryptCost > 31 {
 		return fmt.Errorf("invalid value \"%d\" for %s: must be between 4 and 31", c.BcryptCost, c.where("bcrypt-cost"))
 	}
-	if c.ExperimentalWatchProgressNotifyInterval <= 0 {
+	if c.WatchProgressNotifyInterval <= 0 {
 		return fmt.Errorf("invalid value %q for %s: must be a positive duration",
-			c.ExperimentalWatchProgressNotifyInterval, c.where("watch-progress-notify-interval"))
+			c.WatchProgressNotifyInterval, c.where("watch-progress-notify-interval"))
+	}
+	if c.CompactHashCheckTime <= 0 { // etcd: "--compact-hash-check-time must be >0"
+		return fmt.Errorf("invalid value %q for %s: must be >0", c.CompactHashCheckTime, c.where("compact-hash-check-time"))
 	}
 	for _, d := range []struct {
 		name string
@@ -94,7 +108,6 @@ func (c *Config) Validate() error {
 		{"grpc-keepalive-min-time", c.GRPCKeepAliveMinTime},
 		{"grpc-keepalive-interval", c.GRPCKeepAliveInterval},
 		{"grpc-keepalive-timeout", c.GRPCKeepAliveTimeout},
-		{"corrupt-check-time", c.ExperimentalCorruptCheckTime},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("invalid value %q for %s: must not be negative", d.v, c.where(d.name))
@@ -103,9 +116,9 @@ func (c *Config) Validate() error {
 	if c.BackendBatchLimit < 0 {
 		return fmt.Errorf("invalid value \"%d\" for %s: must not be negative", c.BackendBatchLimit, c.where("backend-batch-limit"))
 	}
-	if c.ExperimentalCompactionBatchLimit <= 0 {
+	if c.CompactionBatchLimit <= 0 {
 		return fmt.Errorf("invalid value \"%d\" for %s: must be at least 1",
-			c.ExperimentalCompactionBatchLimit, c.where("compaction-batch-limit"))
+			c.CompactionBatchLimit, c.where("compaction-batch-limit"))
 	}
 	return nil
 }

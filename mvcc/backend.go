@@ -115,7 +115,7 @@ func (s *Store) ReplaceDB(r io.Reader) error {
 	if err := writeFileSync(tmp, r, !s.cfg.NoSync); err != nil {
 		return err
 	}
-	db, err := openDB(tmp, s.cfg.NoSync)
+	db, err := openDB(tmp, &s.cfg)
 	if err != nil {
 		_ = os.Remove(tmp)
 		return err
@@ -207,7 +207,7 @@ func (s *Store) Defrag(progress func(done, total int64)) error {
 	}
 	tmp := s.cfg.Path + ".defrag"
 	_ = os.Remove(tmp)
-	dst, err := openDB(tmp, s.cfg.NoSync)
+	dst, err := openDB(tmp, &s.cfg)
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,11 @@ func (s *Store) Range(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	}
 	sr := &snapReader{s: s}
 	defer sr.close()
-	return s.rangeLocked(sr, r, s.rev)
+	resp, err := s.rangeLocked(sr, r, s.rev)
+	if err == nil {
+		s.ops.ranges.Add(1)
+	}
+	return resp, err
 }
 
 // LeasedKeys calls fn with every live key that carries a lease, and its

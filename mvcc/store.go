@@ -33,7 +33,8 @@ type Config struct {
 	BatchLimit           int           // ...or when it holds this many writes; default 10000
 	CompactionBatchLimit int           // revisions physically removed per CompactStep; default 1000
 	Clock                clock.Clock   // default clock.Real{}
-	NoSync               bool          // bbolt NoSync (simulator); default false
+	NoSync               bool          // no fsync of bbolt (the simulator, --unsafe-no-fsync); default false
+	Mlock                bool          // lock the database's pages in RAM (--memory-mlock)
 	Watch                WatchLimits   // memory bounds of watching; zero fields take the defaults
 	Logger               *zap.Logger   // nil = zap.NewNop()
 }
@@ -76,6 +77,7 @@ type state struct {
 	compactRev int64
 	comp       *compaction
 	ci, term   uint64
+	keys       int64 // live keys at rev
 }
 
 // Store is the revisioned key space. See the package documentation for the
@@ -99,6 +101,9 @@ type Store struct {
 	hook       func(rev int64, events []*mvccpb.Event)
 	failed     error // sticky: a commit failed, the store is unusable
 
+	commitObserver func(d time.Duration) // see SetCommitObserver; guarded by wmu
+	ops            opCounters            // see Stats
+
 	// mu guards what readers see: the state and the overlay.
 	mu sync.RWMutex
 	state
@@ -116,7 +121,7 @@ func Open(cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	db, err := openDB(cfg.Path, cfg.NoSync)
+	db, err := openDB(cfg.Path, &cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +140,11 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func openDB(path string, noSync bool) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: noSync, FreelistType: bolt.FreelistMapType})
+// openDB opens the bbolt file at path with cfg's NoSync and Mlock. As
+// etcd's --unsafe-no-fsync does, NoSync also skips the fsync of the file's
+// growth.
+func openDB(path string, cfg *Config) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: cfg.NoSync, NoGrowSync: cfg.NoSync, Mlock: cfg.Mlock, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("mvcc: opening %s: %w", path, err)
 	}
@@ -184,6 +192,7 @@ func load(db *bolt.DB) (*state, error) {
 				st.comp = &compaction{rev: scheduled, keep: keep}
 			}
 		}
+		st.keys = countLiveKeys(st.index)
 		return nil
 	})
 	if err != nil {
@@ -258,10 +267,14 @@ func (s *Store) commit(reopen bool) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
+	start := s.cfg.Clock.Now()
 	if err := s.tx.Commit(); err != nil {
 		s.failed = fmt.Errorf("mvcc: committing batch: %w", err)
 		s.tx = nil
 		return s.failed
+	}
+	if s.commitObserver != nil {
+		s.commitObserver(s.cfg.Clock.Now().Sub(start))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -16,6 +16,7 @@ type writeTxn struct {
 	sub     int64
 	events  []*mvccpb.Event
 	written []writtenRev // for revert
+	ops     txnOps       // counted into the Store's Stats on success
 }
 
 type writtenRev struct {
@@ -52,8 +53,12 @@ func (s *Store) beginWrite() (*writeTxn, error) {
 func (s *Store) endWrite(w *writeTxn, err error) {
 	if err != nil {
 		w.revert()
-	} else if len(w.events) > 0 {
-		s.rev = w.begin + 1
+	} else {
+		if len(w.events) > 0 {
+			s.rev = w.begin + 1
+		}
+		s.keys += w.ops.keys
+		s.countTxn(&w.ops)
 	}
 	hook := s.hook
 	s.mu.Unlock()
@@ -137,6 +142,11 @@ func (w *writeTxn) put(p *pb.PutRequest) (*pb.PutResponse, error) {
 	if _, err := w.write(kv.Key, kv, false); err != nil {
 		return nil, err
 	}
+	w.ops.puts++
+	w.ops.putBytes += len(kv.Key) + len(kv.Value)
+	if prev == nil {
+		w.ops.keys++
+	}
 	w.events = append(w.events, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv})
 	resp := &pb.PutResponse{Header: &pb.ResponseHeader{Revision: main}}
 	if p.GetPrevKv() {
@@ -175,6 +185,8 @@ func (w *writeTxn) deleteRange(d *pb.DeleteRangeRequest) (*pb.DeleteRangeRespons
 	}
 	resp.Deleted = int64(len(live))
 	resp.Header.Revision = w.cur()
+	w.ops.deletes++
+	w.ops.keys -= int64(len(live))
 	return resp, nil
 }
 
@@ -390,6 +402,7 @@ func (w *writeTxn) txn(r *pb.TxnRequest, path []bool, pos *int) (*pb.TxnResponse
 			if err != nil {
 				return nil, err
 			}
+			w.ops.ranges++
 			ro.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
 		case op.GetRequestPut() != nil:
 			pr, err := w.put(op.GetRequestPut())

@@ -102,7 +102,7 @@ func (c *Core) applyAlarm(r *pb.AlarmRequest) *pb.AlarmResponse {
 		if !c.alarms[k] {
 			c.alarms[k] = true
 			c.kv.AuxPut(alarmBucket, alarmBucketKey(k), []byte{1})
-			c.lg.Warn("alarm raised", zap.String("alarm", k.typ.String()), zap.String("member-id", fmt.Sprintf("%x", k.member)))
+			c.lg.Warn("alarm raised", zap.String("alarm", k.typ.String()), zap.String("alarm-member-id", fmt.Sprintf("%x", k.member)))
 		}
 		resp.Alarms = []*pb.AlarmMember{{MemberID: k.member, Alarm: k.typ}}
 	case pb.AlarmRequest_DEACTIVATE:
@@ -117,7 +117,7 @@ func (c *Core) applyAlarm(r *pb.AlarmRequest) *pb.AlarmResponse {
 			delete(c.alarms, a)
 			c.kv.AuxDelete(alarmBucket, alarmBucketKey(a))
 			resp.Alarms = append(resp.Alarms, &pb.AlarmMember{MemberID: a.member, Alarm: a.typ})
-			c.lg.Info("alarm cleared", zap.String("alarm", a.typ.String()), zap.String("member-id", fmt.Sprintf("%x", a.member)))
+			c.lg.Info("alarm cleared", zap.String("alarm", a.typ.String()), zap.String("alarm-member-id", fmt.Sprintf("%x", a.member)))
 		}
 	default:
 		resp.Alarms = c.Alarms()

@@ -183,7 +183,7 @@ func setTxnHeaders(tr *pb.TxnResponse, h *pb.ResponseHeader) {
 func (c *Core) applyMemberAttrs(id uint64, name string, clientURLs []string) {
 	m, ok := c.members[id]
 	if !ok {
-		c.lg.Warn("ignoring attributes of an unknown member", zap.String("member-id", fmt.Sprintf("%x", id)))
+		c.lg.Warn("ignoring attributes of an unknown member", zap.String("unknown-member-id", fmt.Sprintf("%x", id)))
 		return
 	}
 	m.Name = name

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
@@ -53,10 +54,18 @@ type Config struct {
 	// MaxRequestBytes bounds an encoded request (default 1.5 MiB).
 	MaxRequestBytes int
 
-	BackendBatchInterval time.Duration    // default mvcc's
-	BackendBatchLimit    int              // default mvcc's
-	BackendNoSync        bool             // bbolt without fsync (simulator only)
-	WatchLimits          mvcc.WatchLimits // memory bounds of watching; zero fields take mvcc's defaults
+	BackendBatchInterval time.Duration // default mvcc's
+	BackendBatchLimit    int           // default mvcc's
+	BackendNoSync        bool          // bbolt without fsync (the simulator, --unsafe-no-fsync)
+	BackendMlock         bool          // lock the database's pages in RAM (--memory-mlock)
+	CompactionBatchLimit int           // revisions removed per compaction step; default mvcc's
+	// DisablePreVote turns raft's pre-vote off (etcd's --pre-vote=false).
+	DisablePreVote bool
+	// NoInitialElectionTickAdvance keeps a one-voter cluster from
+	// fast-forwarding its election ticks at start (etcd's
+	// --initial-election-tick-advance=false).
+	NoInitialElectionTickAdvance bool
+	WatchLimits                  mvcc.WatchLimits // memory bounds of watching; zero fields take mvcc's defaults
 
 	// TickInterval is the duration of one raft tick (etcd's
 	// --heartbeat-interval), default 100ms. The core never waits on it: it
@@ -76,6 +85,11 @@ type Config struct {
 	// ObserveWALSave, if set, receives how long each WAL save took (its
 	// write and its one fsync), measured with Clock.
 	ObserveWALSave func(d time.Duration)
+	// ObserveApply, if set, is called after each request of a normal entry
+	// is applied, with the request, its result and how long the apply
+	// took by Clock (the shell's apply metrics). It must not keep r or
+	// res, nor call into the Core.
+	ObserveApply func(r *pb.InternalRaftRequest, res Result, d time.Duration)
 }
 
 func (c *Config) withDefaults() (Config, error) {

@@ -61,8 +61,8 @@ func NewCore(c Config) (*Core, error) {
 		core.closeFiles()
 		return nil, err
 	}
-	core.alone = true                          // until its voters are known (advanceTicksIfAlone)
-	core.durable, _ = core.storage.LastIndex() // what the WAL held at start
+	core.alone = !cfg.NoInitialElectionTickAdvance // until its voters are known (advanceTicksIfAlone)
+	core.durable, _ = core.storage.LastIndex()     // what the WAL held at start
 	if core.removedIDs[core.id] {
 		core.closeFiles()
 		return nil, ErrRemoved
@@ -72,13 +72,15 @@ func NewCore(c Config) (*Core, error) {
 
 func (c *Core) openKV() error {
 	kv, err := mvcc.Open(mvcc.Config{
-		Path:          DBPath(c.cfg.DataDir),
-		BatchInterval: c.cfg.BackendBatchInterval,
-		BatchLimit:    c.cfg.BackendBatchLimit,
-		Clock:         c.cfg.Clock,
-		NoSync:        c.cfg.BackendNoSync,
-		Logger:        c.cfg.Logger,
-		Watch:         c.cfg.WatchLimits,
+		Path:                 DBPath(c.cfg.DataDir),
+		BatchInterval:        c.cfg.BackendBatchInterval,
+		BatchLimit:           c.cfg.BackendBatchLimit,
+		Clock:                c.cfg.Clock,
+		NoSync:               c.cfg.BackendNoSync,
+		Mlock:                c.cfg.BackendMlock,
+		CompactionBatchLimit: c.cfg.CompactionBatchLimit,
+		Logger:               c.cfg.Logger,
+		Watch:                c.cfg.WatchLimits,
 	})
 	if err != nil {
 		return fmt.Errorf("node: opening database: %w", err)
@@ -103,7 +105,7 @@ func (c *Core) raftConfig(applied uint64) *raft.Config {
 		MaxInflightMsgs:           256,
 		CheckQuorum:               true,
 		StepDownOnRemoval:         true,
-		PreVote:                   true,
+		PreVote:                   !c.cfg.DisablePreVote,
 		ReadOnlyOption:            raft.ReadOnlySafe,
 		Logger:                    newRaftLogger(c.cfg.Logger),
 	}

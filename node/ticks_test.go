@@ -126,3 +126,60 @@ func TestReadAskedBeforeALeaderIsAnsweredWhenOneIsElected(t *testing.T) {
 		}
 	}
 }
+
+// newTestCoreWith is newTestCore with the Config changed by mod.
+func newTestCoreWith(t *testing.T, n int, mod func(*Config)) *Core {
+	t.Helper()
+	var members []Member
+	for i := 0; i < n; i++ {
+		urls := []string{fmt.Sprintf("http://m%d", i)}
+		members = append(members, Member{ID: MemberID(urls, "ticks"), Name: fmt.Sprintf("m%d", i), PeerURLs: urls})
+	}
+	cfg := Config{
+		Name: "m0", ID: members[0].ID, ClusterToken: "ticks", InitialMembers: members,
+		DataDir: t.TempDir(), WALFS: vfs.NewMem(), WALSegmentSize: 256 << 10, Transport: dropTransport{},
+		Clock: clock.NewFake(time.Unix(100, 0)), BackendNoSync: true, ElectionTicks: 10,
+	}
+	mod(&cfg)
+	c, err := NewCore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// With NoInitialElectionTickAdvance (etcd's
+// --initial-election-tick-advance=false) a lone voter is not fast-forwarded:
+// it waits out at least a whole election timeout.
+func TestNoInitialElectionTickAdvance(t *testing.T) {
+	for i := 0; i < 5; i++ {
+		c := newTestCoreWith(t, 1, func(c *Config) { c.NoInitialElectionTickAdvance = true })
+		if n := ticksToLead(t, c, 40); n < 10 || n > 40 {
+			t.Fatalf("start %d: led after %d ticks, want 10 to 40", i, n)
+		}
+	}
+}
+
+// With DisablePreVote (etcd's --pre-vote=false) a member whose election
+// timeout passes campaigns at once instead of pre-campaigning.
+func TestDisablePreVote(t *testing.T) {
+	for _, disable := range []bool{false, true} {
+		c := newTestCoreWith(t, 3, func(c *Config) { c.DisablePreVote = disable })
+		want := raft.StatePreCandidate
+		if disable {
+			want = raft.StateCandidate
+		}
+		for i := 0; i < 40 && c.rn.Status().RaftState == raft.StateFollower; i++ {
+			c.Tick()
+			for c.HasReady() {
+				if err := c.Process(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if got := c.rn.Status().RaftState; got != want {
+			t.Fatalf("DisablePreVote=%v: state %v after its election timeout, want %v", disable, got, want)
+		}
+	}
+}

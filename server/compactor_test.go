@@ -25,6 +25,7 @@ func startCompacting(t *testing.T, a AutoCompaction) (*Server, *clock.Fake) {
 	c.startWith(id, func(cfg *Config) {
 		cfg.AutoCompaction = a
 		cfg.Core.Clock = fake
+		cfg.CompactHashCheckTime = -1 // its timer would be a second waiter on the clock
 	})
 	s := c.server(c.waitLeader())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

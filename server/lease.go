@@ -100,6 +100,7 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	case err != nil:
 		return 0, err
 	}
+	s.met.leaseRenewed.Inc() // renewed by this member's lessor, the leader's
 	return ttl, nil
 }
 

@@ -252,8 +252,10 @@ func TestAMemberRemovedWhilePartitionedStopsWhenHealed(t *testing.T) {
 	c.put(c.server(lead), "after-removal", "1")
 }
 
-// A member removed while it was down refuses to start again once it knows
-// (its database holds its own removal), with etcd's message.
+// A removed member started again on its data dir stops with etcd's
+// message: at once when its database records its own removal, or as soon as
+// a peer refuses it when it stopped before applying the removal (the leader
+// may cut it off before it hears that the removal committed).
 func TestARemovedMemberRefusesToRestart(t *testing.T) {
 	c := newTestCluster(t, 3, clusterOpts{})
 	lead := c.waitLeader()
@@ -280,6 +282,15 @@ func TestARemovedMemberRefusesToRestart(t *testing.T) {
 	c.mu.Unlock()
 	c.net.Leave(victim)
 	err := c.tryStart(victim, nil)
+	if err == nil {
+		v := c.server(victim)
+		select {
+		case <-v.Done():
+			err = v.Err()
+		case <-time.After(10 * time.Second):
+			t.Fatal("the removed member restarted and kept running")
+		}
+	}
 	if !errors.Is(err, node.ErrRemoved) {
 		t.Fatalf("restarting a removed member: %v, want %v", err, node.ErrRemoved)
 	}

@@ -1,13 +1,20 @@
 package server
 
 import (
+	"runtime"
+	"strconv"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnkv/cairn/mvcc"
+	"github.com/cairnkv/cairn/version"
 )
 
-// RegisterMetrics registers the member's metrics on reg, under etcd's names
-// where etcd has one, so etcd dashboards and alerts work unchanged.
+// RegisterMetrics registers the member's metrics on reg, under etcd's names,
+// types, labels and buckets where etcd has them, so that etcd's dashboards
+// and alerts work unchanged; and the transport's (transport.HTTP's peer
+// metrics) when it has any. docs/monitoring.md lists them.
 func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 	boolGauge := func(b bool) float64 {
 		if b {
@@ -15,46 +22,99 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 		}
 		return 0
 	}
+	gauge := func(subsystem, name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: subsystem, Name: name, Help: help}, f)
+	}
+	counter := func(subsystem, name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "etcd", Subsystem: subsystem, Name: name, Help: help}, f)
+	}
+	// info is etcd's "1 for the label with the current value" gauge.
+	info := func(subsystem, name, help, label, value string) prometheus.Collector {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "etcd", Subsystem: subsystem, Name: name, Help: help}, []string{label})
+		g.WithLabelValues(value).Set(1)
+		return g
+	}
+	stats := func(f func(mvcc.Stats) float64) func() float64 { return func() float64 { return f(s.kv.Stats()) } }
 	reg.MustRegister(
 		s.walSave,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "etcd", Subsystem: "server", Name: "has_leader",
-			Help: "Whether or not a leader exists. 1 is existence, 0 is not.",
-		}, func() float64 { return boolGauge(s.Leader() != 0) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "etcd", Subsystem: "server", Name: "is_leader",
-			Help: "Whether or not this member is a leader. 1 if is, 0 otherwise.",
-		}, func() float64 { return boolGauge(s.Leader() == s.ID()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: "etcd", Subsystem: "server", Name: "proposals_applied_total",
-			Help: "The total number of consensus proposals applied.",
-		}, func() float64 { return float64(s.applied.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: "etcd", Subsystem: "server", Name: "proposals_committed_total",
-			Help: "The total number of consensus proposals committed.",
-		}, func() float64 { return float64(s.committed.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "etcd", Subsystem: "server", Name: "leader_changes_seen_total",
-			Help: "The number of leader changes seen.",
-		}, func() float64 { return float64(s.leaderChanges.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "etcd", Subsystem: "mvcc", Name: "db_total_size_in_bytes",
-			Help: "Total size of the underlying database physically allocated in bytes.",
-		}, func() float64 { return float64(s.kv.Size()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "etcd", Subsystem: "mvcc", Name: "db_total_size_in_use_in_bytes",
-			Help: "Total size of the underlying database logically in use in bytes.",
-		}, func() float64 { return float64(s.kv.SizeInUse()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "etcd", Subsystem: "debugging", Name: "mvcc_current_revision",
-			Help: "The current revision of the store.",
-		}, func() float64 { return float64(s.kv.Rev()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "etcd", Subsystem: "debugging", Name: "mvcc_compact_revision",
-			Help: "The revision of the last compaction in store.",
-		}, func() float64 { return float64(s.kv.CompactRev()) }),
+		s.met.backendCommit,
+		s.met.apply,
+		s.met.slowApplies,
+		s.met.heartbeatFailures,
+		s.met.proposalsFailed,
+		s.met.proposalsPending,
+		s.met.leaseGranted,
+		s.met.leaseRevoked,
+		s.met.leaseRenewed,
+		s.met.leaseTTL,
+		gauge("server", "has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.",
+			func() float64 { return boolGauge(s.Leader() != 0) }),
+		gauge("server", "is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+			func() float64 { return boolGauge(s.Leader() == s.ID()) }),
+		gauge("server", "is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.",
+			func() float64 { return boolGauge(s.Learner()) }),
+		// etcd exports these two as gauges, and so does Cairn.
+		gauge("server", "proposals_applied_total", "The total number of consensus proposals applied.",
+			func() float64 { return float64(s.applied.Load()) }),
+		gauge("server", "proposals_committed_total", "The total number of consensus proposals committed.",
+			func() float64 { return float64(s.committed.Load()) }),
+		counter("server", "leader_changes_seen_total", "The number of leader changes seen.",
+			func() float64 { return float64(s.leaderChanges.Load()) }),
+		gauge("server", "quota_backend_bytes", "Current backend storage quota size in bytes.",
+			func() float64 { return float64(s.quotaBytes()) }),
+		info("server", "id", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+			"server_id", strconv.FormatUint(s.ID(), 16)),
+		info("server", "version", "Which version is running. 1 for 'server_version' label with current version.",
+			"server_version", version.Etcd),
+		info("", "cluster_version", "Which version is running. 1 for 'cluster_version' label with current cluster version",
+			"cluster_version", majorMinor(version.EtcdCluster)),
+		info("server", "go_version", "Which Go version server is running with. 1 for 'server_go_version' label with current version.",
+			"server_go_version", runtime.Version()),
+		gauge("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.",
+			func() float64 { return float64(s.kv.Size()) }),
+		gauge("mvcc", "db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.",
+			func() float64 { return float64(s.kv.SizeInUse()) }),
+		gauge("debugging", "mvcc_current_revision", "The current revision of store.",
+			func() float64 { return float64(s.kv.Rev()) }),
+		gauge("debugging", "mvcc_compact_revision", "The revision of the last compaction in store.",
+			func() float64 { return float64(s.kv.CompactRev()) }),
+		counter("mvcc", "put_total", "Total number of puts seen by this member.",
+			stats(func(st mvcc.Stats) float64 { return float64(st.Puts) })),
+		counter("mvcc", "delete_total", "Total number of deletes seen by this member.",
+			stats(func(st mvcc.Stats) float64 { return float64(st.Deletes) })),
+		counter("mvcc", "range_total", "Total number of ranges seen by this member.",
+			stats(func(st mvcc.Stats) float64 { return float64(st.Ranges) })),
+		counter("mvcc", "txn_total", "Total number of txns seen by this member.",
+			stats(func(st mvcc.Stats) float64 { return float64(st.Txns) })),
+		gauge("debugging", "mvcc_keys_total", "Total number of keys.",
+			stats(func(st mvcc.Stats) float64 { return float64(st.Keys) })),
+		gauge("debugging", "mvcc_total_put_size_in_bytes", "The total size of put kv pairs seen by this member.",
+			stats(func(st mvcc.Stats) float64 { return float64(st.PutBytes) })),
 	)
 	s.registerWatchMetrics(reg)
+	if t, ok := s.tr.(interface{ RegisterMetrics(prometheus.Registerer) }); ok {
+		t.RegisterMetrics(reg)
+	}
+}
+
+// quotaBytes is the backend quota etcd_server_quota_backend_bytes reports:
+// as Status does, -1 when there is none (what etcd reports for a negative
+// --quota-backend-bytes).
+func (s *Server) quotaBytes() int64 {
+	if s.cfg.QuotaBackendBytes <= 0 {
+		return -1
+	}
+	return s.cfg.QuotaBackendBytes
+}
+
+// majorMinor turns "3.7.0" into "3.7", the form of etcd's cluster_version
+// label.
+func majorMinor(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	return parts[0] + "." + parts[1]
 }
 
 // registerWatchMetrics exports the watch gauges under etcd's names, and

@@ -74,6 +74,7 @@ type Server struct {
 	applied       atomic.Uint64
 	committed     atomic.Uint64
 	walSave       prometheus.Histogram
+	met           *serverMetrics // see metrics_core.go
 	leaderc       leaderClients
 	leaderChanges atomic.Uint64
 	learner       atomic.Bool // this member is a learner, as last seen by the loop
@@ -128,14 +129,17 @@ func New(cfg Config, newTransport func(h transport.Handler) transport.Transport)
 	if cfg.Core.ObserveWALSave == nil {
 		cfg.Core.ObserveWALSave = func(d time.Duration) { s.walSave.Observe(d.Seconds()) }
 	}
+	s.met = newServerMetrics()
 	s.tr = newTransport(s)
 	cfg.Core.Transport = s.tr
+	s.observeCore(&cfg.Core)
 	core, err := node.NewCore(cfg.Core)
 	if err != nil {
 		_ = s.tr.Close()
 		return nil, err
 	}
 	s.core, s.kv = core, core.KV()
+	s.observeCommits(s.kv)
 	s.applied.Store(core.Applied())
 	s.learner.Store(core.IsLearner())
 	s.publishRemoved()
@@ -366,11 +370,14 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (node.R
 	select {
 	case err := <-errc:
 		if err != nil {
+			s.met.proposalsFailed.Inc()
 			return node.Result{}, s.proposeError(err)
 		}
 	case <-s.donec: // stopped before the loop took the proposal
 		return node.Result{}, node.ErrStopped
 	}
+	s.met.proposalsPending.Inc()
+	defer s.met.proposalsPending.Dec()
 	select {
 	case res := <-resc:
 		if res.Err != nil {
@@ -378,6 +385,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (node.R
 		}
 		return res, nil
 	case <-ctx.Done():
+		s.met.proposalsFailed.Inc()
 		_ = s.do(context.Background(), func() { s.core.Forget(id) })
 		return node.Result{}, s.timeoutError(ctx)
 	case <-s.donec:
@@ -748,9 +756,14 @@ func (s *Server) publish() {
 	}}
 	for {
 		moved := s.leaderChange()
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-		_, err := s.propose(ctx, req)
-		cancel()
+		// Without a leader raft would drop the proposal, and
+		// etcd_server_proposals_failed_total would count every retry.
+		err := ErrNoLeader
+		if s.Leader() != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+			_, err = s.propose(ctx, req)
+			cancel()
+		}
 		if err == nil {
 			s.lg.Info("published member attributes", zap.Strings("client-urls", s.cfg.ClientURLs))
 			return

@@ -85,6 +85,9 @@ type HTTPConfig struct {
 	// DefaultQueueSize. A message that finds the queue full is dropped and
 	// reported unreachable.
 	QueueSize int
+	// ProbeInterval is how often each peer's round-trip time is measured;
+	// default DefaultProbeInterval.
+	ProbeInterval time.Duration
 }
 
 // validate checks the config and fills in defaults.
@@ -103,6 +106,9 @@ func (c *HTTPConfig) validate() error {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = DefaultProbeInterval
 	}
 	return nil
 }
@@ -128,6 +134,7 @@ type HTTP struct {
 	client *http.Client
 	mux    *http.ServeMux
 	rep    *reporter
+	m      *metrics
 
 	// ctx is canceled by Close; every goroutine of the transport watches it.
 	ctx    context.Context
@@ -172,11 +179,13 @@ func NewHTTP(cfg HTTPConfig) *HTTP {
 		ctx:    ctx,
 		cancel: cancel,
 		peers:  make(map[uint64]*peer),
+		m:      newMetrics(cfg.ID),
 	}
 	t.rep = newReporter(cfg.Handler)
 	t.mux = http.NewServeMux()
 	t.mux.HandleFunc(StreamPath, t.serveStream)
 	t.mux.HandleFunc(SnapshotPath, t.serveSnapshot)
+	t.mux.HandleFunc(ProbePath, t.serveProbe)
 	t.wg.Go(func() { t.rep.run(ctx) })
 	return t
 }
@@ -228,9 +237,11 @@ func (t *HTTP) AddPeer(id uint64, urls []string) {
 		p.setURLs(urls)
 		return
 	}
+	t.m.addPeer(id)
 	p := newPeer(t, id, urls)
 	t.peers[id] = p
 	t.wg.Go(p.run)
+	t.wg.Go(p.probe)
 	t.mu.Unlock()
 	t.lg.Info("added peer", zap.String("remote-peer-id", idString(id)), zap.Strings("urls", urls))
 }
@@ -246,6 +257,7 @@ func (t *HTTP) RemovePeer(id uint64) {
 		return
 	}
 	p.stop()
+	t.m.removePeer(id)
 	t.lg.Info("removed peer", zap.String("remote-peer-id", idString(id)))
 }
 

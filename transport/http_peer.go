@@ -34,6 +34,8 @@ type peer struct {
 	// updated (capacity 1) tells run that the URLs changed.
 	updated chan struct{}
 	done    chan struct{} // closed when run exits
+	probed  chan struct{} // closed when probe exits
+	m       peerMetrics
 	// snaps counts snapshot sends in flight to this peer.
 	snaps sync.WaitGroup
 	// dropping is set once a full queue has been logged, and cleared when
@@ -57,6 +59,8 @@ func newPeer(t *HTTP, id uint64, urls []string) *peer {
 		cancel:  cancel,
 		updated: make(chan struct{}, 1),
 		done:    make(chan struct{}),
+		probed:  make(chan struct{}),
+		m:       t.m.forPeer(id),
 		urls:    slices.Clone(urls),
 	}
 }
@@ -67,6 +71,7 @@ func (p *peer) enqueue(m *raftpb.Message) {
 	select {
 	case p.queue <- m:
 	default:
+		p.m.sentFailures.Inc()
 		if p.dropping.CompareAndSwap(false, true) {
 			p.lg.Warn("dropping messages to peer: outbound queue full", zap.Int("queue-size", cap(p.queue)))
 		}
@@ -114,11 +119,12 @@ func (p *peer) prefer(u string) {
 	}
 }
 
-// stop ends run and the peer's snapshot sends, and waits for them.
+// stop ends run, probe and the peer's snapshot sends, and waits for them.
 func (p *peer) stop() {
 	p.cancel()
 	p.abortStream()
 	<-p.done
+	<-p.probed
 	p.snaps.Wait()
 }
 
@@ -143,6 +149,7 @@ func (p *peer) run() {
 		s, err := p.connect()
 		if err == nil {
 			p.lg.Info("opened stream to peer", zap.String("url", s.url))
+			p.m.active.Set(1)
 			lastErr = ""
 			backoff = 0
 			err = p.pump(s)
@@ -150,6 +157,10 @@ func (p *peer) run() {
 			p.mu.Lock()
 			p.cur = nil
 			p.mu.Unlock()
+			p.m.active.Set(0)
+			if p.ctx.Err() == nil && !errors.Is(err, errURLsChanged) {
+				p.m.disconnected.Inc()
+			}
 		}
 		if p.ctx.Err() != nil {
 			return
@@ -197,19 +208,22 @@ func (p *peer) pause(d time.Duration) bool {
 		case <-timer.C:
 			return true
 		case <-p.queue:
-			p.drain()
+			p.m.sentFailures.Add(float64(1 + p.drain()))
 			p.t.rep.unreachable(p.id)
 		}
 	}
 }
 
-// drain empties the queue without blocking.
-func (p *peer) drain() {
+// drain empties the queue without blocking and returns how many messages
+// it dropped.
+func (p *peer) drain() int {
+	n := 0
 	for {
 		select {
 		case <-p.queue:
+			n++
 		default:
-			return
+			return n
 		}
 	}
 }
@@ -345,12 +359,13 @@ func (p *peer) pump(s *stream) error {
 			return fmt.Errorf("transport: peer at %s ended the stream", s.url)
 		case m := <-p.queue:
 			buf = buf[:0]
-			buf = p.appendFrame(buf, m)
+			n := 0
+			buf, n = p.appendFrame(buf, m, n)
 		batch:
 			for {
 				select {
 				case m := <-p.queue:
-					buf = p.appendFrame(buf, m)
+					buf, n = p.appendFrame(buf, m, n)
 				default:
 					break batch
 				}
@@ -359,9 +374,11 @@ func (p *peer) pump(s *stream) error {
 				continue
 			}
 			if _, err := s.pw.Write(buf); err != nil {
+				p.m.sentFailures.Add(float64(n))
 				p.t.rep.unreachable(p.id)
 				return fmt.Errorf("transport: write to stream at %s: %w", s.url, err)
 			}
+			p.m.sentBytes.Add(float64(len(buf)))
 			p.dropping.Store(false)
 			if cap(buf) > 16<<20 {
 				buf = nil
@@ -370,13 +387,15 @@ func (p *peer) pump(s *stream) error {
 	}
 }
 
-// appendFrame appends m's frame to buf; a message that cannot be framed is
-// logged and dropped.
-func (p *peer) appendFrame(buf []byte, m *raftpb.Message) []byte {
+// appendFrame appends m's frame to buf and counts it in n; a message that
+// cannot be framed is logged, counted as a send failure and dropped.
+func (p *peer) appendFrame(buf []byte, m *raftpb.Message, n int) ([]byte, int) {
 	buf, err := appendFrame(buf, m)
 	if err != nil {
 		p.lg.Error("dropped message that cannot be sent", zap.Error(err))
+		p.m.sentFailures.Inc()
 		p.t.rep.unreachable(p.id)
+		return buf, n
 	}
-	return buf
+	return buf, n + 1
 }

@@ -113,6 +113,9 @@ func (t *HTTP) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	defer leave()
 	lg := t.lg.With(zap.String("remote-peer-id", idString(from)))
+	recvFailures := t.m.recvFailures.WithLabelValues(idString(from))
+	// The frames count as received bytes, as they counted as sent ones.
+	body := countingReader{r: r.Body, c: t.m.receivedBytes.WithLabelValues(idString(from))}
 
 	// Read the magic (this sends 100 Continue), answer, then keep reading
 	// the body: the sender waits for the answer before writing messages,
@@ -121,6 +124,7 @@ func (t *HTTP) serveStream(w http.ResponseWriter, r *http.Request) {
 	_ = rc.EnableFullDuplex() // HTTP/2 is always full duplex
 	var magic [len(streamMagic)]byte
 	if _, err := io.ReadFull(r.Body, magic[:]); err != nil || string(magic[:]) != streamMagic {
+		recvFailures.Inc()
 		lg.Warn("refused stream from peer: bad preamble", zap.ByteString("preamble", magic[:]), zap.Error(err))
 		http.Error(w, "cairn: unknown stream protocol", http.StatusBadRequest)
 		return
@@ -131,13 +135,14 @@ func (t *HTTP) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lg.Info("accepted stream from peer")
-	dec := newFrameReader(r.Body)
+	dec := newFrameReader(body)
 	for {
 		m, err := dec.next()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				lg.Info("stream from peer ended", zap.NamedError("reason", err))
 			} else {
+				recvFailures.Inc()
 				lg.Warn("stream from peer broke", zap.Error(err))
 			}
 			return
@@ -152,6 +157,7 @@ func (t *HTTP) serveStream(w http.ResponseWriter, r *http.Request) {
 			if ctx.Err() != nil {
 				return
 			}
+			recvFailures.Inc()
 			lg.Warn("failed to process message from peer", zap.Stringer("type", m.GetType()), zap.Error(err))
 		}
 	}

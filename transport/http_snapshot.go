@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -20,10 +21,20 @@ import (
 func (t *HTTP) sendSnapshot(p *peer, m *raftpb.Message) {
 	meta := m.GetSnapshot().GetMetadata()
 	lg := p.lg.With(zap.Uint64("snapshot-index", meta.GetIndex()), zap.Uint64("snapshot-term", meta.GetTerm()))
+	to := idString(p.id)
+	start := time.Now()
+	inflight := t.m.snapSendInflight.WithLabelValues(to)
+	inflight.Inc()
+	defer inflight.Dec()
+	failed := func() {
+		p.m.sentFailures.Inc()
+		t.m.snapSendFailures.WithLabelValues(to).Inc()
+		t.rep.snapshot(p.id, raft.SnapshotFailure)
+	}
 	data, err := proto.Marshal(m)
 	if err != nil {
 		lg.Error("cannot marshal snapshot message", zap.Error(err))
-		t.rep.snapshot(p.id, raft.SnapshotFailure)
+		failed()
 		return
 	}
 	lg.Info("sending snapshot", zap.Int("size-bytes", len(data)))
@@ -35,6 +46,9 @@ func (t *HTTP) sendSnapshot(p *peer, m *raftpb.Message) {
 		}
 		if err == nil {
 			lg.Info("sent snapshot", zap.String("url", u), zap.Int("size-bytes", len(data)))
+			p.m.sentBytes.Add(float64(len(data)))
+			t.m.snapSend.WithLabelValues(to).Inc()
+			t.m.snapSendSeconds.WithLabelValues(to).Observe(time.Since(start).Seconds())
 			t.rep.snapshot(p.id, raft.SnapshotFinish)
 			return
 		}
@@ -53,7 +67,7 @@ func (t *HTTP) sendSnapshot(p *peer, m *raftpb.Message) {
 		t.rep.removed(p.id)
 	}
 	t.rep.unreachable(p.id)
-	t.rep.snapshot(p.id, raft.SnapshotFailure)
+	failed()
 }
 
 // answerError is a snapshot refused by the peer, as opposed to a peer that
@@ -131,6 +145,20 @@ func (t *HTTP) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	defer leave()
 	lg := t.lg.With(zap.String("remote-peer-id", idString(from)))
+	start := time.Now()
+	inflight := t.m.snapRecvInflight.WithLabelValues(idString(from))
+	inflight.Inc()
+	defer inflight.Dec()
+	received := false
+	defer func() {
+		if received {
+			t.m.snapRecv.WithLabelValues(idString(from)).Inc()
+			t.m.snapRecvSeconds.WithLabelValues(idString(from)).Observe(time.Since(start).Seconds())
+		} else {
+			t.m.recvFailures.WithLabelValues(idString(from)).Inc()
+			t.m.snapRecvFailures.WithLabelValues(idString(from)).Inc()
+		}
+	}()
 	size := r.ContentLength
 	if size > maxSnapshotBytes {
 		lg.Warn("refused snapshot: too large", zap.Int64("size-bytes", size))
@@ -138,7 +166,8 @@ func (t *HTTP) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lg.Info("receiving snapshot", zap.Int64("size-bytes", size))
-	body := &progressReader{r: io.LimitReader(r.Body, maxSnapshotBytes+1), total: size, report: func(n, total int64) {
+	counted := countingReader{r: r.Body, c: t.m.receivedBytes.WithLabelValues(idString(from))}
+	body := &progressReader{r: io.LimitReader(counted, maxSnapshotBytes+1), total: size, report: func(n, total int64) {
 		lg.Info("receiving snapshot: progress", zap.Int64("received-bytes", n), zap.Int64("size-bytes", total))
 	}}
 	var buf bytes.Buffer
@@ -178,5 +207,6 @@ func (t *HTTP) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cairn: processing snapshot: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	received = true
 	w.WriteHeader(http.StatusNoContent)
 }

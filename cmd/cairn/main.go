@@ -68,6 +68,11 @@ func run(args, environ []string) error {
 		return nil
 	}
 	if err != nil {
+		// main prints err on stderr; a log kept elsewhere says it too,
+		// so that it tells why the member stopped.
+		if !logsToStderr(cfg) {
+			lg.Error("cannot start", zap.Error(err))
+		}
 		return err
 	}
 	select {
@@ -95,6 +100,17 @@ func run(args, environ []string) error {
 		d.stop()
 		return err
 	}
+}
+
+// logsToStderr reports whether the log goes to stderr (etcd's "default"
+// is stderr).
+func logsToStderr(cfg *config.Config) bool {
+	for _, o := range cfg.LogOutputs {
+		if o == "default" || o == "stderr" || o == "/dev/stderr" {
+			return true
+		}
+	}
+	return false
 }
 
 func newLogger(cfg *config.Config) (*zap.Logger, error) {
@@ -189,16 +205,29 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	if err != nil {
 		closeAll(peerLns)
 		closeAll(clientLns)
+		return nil, err
+	}
+	httpLns, err := listenAll(lc, cfg.ListenClientHTTPURLs, "--listen-client-http-urls")
+	if err != nil {
+		closeAll(peerLns)
+		closeAll(clientLns)
 		closeAll(metricsLns)
+		return nil, err
+	}
+	closeListeners := func() {
+		for _, ls := range [][]net.Listener{peerLns, clientLns, metricsLns, httpLns} {
+			closeAll(ls)
+		}
+	}
+	if err := checkDirs(cfg.DataDir, walDir); err != nil {
+		closeListeners()
 		return nil, err
 	}
 	var autoCompact server.AutoCompaction
 	if cfg.AutoCompactionRetention != "" && cfg.AutoCompactionRetention != "0" {
 		_, retention, revisions, err := cfg.AutoCompaction()
 		if err != nil {
-			closeAll(peerLns)
-			closeAll(clientLns)
-			closeAll(metricsLns)
+			closeListeners()
 			return nil, err
 		}
 		autoCompact = server.AutoCompaction{Retention: retention, Revisions: revisions}
@@ -207,34 +236,38 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	if !quotaOn {
 		quota = 0
 	}
+	core := node.Config{
+		Name: cfg.Name, ID: self, ClusterID: clusterID, ClusterToken: token, InitialMembers: members, Join: join,
+		DataDir: cfg.DataDir, WALDir: cfg.WALDir, Logger: lg,
+		ElectionTicks:          int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
+		HeartbeatTicks:         1,
+		SnapshotCount:          cfg.SnapshotCount,
+		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
+		MaxRequestBytes:        int(cfg.MaxRequestBytes) + 512*1024,
+		BackendBatchInterval:   cfg.BackendBatchInterval,
+		BackendBatchLimit:      cfg.BackendBatchLimit,
+		TickInterval:           cfg.HeartbeatInterval,
+		Bugs:                   plantedBugs(),
+	}
+	applyCoreFlags(&core, cfg)
+	if cfg.UnsafeNoFsync {
+		lg.Warn("--unsafe-no-fsync: the WAL and the backend are never fsynced; a crash of the machine will lose acknowledged writes")
+	}
 	var tr *transport.HTTP
 	srv, err := server.New(server.Config{
-		Core: node.Config{
-			Name: cfg.Name, ID: self, ClusterID: clusterID, ClusterToken: token, InitialMembers: members, Join: join,
-			DataDir: cfg.DataDir, WALDir: cfg.WALDir, Logger: lg,
-			ElectionTicks:          int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
-			HeartbeatTicks:         1,
-			SnapshotCount:          cfg.SnapshotCount,
-			SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
-			MaxRequestBytes:        int(cfg.MaxRequestBytes) + 512*1024,
-			BackendBatchInterval:   cfg.BackendBatchInterval,
-			BackendBatchLimit:      cfg.BackendBatchLimit,
-			TickInterval:           cfg.HeartbeatInterval,
-			Bugs:                   plantedBugs(),
-		},
-		ClientURLs:        urlStrings(cfg.AdvertiseClientURLs),
-		QuotaBackendBytes: quota,
-		MaxLearners:       cfg.MaxLearners,
-		AutoCompaction:    autoCompact,
+		Core:                 core,
+		ClientURLs:           urlStrings(cfg.AdvertiseClientURLs),
+		QuotaBackendBytes:    quota,
+		MaxLearners:          cfg.MaxLearners,
+		AutoCompaction:       autoCompact,
+		CompactHashCheckTime: compactHashCheckTime(cfg),
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport")})
 		return tr
 	})
 	if err != nil {
-		closeAll(peerLns)
-		closeAll(clientLns)
-		closeAll(metricsLns)
-		return nil, err
+		closeListeners()
+		return nil, explainStartError(err, cfg)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -243,20 +276,21 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		Backend: srv, Logger: lg.Named("api"),
 		MaxRequestBytes: int(cfg.MaxRequestBytes), MaxTxnOps: int(cfg.MaxTxnOps),
 		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn,
-		Registry: reg, EnablePprof: cfg.EnablePprof,
+		Registry: reg, EnablePprof: cfg.EnablePprof, MetricsExtensive: cfg.Metrics == "extensive",
 		GRPCKeepAliveMinTime: cfg.GRPCKeepAliveMinTime, GRPCKeepAliveInterval: cfg.GRPCKeepAliveInterval, GRPCKeepAliveTimeout: cfg.GRPCKeepAliveTimeout,
 		WarningUnaryRequestDuration: cfg.WarningUnaryRequestDuration,
+		MaxConcurrentStreams:        cfg.MaxConcurrentStreams,
+		DisableGateway:              !cfg.EnableGRPCGateway,
+		StopGRPCServiceOnDefrag:     cfg.FeatureGates.Enabled(config.GateStopGRPCServiceOnDefrag),
 		Lease:                       api.NewLeaseServer(srv, lg.Named("lease")),
-		Watch:                       api.NewWatchServer(api.StoreWatchBackend(srv.KV(), srv), api.WatchConfig{ProgressNotifyInterval: cfg.ExperimentalWatchProgressNotifyInterval, MaxRequestBytes: int(cfg.MaxRequestBytes), Logger: lg.Named("watch")}),
+		Watch:                       api.NewWatchServer(api.StoreWatchBackend(srv.KV(), srv), api.WatchConfig{ProgressNotifyInterval: cfg.WatchProgressNotifyInterval, MaxRequestBytes: int(cfg.MaxRequestBytes), Logger: lg.Named("watch")}),
 	})
 	if err != nil {
 		srv.Stop()
-		closeAll(peerLns)
-		closeAll(clientLns)
-		closeAll(metricsLns)
+		closeListeners()
 		return nil, err
 	}
-	d := &daemon{lg: lg, srv: srv, api: apiSrv, clients: clientLns, errc: make(chan error, len(peerLns)+len(clientLns)+len(metricsLns))}
+	d := &daemon{lg: lg, srv: srv, api: apiSrv, clients: clientLns, errc: make(chan error, len(peerLns)+len(clientLns)+len(metricsLns)+len(httpLns))}
 	peerMux := http.NewServeMux()
 	peerMux.Handle("/", tr.Handler())
 	peerMux.Handle(membersPath, membersHandler(srv))
@@ -271,10 +305,24 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		}(l)
 	}
 	srv.Start()
+	// As etcd: with --listen-client-http-urls, the client URLs serve gRPC
+	// only and the HTTP side (the gateway forwarding to the first client
+	// URL, the probes, /version, /metrics) is on the HTTP URLs alone.
 	for _, l := range clientLns {
+		serve := apiSrv.Serve
+		if len(httpLns) > 0 {
+			serve = apiSrv.ServeGRPC
+		}
 		go func(l net.Listener) {
-			if err := apiSrv.Serve(l); err != nil && !errors.Is(err, api.ErrServerClosed) {
+			if err := serve(l); err != nil && !errors.Is(err, api.ErrServerClosed) {
 				d.errc <- fmt.Errorf("client listener %s: %w", l.Addr(), err)
+			}
+		}(l)
+	}
+	for _, l := range httpLns {
+		go func(l net.Listener) {
+			if err := apiSrv.ServeHTTP(l, clientLns[0].Addr()); err != nil && !errors.Is(err, api.ErrServerClosed) {
+				d.errc <- fmt.Errorf("client HTTP listener %s: %w", l.Addr(), err)
 			}
 		}(l)
 	}

@@ -1,0 +1,82 @@
+package mvcc
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stats are the store's operation counters and its number of live keys,
+// what etcd exports as etcd_mvcc_{put,range,delete,txn}_total,
+// etcd_debugging_mvcc_total_put_size_in_bytes and
+// etcd_debugging_mvcc_keys_total. The counters count since Open, as etcd's
+// count since start.
+type Stats struct {
+	// Puts, Deletes and Ranges count operations, those inside
+	// transactions included (a DeleteRange counts once, whatever it
+	// deleted); Ranges counts reads whether or not they went through raft.
+	Puts, Deletes, Ranges uint64
+	// Txns counts transactions of more than one operation, as etcd does.
+	Txns uint64
+	// PutBytes is the sum of len(key)+len(value) of every put.
+	PutBytes uint64
+	// Keys is the number of keys that exist at the current revision.
+	Keys int64
+}
+
+// opCounters are the counters behind Stats. They belong to the Store, not
+// to a database file, so ReplaceDB and Defrag do not reset them.
+type opCounters struct {
+	puts, deletes, ranges, txns, putBytes atomic.Uint64
+}
+
+// txnOps counts the operations of one write transaction, added to the
+// Store's counters when it succeeds.
+type txnOps struct {
+	puts, deletes, ranges int
+	putBytes              int
+	keys                  int64 // live keys created minus deleted
+}
+
+func (s *Store) countTxn(o *txnOps) {
+	s.ops.puts.Add(uint64(o.puts))
+	s.ops.deletes.Add(uint64(o.deletes))
+	s.ops.ranges.Add(uint64(o.ranges))
+	s.ops.putBytes.Add(uint64(o.putBytes))
+	if o.puts+o.deletes+o.ranges > 1 {
+		s.ops.txns.Add(1)
+	}
+}
+
+// Stats returns the operation counters and the number of live keys. Safe
+// for concurrent use.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	keys := s.keys
+	s.mu.RUnlock()
+	return Stats{
+		Puts: s.ops.puts.Load(), Deletes: s.ops.deletes.Load(), Ranges: s.ops.ranges.Load(),
+		Txns: s.ops.txns.Load(), PutBytes: s.ops.putBytes.Load(), Keys: keys,
+	}
+}
+
+// SetCommitObserver installs fn, called on the committing goroutine after
+// every commit of the write batch to bbolt (its write and fsync) with how
+// long it took by the Store's clock: etcd's
+// etcd_disk_backend_commit_duration_seconds. nil removes it.
+func (s *Store) SetCommitObserver(fn func(d time.Duration)) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.commitObserver = fn
+}
+
+// countLiveKeys counts the keys of idx that exist at its newest revision.
+func countLiveKeys(idx *treeIndex) int64 {
+	var n int64
+	idx.tree.Ascend(func(ki *keyIndex) bool {
+		if _, ok := ki.latest(); ok {
+			n++
+		}
+		return true
+	})
+	return n
+}

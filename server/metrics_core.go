@@ -1,0 +1,265 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/mvcc"
+	"github.com/cairnkv/cairn/node"
+)
+
+// warningApplyDuration is etcd's default --warning-apply-duration: an apply
+// slower than this is logged and counted in etcd_server_slow_apply_total.
+const warningApplyDuration = 100 * time.Millisecond
+
+// serverMetrics are what the shell measures itself, from the core's
+// callbacks (applies, backend commits), the messages it sends (heartbeats)
+// and the requests it proposes. They exist from New on, so that what the
+// core reports while it replays its log is counted; RegisterMetrics
+// exports them.
+type serverMetrics struct {
+	backendCommit     prometheus.Histogram
+	apply             *prometheus.HistogramVec
+	slowApplies       prometheus.Counter
+	heartbeatFailures prometheus.Counter
+	proposalsFailed   prometheus.Counter
+	proposalsPending  prometheus.Gauge
+	leaseGranted      prometheus.Counter
+	leaseRevoked      prometheus.Counter
+	leaseRenewed      prometheus.Counter
+	leaseTTL          prometheus.Histogram
+}
+
+// newServerMetrics returns the metrics with etcd's names, help, labels and
+// buckets.
+func newServerMetrics() *serverMetrics {
+	return &serverMetrics{
+		backendCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "backend_commit_duration_seconds",
+			Help:    "The latency distributions of commit called by backend.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		apply: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "apply_duration_seconds",
+			Help:    "The latency distributions of v2 apply called by backend.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20),
+		}, []string{"version", "op", "success"}),
+		slowApplies: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "slow_apply_total",
+			Help: "The total number of slow apply requests (likely overloaded from slow disk).",
+		}),
+		heartbeatFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "heartbeat_send_failures_total",
+			Help: "The total number of leader heartbeat send failures (likely overloaded from slow disk).",
+		}),
+		proposalsFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "proposals_failed_total",
+			Help: "The total number of failed proposals seen.",
+		}),
+		proposalsPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "proposals_pending",
+			Help: "The current number of pending proposals to commit.",
+		}),
+		leaseGranted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "debugging", Name: "lease_granted_total",
+			Help: "The total number of granted leases.",
+		}),
+		leaseRevoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "debugging", Name: "lease_revoked_total",
+			Help: "The total number of revoked leases.",
+		}),
+		leaseRenewed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "debugging", Name: "lease_renewed_total",
+			Help: "The number of renewed leases seen by the leader.",
+		}),
+		leaseTTL: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "debugging", Name: "lease_ttl_total",
+			Help:    "Bucketed histogram of lease TTLs.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 24),
+		}),
+	}
+}
+
+// observeCore points the core's callbacks and the store's commit observer
+// at s's metrics, and wraps the transport the core sends through to watch
+// the leader's heartbeats. It runs in New, before the core starts.
+func (s *Server) observeCore(cfg *node.Config) {
+	if cfg.ObserveApply == nil {
+		cfg.ObserveApply = s.observeApply
+	}
+	heartbeat := time.Duration(max(cfg.HeartbeatTicks, 1)) * cfg.TickInterval
+	cfg.Transport = &heartbeatWatch{
+		Transport: cfg.Transport, clock: cfg.Clock, lg: s.lg,
+		interval: heartbeat, failures: s.met.heartbeatFailures,
+	}
+}
+
+// observeCommits times the store's batch commits (run once the core has
+// opened the store).
+func (s *Server) observeCommits(kv *mvcc.Store) {
+	kv.SetCommitObserver(func(d time.Duration) { s.met.backendCommit.Observe(d.Seconds()) })
+}
+
+// observeApply is the core's ObserveApply: etcd's apply histogram by
+// operation, its slow-apply counter and warning, and the lease counters
+// that etcd's lessor keeps (grants and revokes as they apply, on every
+// member; the TTL granted, after the minimum TTL was applied).
+func (s *Server) observeApply(r *pb.InternalRaftRequest, res node.Result, d time.Duration) {
+	op := applyOp(r)
+	// As etcd: a compacted read is still a successful apply.
+	success := res.Err == nil || errors.Is(res.Err, mvcc.ErrCompacted)
+	s.met.apply.WithLabelValues("v3", op, boolLabel(success)).Observe(d.Seconds())
+	if d > warningApplyDuration {
+		s.met.slowApplies.Inc()
+		s.lg.Warn("apply request took too long",
+			zap.Duration("took", d), zap.Duration("expected-duration", warningApplyDuration),
+			zap.String("request-type", op), zap.Error(res.Err))
+	}
+	if res.Err != nil {
+		return
+	}
+	switch {
+	case r.GetLeaseGrant() != nil:
+		s.met.leaseGranted.Inc()
+		if g, ok := res.Resp.(*pb.LeaseGrantResponse); ok {
+			s.met.leaseTTL.Observe(float64(g.GetTTL()))
+		}
+	case r.GetLeaseRevoke() != nil:
+		s.met.leaseRevoked.Inc()
+	}
+}
+
+func boolLabel(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// applyOp names a request as etcd's apply metrics do.
+func applyOp(r *pb.InternalRaftRequest) string {
+	switch {
+	case r.GetClusterVersionSet() != nil:
+		return "ClusterVersionSet"
+	case r.GetClusterMemberAttrSet() != nil:
+		return "ClusterMemberAttrSet"
+	case r.GetDowngradeInfoSet() != nil:
+		return "DowngradeInfoSet"
+	case r.GetDowngradeVersionTest() != nil:
+		return "DowngradeVersionTest"
+	case r.GetRange() != nil:
+		return "Range"
+	case r.GetPut() != nil:
+		return "Put"
+	case r.GetDeleteRange() != nil:
+		return "DeleteRange"
+	case r.GetTxn() != nil:
+		return "Txn"
+	case r.GetCompaction() != nil:
+		return "Compaction"
+	case r.GetLeaseGrant() != nil:
+		return "LeaseGrant"
+	case r.GetLeaseRevoke() != nil:
+		return "LeaseRevoke"
+	case r.GetLeaseCheckpoint() != nil:
+		return "LeaseCheckpoint"
+	case r.GetAlarm() != nil:
+		return "Alarm"
+	case r.GetAuthEnable() != nil:
+		return "AuthEnable"
+	case r.GetAuthDisable() != nil:
+		return "AuthDisable"
+	case r.GetAuthStatus() != nil:
+		return "AuthStatus"
+	case r.GetAuthenticate() != nil:
+		return "Authenticate"
+	case r.GetAuthUserAdd() != nil:
+		return "AuthUserAdd"
+	case r.GetAuthUserDelete() != nil:
+		return "AuthUserDelete"
+	case r.GetAuthUserGet() != nil:
+		return "AuthUserGet"
+	case r.GetAuthUserChangePassword() != nil:
+		return "AuthUserChangePassword"
+	case r.GetAuthUserGrantRole() != nil:
+		return "AuthUserGrantRole"
+	case r.GetAuthUserRevokeRole() != nil:
+		return "AuthUserRevokeRole"
+	case r.GetAuthUserList() != nil:
+		return "AuthUserList"
+	case r.GetAuthRoleList() != nil:
+		return "AuthRoleList"
+	case r.GetAuthRoleAdd() != nil:
+		return "AuthRoleAdd"
+	case r.GetAuthRoleDelete() != nil:
+		return "AuthRoleDelete"
+	case r.GetAuthRoleGet() != nil:
+		return "AuthRoleGet"
+	case r.GetAuthRoleGrantPermission() != nil:
+		return "AuthRoleGrantPermission"
+	case r.GetAuthRoleRevokePermission() != nil:
+		return "AuthRoleRevokePermission"
+	}
+	return "unknown"
+}
+
+// heartbeatWatch is the core's transport as the shell hands it over: it
+// passes every message on, and watches the heartbeats the leader sends as
+// etcd's timeout detector does. A heartbeat to a peer more than two
+// heartbeat intervals after the previous one in the same term means the
+// leader was held up (typically by a slow disk): it is logged and counted
+// in etcd_server_heartbeat_send_failures_total. Send runs on the loop.
+type heartbeatWatch struct {
+	node.Transport
+	clock    clock.Clock
+	lg       *zap.Logger
+	interval time.Duration
+	failures prometheus.Counter
+
+	mu   sync.Mutex
+	term uint64               // the term of the heartbeats in last
+	last map[uint64]time.Time // peer -> when the last heartbeat to it was sent
+}
+
+// Send implements node.Transport.
+func (h *heartbeatWatch) Send(msgs []*raftpb.Message) {
+	var now time.Time
+	for _, m := range msgs {
+		if m.GetType() != raftpb.MsgHeartbeat {
+			continue
+		}
+		if now.IsZero() {
+			now = h.clock.Now()
+		}
+		h.observe(m.GetTo(), m.GetTerm(), now)
+	}
+	h.Transport.Send(msgs)
+}
+
+func (h *heartbeatWatch) observe(to, term uint64, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if term != h.term || h.last == nil {
+		// A new leadership: earlier heartbeats say nothing about it.
+		h.term, h.last = term, make(map[uint64]time.Time)
+	}
+	prev, ok := h.last[to]
+	h.last[to] = now
+	if !ok {
+		return
+	}
+	if gap, limit := now.Sub(prev), 2*h.interval; gap > limit {
+		h.failures.Inc()
+		h.lg.Warn("leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk",
+			zap.String("to", strconv.FormatUint(to, 16)), zap.Duration("heartbeat-interval", h.interval),
+			zap.Duration("expected-duration", limit), zap.Duration("exceeded-duration", gap-limit))
+	}
+}

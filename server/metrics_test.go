@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/mvcc"
+	"github.com/cairnkv/cairn/node"
+)
+
+// family is one gathered metric family: its type and its series.
+type family struct {
+	typ    string
+	series []series
+}
+
+type series struct {
+	labels map[string]string
+	value  float64 // counter or gauge value, histogram sample count
+}
+
+func gather(t *testing.T, reg *prometheus.Registry) map[string]family {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	out := map[string]family{}
+	for _, mf := range mfs {
+		f := family{typ: mf.GetType().String()}
+		for _, m := range mf.GetMetric() {
+			s := series{labels: map[string]string{}}
+			for _, lp := range m.GetLabel() {
+				s.labels[lp.GetName()] = lp.GetValue()
+			}
+			switch {
+			case m.GetCounter() != nil:
+				s.value = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				s.value = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				s.value = float64(m.GetHistogram().GetSampleCount())
+			}
+			f.series = append(f.series, s)
+		}
+		out[mf.GetName()] = f
+	}
+	return out
+}
+
+// value is the value of the series of name with the given labels (a
+// subset), or -1 when there is none.
+func (f family) value(labels ...string) float64 {
+next:
+	for _, s := range f.series {
+		for i := 0; i+1 < len(labels); i += 2 {
+			if s.labels[labels[i]] != labels[i+1] {
+				continue next
+			}
+		}
+		return s.value
+	}
+	return -1
+}
+
+// A member's metrics carry etcd's names and types and count what the
+// member did: its identity, applies by operation, lease grants and
+// renewals, mvcc operations, backend commits.
+func TestRegisterMetricsCountsWhatTheMemberDoes(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))})
+	lead := c.server(c.waitLeader())
+	reg := prometheus.NewPedanticRegistry()
+	lead.RegisterMetrics(reg)
+	for i := 0; i < 5; i++ {
+		c.put(lead, fmt.Sprintf("k%d", i), "v")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := lead.LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lead.LeaseRenew(ctx, g.GetID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lead.Range(ctx, &pb.RangeRequest{Key: []byte("k0")}); err != nil {
+		t.Fatal(err)
+	}
+
+	var fams map[string]family
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fams = gather(t, reg)
+		if fams["etcd_disk_backend_commit_duration_seconds"].value() > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the next batch commit is at most BackendBatchInterval away
+	}
+	types := map[string]string{
+		"etcd_server_id":                              "GAUGE",
+		"etcd_server_version":                         "GAUGE",
+		"etcd_cluster_version":                        "GAUGE",
+		"etcd_server_go_version":                      "GAUGE",
+		"etcd_server_is_learner":                      "GAUGE",
+		"etcd_server_quota_backend_bytes":             "GAUGE",
+		"etcd_server_proposals_applied_total":         "GAUGE",
+		"etcd_server_proposals_committed_total":       "GAUGE",
+		"etcd_server_proposals_pending":               "GAUGE",
+		"etcd_server_proposals_failed_total":          "COUNTER",
+		"etcd_server_leader_changes_seen_total":       "COUNTER",
+		"etcd_server_slow_apply_total":                "COUNTER",
+		"etcd_server_heartbeat_send_failures_total":   "COUNTER",
+		"etcd_server_apply_duration_seconds":          "HISTOGRAM",
+		"etcd_disk_backend_commit_duration_seconds":   "HISTOGRAM",
+		"etcd_disk_wal_fsync_duration_seconds":        "HISTOGRAM",
+		"etcd_mvcc_put_total":                         "COUNTER",
+		"etcd_mvcc_range_total":                       "COUNTER",
+		"etcd_mvcc_txn_total":                         "COUNTER",
+		"etcd_mvcc_delete_total":                      "COUNTER",
+		"etcd_debugging_mvcc_keys_total":              "GAUGE",
+		"etcd_debugging_mvcc_total_put_size_in_bytes": "GAUGE",
+		"etcd_debugging_lease_granted_total":          "COUNTER",
+		"etcd_debugging_lease_revoked_total":          "COUNTER",
+		"etcd_debugging_lease_renewed_total":          "COUNTER",
+		"etcd_debugging_lease_ttl_total":              "HISTOGRAM",
+	}
+	for name, typ := range types {
+		if got := fams[name].typ; got != typ {
+			t.Errorf("%s is a %q, want %s", name, got, typ)
+		}
+	}
+	want := []struct {
+		name   string
+		labels []string
+		check  func(float64) bool
+		expect string
+	}{
+		{"etcd_server_id", []string{"server_id", strconv.FormatUint(lead.ID(), 16)}, eq(1), "1"},
+		{"etcd_server_version", []string{"server_version", "3.7.0"}, eq(1), "1"},
+		{"etcd_cluster_version", []string{"cluster_version", "3.7"}, eq(1), "1"},
+		{"etcd_server_is_learner", nil, eq(0), "0"},
+		{"etcd_server_quota_backend_bytes", nil, eq(-1), "-1 (no quota)"},
+		{"etcd_server_proposals_pending", nil, eq(0), "0"},
+		{"etcd_server_proposals_failed_total", nil, eq(0), "0"},
+		{"etcd_server_apply_duration_seconds", []string{"op", "Put", "success", "true", "version", "v3"}, atLeast(5), ">= 5"},
+		{"etcd_server_apply_duration_seconds", []string{"op", "LeaseGrant", "success", "true"}, eq(1), "1"},
+		{"etcd_server_apply_duration_seconds", []string{"op", "ClusterMemberAttrSet"}, atLeast(1), ">= 1"},
+		{"etcd_mvcc_put_total", nil, atLeast(5), ">= 5"},
+		{"etcd_mvcc_range_total", nil, atLeast(1), ">= 1"},
+		{"etcd_debugging_mvcc_keys_total", nil, eq(5), "5"},
+		{"etcd_debugging_lease_granted_total", nil, eq(1), "1"},
+		{"etcd_debugging_lease_ttl_total", nil, eq(1), "1"},
+		{"etcd_debugging_lease_renewed_total", nil, eq(1), "1"},
+		{"etcd_debugging_lease_revoked_total", nil, eq(0), "0"},
+		{"etcd_disk_backend_commit_duration_seconds", nil, atLeast(1), ">= 1"},
+		{"etcd_server_leader_changes_seen_total", nil, atLeast(1), ">= 1"},
+	}
+	for _, w := range want {
+		if v := fams[w.name].value(w.labels...); !w.check(v) {
+			t.Errorf("%s%v = %v, want %s", w.name, w.labels, v, w.expect)
+		}
+	}
+}
+
+func eq(want float64) func(float64) bool     { return func(v float64) bool { return v == want } }
+func atLeast(min float64) func(float64) bool { return func(v float64) bool { return v >= min } }
+
+// A proposal that cannot commit (no quorum) fails, and is no longer
+// pending once it has.
+func TestProposalsFailedAndPending(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))})
+	leadID := c.waitLeader()
+	lead := c.server(leadID)
+	c.put(lead, "a", "1")
+	reg := prometheus.NewPedanticRegistry()
+	lead.RegisterMetrics(reg)
+	for _, s := range c.running() {
+		if s.ID() != leadID {
+			c.stop(s.ID())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := lead.Put(ctx, &pb.PutRequest{Key: []byte("b"), Value: []byte("2")}); err == nil {
+		t.Fatal("a put without a quorum succeeded")
+	}
+	fams := gather(t, reg)
+	if v := fams["etcd_server_proposals_failed_total"].value(); v < 1 {
+		t.Errorf("proposals failed = %v, want >= 1", v)
+	}
+	if v := fams["etcd_server_proposals_pending"].value(); v != 0 {
+		t.Errorf("proposals pending = %v once the proposal failed, want 0", v)
+	}
+}
+
+// recordingTransport is a node.Transport that keeps nothing.
+type recordingTransport struct{ n int }
+
+func (r *recordingTransport) Send(msgs []*raftpb.Message)         { r.n += len(msgs) }
+func (r *recordingTransport) AddPeer(id uint64, urls []string)    {}
+func (r *recordingTransport) RemovePeer(id uint64)                {}
+func (r *recordingTransport) UpdatePeer(id uint64, urls []string) {}
+func (r *recordingTransport) Close() error                        { return nil }
+
+// The heartbeat watch counts a heartbeat to a peer sent more than two
+// heartbeat intervals after the previous one of the same term, as etcd's
+// timeout detector; a new term starts afresh. Every message is passed on.
+func TestHeartbeatWatchCountsLateHeartbeats(t *testing.T) {
+	fc := clock.NewFake(time.Unix(1000, 0))
+	inner := &recordingTransport{}
+	failures := prometheus.NewCounter(prometheus.CounterOpts{Name: "f", Help: "heartbeat failures"})
+	h := &heartbeatWatch{Transport: inner, clock: fc, lg: zap.NewNop(), interval: 100 * time.Millisecond, failures: failures}
+	hb := func(to, term uint64) *raftpb.Message {
+		return &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), To: proto.Uint64(to), Term: proto.Uint64(term)}
+	}
+	app := &raftpb.Message{Type: raftpb.MsgApp.Enum(), To: proto.Uint64(2), Term: proto.Uint64(5)}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(failures)
+	count := func() float64 { return gather(t, reg)["f"].value() }
+	steps := []struct {
+		advance time.Duration
+		msgs    []*raftpb.Message
+		want    float64
+	}{
+		{0, []*raftpb.Message{hb(2, 5), hb(3, 5)}, 0},
+		{150 * time.Millisecond, []*raftpb.Message{hb(2, 5), app}, 0},      // within 2 intervals
+		{250 * time.Millisecond, []*raftpb.Message{hb(2, 5), hb(3, 5)}, 2}, // both late
+		{time.Second, []*raftpb.Message{hb(2, 6)}, 2},                      // a new term: no history
+		{100 * time.Millisecond, []*raftpb.Message{hb(2, 6)}, 2},
+	}
+	sent := 0
+	for i, st := range steps {
+		fc.Advance(st.advance)
+		h.Send(st.msgs)
+		sent += len(st.msgs)
+		if got := count(); got != st.want {
+			t.Fatalf("step %d: failures = %v, want %v", i, got, st.want)
+		}
+	}
+	if inner.n != sent {
+		t.Fatalf("passed on %d messages, want %d", inner.n, sent)
+	}
+}
+
+// applyOp names every request as etcd does, and the apply observer counts
+// a slow apply.
+func TestObserveApplyNamesOpsAndCountsSlowApplies(t *testing.T) {
+	s := &Server{lg: zap.NewNop(), met: newServerMetrics()}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.met.apply, s.met.slowApplies, s.met.leaseGranted, s.met.leaseTTL, s.met.leaseRevoked)
+	s.observeApply(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k")}}, node.Result{}, time.Millisecond)
+	s.observeApply(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{}}, node.Result{Err: mvcc.ErrCompacted}, 2*warningApplyDuration)
+	s.observeApply(&pb.InternalRaftRequest{Range: &pb.RangeRequest{}}, node.Result{Err: mvcc.ErrFutureRev}, time.Millisecond)
+	s.observeApply(&pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 1, TTL: 1}}, node.Result{Resp: &pb.LeaseGrantResponse{ID: 1, TTL: 5}}, time.Millisecond)
+	s.observeApply(&pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 1}}, node.Result{Err: mvcc.ErrClosed}, time.Millisecond)
+	fams := gather(t, reg)
+	for _, w := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"op", "Put", "success", "true", "version", "v3"}, 1},
+		{[]string{"op", "Txn", "success", "true"}, 1}, // a compacted read is a success, as in etcd
+		{[]string{"op", "Range", "success", "false"}, 1},
+		{[]string{"op", "LeaseGrant", "success", "true"}, 1},
+		{[]string{"op", "LeaseRevoke", "success", "false"}, 1},
+	} {
+		if v := fams["etcd_server_apply_duration_seconds"].value(w.labels...); v != w.want {
+			t.Errorf("apply_duration_seconds%v = %v, want %v", w.labels, v, w.want)
+		}
+	}
+	for name, want := range map[string]float64{
+		"etcd_server_slow_apply_total":       1,
+		"etcd_debugging_lease_granted_total": 1,
+		"etcd_debugging_lease_revoked_total": 0, // the revoke failed
+	} {
+		if v := fams[name].value(); v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
+		}
+	}
+	if ttl := fams["etcd_debugging_lease_ttl_total"]; ttl.value() != 1 {
+		t.Errorf("lease TTL histogram has %v samples, want 1", ttl.value())
+	}
+	for _, r := range []*pb.InternalRaftRequest{
+		{DeleteRange: &pb.DeleteRangeRequest{}}, {Compaction: &pb.CompactionRequest{}}, {LeaseCheckpoint: &pb.LeaseCheckpointRequest{}},
+		{Alarm: &pb.AlarmRequest{}}, {ClusterMemberAttrSet: nil}, {AuthEnable: &pb.AuthEnableRequest{}},
+	} {
+		if op := applyOp(r); op == "" {
+			t.Errorf("no op name for %v", r)
+		}
+	}
+	if op := applyOp(&pb.InternalRaftRequest{}); op != "unknown" {
+		t.Errorf("empty request named %q, want unknown", op)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node/wal"
@@ -130,45 +131,70 @@ func (c *Core) bootstrap(walCfg wal.Config) error {
 	if c.clusterID == 0 {
 		c.clusterID = ClusterID(ids, c.cfg.ClusterToken)
 	}
-	rn, err := c.startFresh(walCfg, "bootstrap")
-	if err != nil {
+	if err := c.createFresh(walCfg, "bootstrap"); err != nil {
 		return err
 	}
-	peers := make([]raft.Peer, 0, len(c.cfg.InitialMembers))
-	for _, m := range sortedMembers(membersByID(c.cfg.InitialMembers)) {
+	// The log starts with one committed conf change per initial member, as
+	// raft's Bootstrap writes it; they are made durable here, before the
+	// member runs, so that a member stopped before its first Ready still
+	// knows its cluster when it restarts (raft's Bootstrap keeps them in
+	// memory until the first Ready is saved).
+	members := sortedMembers(membersByID(c.cfg.InitialMembers))
+	ents := make([]*raftpb.Entry, 0, len(members))
+	ccs := make([]*raftpb.ConfChange, 0, len(members))
+	for i, m := range members {
 		ctx, _ := json.Marshal(confChangeContext{Member: m})
-		peers = append(peers, raft.Peer{ID: m.ID, Context: ctx})
+		cc := &raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(m.ID), Context: ctx}
+		ccs = append(ccs, cc)
+		data, err := proto.Marshal(cc)
+		if err != nil {
+			return fmt.Errorf("node: encoding bootstrap conf change: %w", err)
+		}
+		ents = append(ents, &raftpb.Entry{Type: raftpb.EntryConfChange.Enum(), Term: proto.Uint64(1), Index: proto.Uint64(uint64(i + 1)), Data: data})
 	}
-	if err := rn.Bootstrap(peers); err != nil {
-		return fmt.Errorf("node: bootstrapping raft: %w", err)
+	hs := &raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(uint64(len(ents)))}
+	if err := c.wal.Save(hs, ents); err != nil {
+		return fmt.Errorf("node: saving bootstrap entries to WAL: %w", err)
+	}
+	if err := c.storage.SetHardState(hs); err != nil {
+		return fmt.Errorf("node: raft storage: %w", err)
+	}
+	if err := c.storage.Append(ents); err != nil {
+		return fmt.Errorf("node: raft storage: %w", err)
+	}
+	c.term, c.committed = 1, uint64(len(ents))
+	rn, err := raft.NewRawNode(c.raftConfig(0))
+	if err != nil {
+		return fmt.Errorf("node: starting raft: %w", err)
+	}
+	// As raft's Bootstrap does, the configuration takes effect now; the
+	// entries are applied again with the rest of the log (a no-op for raft).
+	for _, cc := range ccs {
+		rn.ApplyConfChange(cc)
 	}
 	c.rn = rn
 	c.lg.Info("bootstrapped new cluster member",
-		zap.String("cluster-id", fmt.Sprintf("%x", c.clusterID)), zap.Int("members", len(peers)))
+		zap.String("cluster-id", fmt.Sprintf("%x", c.clusterID)), zap.Int("members", len(members)))
 	return nil
 }
 
-// startFresh opens an empty database, creates the WAL and a raft node with
-// an empty log, for a member that has never run: one bootstrapping a new
-// cluster or one joining (what names the refusal).
-func (c *Core) startFresh(walCfg wal.Config, what string) (*raft.RawNode, error) {
+// createFresh opens an empty database and creates the WAL, for a member
+// that has never run: one bootstrapping a new cluster or one joining (what
+// names the refusal).
+func (c *Core) createFresh(walCfg wal.Config, what string) error {
 	if err := c.openKV(); err != nil {
-		return nil, err
+		return err
 	}
 	if ci, _ := c.kv.ConsistentIndex(); ci != 0 {
-		return nil, fmt.Errorf("node: database %s has applied entries (consistent index %d) but there is no WAL in %s: refusing to %s over it", DBPath(c.cfg.DataDir), ci, c.cfg.WALDir, what)
+		return fmt.Errorf("node: database %s has applied entries (consistent index %d) but there is no WAL in %s: refusing to %s over it", DBPath(c.cfg.DataDir), ci, c.cfg.WALDir, what)
 	}
 	meta, _ := json.Marshal(walMetadata{MemberID: c.id, ClusterID: c.clusterID})
 	w, err := wal.Create(walCfg, meta)
 	if err != nil {
-		return nil, fmt.Errorf("node: creating WAL: %w", err)
+		return fmt.Errorf("node: creating WAL: %w", err)
 	}
 	c.wal = w
-	rn, err := raft.NewRawNode(c.raftConfig(0))
-	if err != nil {
-		return nil, fmt.Errorf("node: starting raft: %w", err)
-	}
-	return rn, nil
+	return nil
 }
 
 // join starts a member added to a running cluster: empty log, no
@@ -179,9 +205,12 @@ func (c *Core) join(walCfg wal.Config) error {
 		return errors.New("node: joining a cluster needs its ClusterID")
 	}
 	c.clusterID = c.cfg.ClusterID
-	rn, err := c.startFresh(walCfg, "join")
-	if err != nil {
+	if err := c.createFresh(walCfg, "join"); err != nil {
 		return err
+	}
+	rn, err := raft.NewRawNode(c.raftConfig(0))
+	if err != nil {
+		return fmt.Errorf("node: starting raft: %w", err)
 	}
 	c.rn = rn
 	for _, m := range sortedMembers(membersByID(c.cfg.InitialMembers)) {

@@ -30,6 +30,7 @@ var errorTable = []struct {
 	{mvcc.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
 	{mvcc.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
 	{mvcc.ErrClosed, rpctypes.ErrGRPCStopped},
+	{mvcc.ErrLegacyFormat, rpctypes.ErrGRPCStopped}, // from Open only: the member never serves
 	// mvcc: watch errors reach clients as a cancelled watch, never as an
 	// RPC error; the rows keep the table whole.
 	{mvcc.ErrWatcherDuplicateID, status.Error(codes.InvalidArgument, mvcc.ErrWatcherDuplicateID.Error())},

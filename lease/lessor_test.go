@@ -528,9 +528,10 @@ func TestNewRestoresLeasesAndCheckpoints(t *testing.T) {
 
 func TestNewRejectsMalformedRecords(t *testing.T) {
 	for name, put := range map[string][2][]byte{
-		"short key":   {[]byte{1, 2, 3}, encodeRecord(5, 0)},
-		"short value": {leaseKey(1), {recordVersion, 0, 0}},
-		"bad version": {leaseKey(1), append([]byte{9}, make([]byte, 16)...)},
+		"short key":        {[]byte{1, 2, 3}, encodeRecord(1, 5, 0)},
+		"truncated varint": {leaseKey(1), {0x08, 0x80}},
+		"ID not the key's": {leaseKey(1), encodeRecord(2, 5, 0)},
+		"not a protobuf":   {leaseKey(1), {0xff, 0xff, 0xff}},
 	} {
 		b := newMemBackend()
 		b.AuxPut([]byte(BucketName), put[0], put[1])
@@ -668,5 +669,23 @@ func TestRevokesPerTickAndMinTTLFor(t *testing.T) {
 		if got := MinTTLFor(tc.d); got != tc.want {
 			t.Errorf("MinTTLFor(%v) = %d, want %d", tc.d, got, tc.want)
 		}
+	}
+}
+
+// A lease record is etcd's leasepb.Lease: these are the bytes etcd 3.7.3
+// stored for lease 0x390da24a98597914 granted with TTL 300.
+func TestLeaseRecordIsEtcds(t *testing.T) {
+	const id = 0x390da24a98597914
+	etcd := []byte("\x08\x94\xf2\xe5\xc2\xa9\xc9\xe8\x86\x39\x10\xac\x02")
+	if got := encodeRecord(id, 300, 0); !bytes.Equal(got, etcd) {
+		t.Fatalf("encodeRecord = %x, want etcd's %x", got, etcd)
+	}
+	gotID, ttl, remaining, err := decodeRecord(leaseKey(id), etcd)
+	if err != nil || gotID != id || ttl != 300 || remaining != 0 {
+		t.Fatalf("decodeRecord(etcd's) = %x %d %d %v", gotID, ttl, remaining, err)
+	}
+	withRemaining := encodeRecord(id, 300, 120)
+	if _, ttl, remaining, err := decodeRecord(leaseKey(id), withRemaining); err != nil || ttl != 300 || remaining != 120 {
+		t.Fatalf("round trip with a remaining TTL: %d %d %v", ttl, remaining, err)
 	}
 }

@@ -87,3 +87,19 @@ func (s *Store) AuxForEach(bucket []byte, fn func(k, v []byte) error) error {
 	}
 	return b.ForEach(fn)
 }
+
+// SetConfState records the raft configuration in meta ("confState"), as
+// etcd does after each configuration change, in the open batch: js is the
+// configuration in etcd's JSON. Writer goroutine only.
+func (s *Store) SetConfState(js []byte) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.writable() != nil {
+		return
+	}
+	if err := s.tx.Bucket(metaBucket).Put(metaConfState, append([]byte(nil), js...)); err != nil {
+		s.failed = fmt.Errorf("mvcc: writing %q/%q: %w", metaBucket, metaConfState, err)
+		return
+	}
+	s.noteWrite(true)
+}

@@ -26,7 +26,7 @@ func (s *Store) Compact(rev int64) error {
 	case rev > s.rev:
 		return ErrFutureRev
 	}
-	if err := putUint64(s.tx.Bucket(metaBucket), metaScheduledCompat, uint64(rev)); err != nil {
+	if err := s.tx.Bucket(metaBucket).Put(metaScheduledCompat, revKey(Revision{Main: rev}, false)); err != nil {
 		return fmt.Errorf("mvcc: recording compaction: %w", err)
 	}
 	s.noteWrite(true)
@@ -84,7 +84,7 @@ func (s *Store) CompactStep() (done bool, err error) {
 	if !finished {
 		return false, nil
 	}
-	if err := putUint64(s.tx.Bucket(metaBucket), metaFinishedCompact, uint64(c.rev)); err != nil {
+	if err := s.tx.Bucket(metaBucket).Put(metaFinishedCompact, revKey(Revision{Main: c.rev}, false)); err != nil {
 		return false, fmt.Errorf("mvcc: recording compaction: %w", err)
 	}
 	s.noteWrite(false)

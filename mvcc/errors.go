@@ -20,4 +20,8 @@ var (
 	ErrTooManyOps = errors.New("etcdserver: too many operations in txn request")
 	// ErrClosed: the store was closed (or abandoned).
 	ErrClosed = errors.New("mvcc: store is closed")
+	// ErrLegacyFormat: the database was written by a Cairn build that
+	// predates etcd's on-disk format, which this build cannot read.
+	ErrLegacyFormat = errors.New("mvcc: the database was written by an earlier Cairn build, before Cairn stored etcd's on-disk format; " +
+		"it cannot be read: start this build on an empty data directory and copy the keys from a member still running the earlier build (etcdctl make-mirror)")
 )

@@ -14,13 +14,18 @@ func (r Revision) GreaterThan(o Revision) bool {
 	return r.Sub > o.Sub
 }
 
+// The bucket key of a revision is etcd's: 8 bytes of main, the separator
+// '_', 8 bytes of sub, big-endian, and the byte 't' after them for a
+// deletion. Keys sort in revision order. A database written by a Cairn
+// build before this format (16-byte keys, no separator) is refused at open:
+// legacyRevKey.
 const (
-	revBytesLen  = 16  // 8 bytes main, 8 bytes sub, big-endian
-	tombstoneTag = 't' // 17th byte of the bucket key of a deletion
+	revBytesLen  = 17  // main, '_', sub
+	revSeparator = '_' // 9th byte
+	tombstoneTag = 't' // 18th byte of the bucket key of a deletion
 )
 
-// revKey returns the bucket key of r: big-endian main and sub, followed by
-// tombstoneTag when r deleted its key. Keys sort in revision order.
+// revKey returns the bucket key of r.
 func revKey(r Revision, tomb bool) []byte {
 	n := revBytesLen
 	if tomb {
@@ -28,7 +33,8 @@ func revKey(r Revision, tomb bool) []byte {
 	}
 	b := make([]byte, n)
 	binary.BigEndian.PutUint64(b, uint64(r.Main))
-	binary.BigEndian.PutUint64(b[8:], uint64(r.Sub))
+	b[8] = revSeparator
+	binary.BigEndian.PutUint64(b[9:], uint64(r.Sub))
 	if tomb {
 		b[revBytesLen] = tombstoneTag
 	}
@@ -40,7 +46,16 @@ func parseRevKey(b []byte) (r Revision, tomb bool, ok bool) {
 	if len(b) != revBytesLen && !(len(b) == revBytesLen+1 && b[revBytesLen] == tombstoneTag) {
 		return Revision{}, false, false
 	}
+	if b[8] != revSeparator {
+		return Revision{}, false, false
+	}
 	r.Main = int64(binary.BigEndian.Uint64(b))
-	r.Sub = int64(binary.BigEndian.Uint64(b[8:]))
+	r.Sub = int64(binary.BigEndian.Uint64(b[9:]))
 	return r, len(b) == revBytesLen+1, true
+}
+
+// legacyRevKey tells whether b is a revision key in the format of Cairn
+// builds before etcd's (16 bytes, then the tombstone tag).
+func legacyRevKey(b []byte) bool {
+	return len(b) == 16 || (len(b) == 17 && b[16] == tombstoneTag && b[8] != revSeparator)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/cairnkv/cairn/version"
 	"os"
 	"sync"
 	"time"
@@ -23,6 +24,8 @@ var (
 	metaTerm            = []byte("term")
 	metaScheduledCompat = []byte("scheduledCompactRev")
 	metaFinishedCompact = []byte("finishedCompactRev")
+	metaStorageVersion  = []byte("storageVersion")
+	metaConfState       = []byte("confState")
 )
 
 // Config configures a Store. The zero value of every field but Path is a
@@ -165,12 +168,26 @@ func load(db *bolt.DB) (*state, error) {
 		}
 		st.ci = getUint64(mb, metaConsistentIndex)
 		st.term = getUint64(mb, metaTerm)
-		scheduled := int64(getUint64(mb, metaScheduledCompat))
-		finished := int64(getUint64(mb, metaFinishedCompact))
+		scheduled, err := getCompactRev(mb, metaScheduledCompat)
+		if err != nil {
+			return err
+		}
+		finished, err := getCompactRev(mb, metaFinishedCompact)
+		if err != nil {
+			return err
+		}
+		if mb.Get(metaStorageVersion) == nil {
+			if err := mb.Put(metaStorageVersion, []byte(version.EtcdStorage)); err != nil {
+				return err
+			}
+		}
 		var kv mvccpb.KeyValue
 		c := kb.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			r, tomb, ok := parseRevKey(k)
+			if !ok && legacyRevKey(k) {
+				return ErrLegacyFormat
+			}
 			if !ok {
 				return fmt.Errorf("mvcc: corrupt revision key %x in bucket %q", k, keyBucket)
 			}
@@ -216,6 +233,23 @@ func (s *Store) install(st *state) error {
 	s.midEntry = false
 	s.ciTracked = st.ci > 0
 	return nil
+}
+
+// getCompactRev reads a compacted revision from meta: a revision key, as
+// etcd writes it.
+func getCompactRev(b *bolt.Bucket, k []byte) (int64, error) {
+	v := b.Get(k)
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) == 8 {
+		return 0, ErrLegacyFormat
+	}
+	r, _, ok := parseRevKey(v)
+	if !ok {
+		return 0, fmt.Errorf("mvcc: corrupt %s %x in bucket %q", k, v, metaBucket)
+	}
+	return r.Main, nil
 }
 
 func getUint64(b *bolt.Bucket, k []byte) uint64 {

@@ -1,13 +1,13 @@
 package node
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 )
 
 // Alarms are replicated state, as in etcd: raised and cleared through raft,
@@ -33,20 +33,24 @@ type alarmKey struct {
 	typ    pb.AlarmType
 }
 
+// alarmBucketKey is the bucket key of an alarm, as etcd stores it: the
+// encoded AlarmMember (the value is empty).
 func alarmBucketKey(k alarmKey) []byte {
-	b := make([]byte, 12)
-	binary.BigEndian.PutUint64(b, k.member)
-	binary.BigEndian.PutUint32(b[8:], uint32(k.typ))
+	b, err := marshalOpts.Marshal(&pb.AlarmMember{MemberID: k.member, Alarm: k.typ})
+	if err != nil {
+		panic(fmt.Sprintf("node: encoding alarm: %v", err)) // two varints always encode
+	}
 	return b
 }
 
 func (c *Core) loadAlarms() error {
 	c.alarms = map[alarmKey]bool{}
 	return c.kv.AuxForEach(alarmBucket, func(k, _ []byte) error {
-		if len(k) != 12 {
-			return fmt.Errorf("node: bad alarm record key %x", k)
+		var am pb.AlarmMember
+		if err := proto.Unmarshal(k, &am); err != nil {
+			return fmt.Errorf("node: bad alarm record key %x: %w", k, err)
 		}
-		c.alarms[alarmKey{binary.BigEndian.Uint64(k), pb.AlarmType(binary.BigEndian.Uint32(k[8:]))}] = true
+		c.alarms[alarmKey{am.GetMemberID(), am.GetAlarm()}] = true
 		return nil
 	})
 }
@@ -101,7 +105,7 @@ func (c *Core) applyAlarm(r *pb.AlarmRequest) *pb.AlarmResponse {
 		}
 		if !c.alarms[k] {
 			c.alarms[k] = true
-			c.kv.AuxPut(alarmBucket, alarmBucketKey(k), []byte{1})
+			c.kv.AuxPut(alarmBucket, alarmBucketKey(k), []byte{})
 			c.lg.Warn("alarm raised", zap.String("alarm", k.typ.String()), zap.String("alarm-member-id", fmt.Sprintf("%x", k.member)))
 		}
 		resp.Alarms = []*pb.AlarmMember{{MemberID: k.member, Alarm: k.typ}}

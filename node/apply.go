@@ -9,6 +9,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnkv/cairn/version"
 )
 
 // confChangeContext travels in a conf change's Context: the member it adds
@@ -210,6 +212,10 @@ func (c *Core) applyConfChange(e *raftpb.Entry, fresh bool) error {
 	c.confState = c.rn.ApplyConfChange(cc)
 	if !fresh {
 		return nil
+	}
+	c.kv.SetConfState(confStateJSON(c.confState))
+	if _, ok := c.kv.AuxGet(clusterBucket, clusterVersionKey); !ok {
+		c.kv.AuxPut(clusterBucket, clusterVersionKey, []byte(version.EtcdCluster))
 	}
 	v2 := cc.AsV2()
 	var ctx confChangeContext

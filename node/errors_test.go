@@ -13,6 +13,7 @@ import (
 // exported error of mvcc, lease and node.
 var notApplyOutcomes = map[string]string{
 	"mvcc.ErrClosed":             "the store closed under the member: it is stopping",
+	"mvcc.ErrLegacyFormat":       "returned by Open, before anything is applied",
 	"mvcc.ErrWatcherDuplicateID": "watch streams only; nothing in the log watches",
 	"mvcc.ErrEmptyWatcherRange":  "watch streams only",
 	"mvcc.ErrWatcherNotExist":    "watch streams only",

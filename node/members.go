@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
+
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // Member is one member of the cluster as the replicated state knows it.
@@ -25,9 +28,33 @@ var membersBucket = []byte("members")
 // (ErrSenderRemoved).
 var removedBucket = []byte("members_removed")
 
-// memberKey is the bucket key of a member: its ID in fixed-width hex, so
-// bucket order is ID order.
-func memberKey(id uint64) []byte { return []byte(fmt.Sprintf("%016x", id)) }
+// clusterBucket holds the cluster version, as etcd's "cluster" bucket.
+var (
+	clusterBucket     = []byte("cluster")
+	clusterVersionKey = []byte("clusterVersion")
+)
+
+// confStateJSON is a raft configuration as etcd records it in meta
+// ("confState"): the JSON of its ConfState.
+func confStateJSON(cs *raftpb.ConfState) []byte {
+	b, err := json.Marshal(struct {
+		Voters         []uint64 `json:"voters,omitempty"`
+		Learners       []uint64 `json:"learners,omitempty"`
+		VotersOutgoing []uint64 `json:"voters_outgoing,omitempty"`
+		LearnersNext   []uint64 `json:"learners_next,omitempty"`
+		AutoLeave      bool     `json:"auto_leave"`
+	}{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext(), cs.GetAutoLeave()})
+	if err != nil {
+		panic(fmt.Sprintf("node: encoding conf state: %v", err)) // slices of integers always encode
+	}
+	return b
+}
+
+// memberKey is the bucket key of a member, in "members" and
+// "members_removed": its ID in hex without leading zeros, as etcd writes
+// it. The value in "members" is the member's JSON, which etcd's and
+// Cairn's Member encode alike.
+func memberKey(id uint64) []byte { return []byte(strconv.FormatUint(id, 16)) }
 
 func encodeMember(m Member) []byte {
 	b, err := json.Marshal(m)

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,7 +53,7 @@ func (p *peerRoutes) RoundTrip(r *http.Request) (*http.Response, error) {
 // hashCheckCluster starts three members whose peer listeners are served by
 // routes, with the periodic check off (tests call checkCompactHash).
 func hashCheckCluster(t *testing.T) (*testCluster, *peerRoutes, *Server) {
-	c := newTestCluster(t, 3, clusterOpts{})
+	c := newTestCluster(t, 3, clusterOpts{logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
 	routes := &peerRoutes{c: c}
 	for _, m := range c.members {
 		c.stop(m.ID)

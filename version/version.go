@@ -9,4 +9,8 @@ const (
 	Etcd = "3.7.0"
 	// EtcdCluster is the cluster version reported in /version.
 	EtcdCluster = "3.7.0"
+	// EtcdStorage is the etcd storage schema Cairn's database follows
+	// (bucket names, key and value formats), recorded in its meta bucket as
+	// etcd records it.
+	EtcdStorage = "3.7.0"
 )

@@ -94,11 +94,13 @@ func (s *Store) CompactStep() (done bool, err error) {
 	return true, nil
 }
 
-// HashKV hashes the key space as of rev (0 = current): every revision at or
-// below rev that a read at or after the compacted revision may need, with
-// its value. Two stores that applied the same writes and compactions agree,
-// however far their physical compaction and commits have gone. It returns
-// the revision hashed and the compacted revision. Safe for concurrent use.
+// HashKV hashes the key space as of rev (0 = current) as etcd's HashKV does
+// (see treeIndex.hashRevisions), so it gives etcd's number for the same
+// data: CRC-32C of the bucket name "key", then of each hashed revision's
+// bucket key and value. Two stores that applied the same writes and
+// compactions agree, however far their physical compaction and commits
+// have gone. It returns the revision hashed and the compacted revision.
+// Safe for concurrent use.
 func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -117,7 +119,7 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err e
 	defer sr.close()
 	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	h.Write(keyBucket)
-	for _, ra := range s.index.revisions(rev) {
+	for _, ra := range s.index.hashRevisions(rev, s.compactRev) {
 		v, err := sr.value(ra.rev, ra.tomb)
 		if err != nil {
 			return 0, 0, s.compactRev, err

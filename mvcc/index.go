@@ -235,4 +235,31 @@ func (t *treeIndex) revisions(atRev int64) []revAt {
 	return out
 }
 
+// hashRevisions returns, in revision order, the revisions etcd's HashKV
+// hashes at atRev with the store compacted at compactRev: every revision
+// after compactRev up to atRev, and of those at or below compactRev only
+// each key's live revision as of atRev (or all of them when no key is
+// live); never the tombstone at compactRev itself, which some etcd versions
+// remove at compaction and others keep. So the number matches etcd's for
+// the same data, and does not depend on how far physical compaction got.
+func (t *treeIndex) hashRevisions(atRev, compactRev int64) []revAt {
+	all := t.revisions(atRev)
+	live := make(map[Revision]bool)
+	t.tree.Ascend(func(ki *keyIndex) bool {
+		if r, ok := ki.at(atRev); ok {
+			live[r] = true
+		}
+		return true
+	})
+	out := all[:0]
+	for _, ra := range all {
+		switch {
+		case ra.tomb && ra.rev.Main == compactRev:
+		case ra.rev.Main > compactRev, len(live) == 0, live[ra.rev]:
+			out = append(out, ra)
+		}
+	}
+	return out
+}
+
 func (t *treeIndex) len() int { return t.tree.Len() }

@@ -1,12 +1,12 @@
 package server
 
 import (
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -53,7 +53,7 @@ func (p *peerRoutes) RoundTrip(r *http.Request) (*http.Response, error) {
 // hashCheckCluster starts three members whose peer listeners are served by
 // routes, with the periodic check off (tests call checkCompactHash).
 func hashCheckCluster(t *testing.T) (*testCluster, *peerRoutes, *Server) {
-	c := newTestCluster(t, 3, clusterOpts{logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
+	c := newTestCluster(t, 3, clusterOpts{logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))})
 	routes := &peerRoutes{c: c}
 	for _, m := range c.members {
 		c.stop(m.ID)

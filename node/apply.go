@@ -20,6 +20,25 @@ type confChangeContext struct {
 	RequestID uint64 `json:"requestID,omitempty"`
 }
 
+// decodeConfChangeContext reads a conf change's context: Cairn's, or
+// etcd's (the member's JSON alone), which a log imported from etcd holds.
+func decodeConfChangeContext(b []byte) (confChangeContext, error) {
+	var ctx confChangeContext
+	if len(b) == 0 {
+		return ctx, nil
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return ctx, err
+	}
+	if _, cairn := probe["member"]; cairn {
+		err := json.Unmarshal(b, &ctx)
+		return ctx, err
+	}
+	err := json.Unmarshal(b, &ctx.Member)
+	return ctx, err
+}
+
 // applyEntries applies committed entries in order. An entry at or below the
 // database's consistent index was applied before a restart (or arrived in a
 // snapshot's database) and is skipped, so replay is idempotent; conf changes
@@ -218,11 +237,9 @@ func (c *Core) applyConfChange(e *raftpb.Entry, fresh bool) error {
 		c.kv.AuxPut(clusterBucket, clusterVersionKey, []byte(version.EtcdCluster))
 	}
 	v2 := cc.AsV2()
-	var ctx confChangeContext
-	if len(v2.GetContext()) > 0 {
-		if err := json.Unmarshal(v2.GetContext(), &ctx); err != nil {
-			return fmt.Errorf("node: entry %d: decoding conf change context: %w", e.GetIndex(), err)
-		}
+	ctx, err := decodeConfChangeContext(v2.GetContext())
+	if err != nil {
+		return fmt.Errorf("node: entry %d: decoding conf change context: %w", e.GetIndex(), err)
 	}
 	for _, ch := range v2.GetChanges() {
 		id := ch.GetNodeId()

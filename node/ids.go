@@ -1,41 +1,40 @@
 package node
 
 import (
-	"crypto/sha256"
+	"crypto/sha1"
 	"encoding/binary"
 	"sort"
 	"strings"
 )
 
-// MemberID derives a member's ID from its peer URLs and the cluster token,
-// so every member of a new cluster computes the same IDs from the same
-// --initial-cluster and --initial-cluster-token. The URLs' order does not
-// matter. The result is never zero (raft reserves zero for "none").
+// MemberID derives a member's ID from its peer URLs and the cluster token
+// exactly as etcd does (the first 8 bytes, big-endian, of the SHA-1 of the
+// sorted peer URLs joined, then the token), so a Cairn member started with
+// etcd's --initial-cluster and --initial-cluster-token has the ID etcd
+// would give it, and a data dir that etcdutl restored belongs to it. The
+// URLs' order does not matter. The result is never zero (raft reserves
+// zero for "none").
 func MemberID(peerURLs []string, clusterToken string) uint64 {
 	urls := append([]string(nil), peerURLs...)
 	sort.Strings(urls)
-	h := sha256.New()
-	h.Write([]byte("cairn-member\x00"))
-	h.Write([]byte(clusterToken))
-	h.Write([]byte{0})
-	h.Write([]byte(strings.Join(urls, ",")))
-	return nonZero(binary.BigEndian.Uint64(h.Sum(nil)[:8]))
+	sum := sha1.Sum([]byte(strings.Join(urls, "") + clusterToken))
+	return nonZero(binary.BigEndian.Uint64(sum[:8]))
 }
 
-// ClusterID derives the cluster's ID from its initial member IDs and token.
-// The IDs' order does not matter.
+// ClusterID derives the cluster's ID from its initial member IDs as etcd
+// does (SHA-1 of the sorted IDs, big-endian; the token is in the IDs
+// already). The IDs' order does not matter. clusterToken is unused, kept
+// so callers say what the ID depends on.
 func ClusterID(memberIDs []uint64, clusterToken string) uint64 {
+	_ = clusterToken
 	ids := append([]uint64(nil), memberIDs...)
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	h := sha256.New()
-	h.Write([]byte("cairn-cluster\x00"))
-	h.Write([]byte(clusterToken))
-	var b [8]byte
-	for _, id := range ids {
-		binary.BigEndian.PutUint64(b[:], id)
-		h.Write(b[:])
+	b := make([]byte, 8*len(ids))
+	for i, id := range ids {
+		binary.BigEndian.PutUint64(b[8*i:], id)
 	}
-	return nonZero(binary.BigEndian.Uint64(h.Sum(nil)[:8]))
+	sum := sha1.Sum(b)
+	return nonZero(binary.BigEndian.Uint64(sum[:8]))
 }
 
 func nonZero(v uint64) uint64 {

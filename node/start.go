@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node/wal"
+	"github.com/cairnkv/cairn/node/wal/etcdwal"
 )
 
 // walMetadata is stored once at the head of the WAL.
@@ -50,6 +51,10 @@ func NewCore(c Config) (*Core, error) {
 		return nil, fmt.Errorf("node: creating data dir: %w", err)
 	}
 	walCfg := wal.Config{FS: cfg.WALFS, Dir: cfg.WALDir, SegmentSize: cfg.WALSegmentSize, Logger: cfg.Logger}
+	if err := core.importEtcdWAL(); err != nil {
+		core.closeFiles()
+		return nil, err
+	}
 	switch {
 	case wal.Exist(cfg.WALFS, cfg.WALDir):
 		err = core.restart(walCfg)
@@ -69,6 +74,36 @@ func NewCore(c Config) (*Core, error) {
 		return nil, ErrRemoved
 	}
 	return core, nil
+}
+
+// importEtcdWAL converts an etcd WAL in the WAL dir (a data dir made by
+// etcdutl snapshot restore, or by an etcd member) into Cairn's, keeping
+// etcd's files beside it (etcdwal.Import), so that the member restarts
+// from it; and finishes an import a crash interrupted.
+func (c *Core) importEtcdWAL() error {
+	format, err := etcdwal.Detect(c.cfg.WALFS, c.cfg.WALDir)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if format != etcdwal.FormatEtcd && format != etcdwal.FormatImportInterrupted {
+		return nil
+	}
+	c.lg.Info("importing etcd's WAL", zap.String("wal-dir", c.cfg.WALDir), zap.String("backup-dir", etcdwal.BackupDir(c.cfg.WALDir)))
+	log, err := etcdwal.Import(etcdwal.ImportConfig{
+		FS: c.cfg.WALFS, WALDir: c.cfg.WALDir, SnapDir: filepath.Join(c.cfg.DataDir, "member", "snap"),
+		SegmentSize: c.cfg.WALSegmentSize, Logger: c.lg,
+		Metadata: func(m etcdwal.Metadata) ([]byte, error) {
+			if m.NodeID != c.id {
+				return nil, fmt.Errorf("the WAL is member %x's, not this member's (%x): check --name and --initial-cluster against the restore's", m.NodeID, c.id)
+			}
+			return json.Marshal(walMetadata{MemberID: m.NodeID, ClusterID: m.ClusterID})
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("node: importing etcd's WAL in %s: %w", c.cfg.WALDir, err)
+	}
+	c.lg.Info("imported etcd's WAL", zap.Int("entries", len(log.Entries)))
+	return nil
 }
 
 func (c *Core) openKV() error {

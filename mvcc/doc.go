@@ -3,13 +3,19 @@
 //
 // # Data layout
 //
-// Bucket "key" maps a revision to the protobuf-encoded mvccpb.KeyValue it
-// wrote. The bucket key is 16 bytes, big-endian main then sub revision, so
-// keys sort in revision order; a deletion appends the byte 't' and stores a
+// The file is in etcd 3.7's format, so etcd's tools and etcd itself read it
+// and Cairn reads theirs. Bucket "key" maps a revision to the
+// protobuf-encoded mvccpb.KeyValue it wrote. The bucket key is 17 bytes:
+// big-endian main revision, the byte '_', big-endian sub revision, so keys
+// sort in revision order; a deletion appends the byte 't' and stores a
 // KeyValue holding only the key. Bucket "meta" holds the consistent index and
-// term of the last applied raft entry ("consistent_index", "term") and the
-// compaction progress ("scheduledCompactRev", "finishedCompactRev"). Any
-// other bucket is auxiliary state of other packages (AuxPut and friends).
+// term of the last applied raft entry ("consistent_index", "term"), the
+// compaction progress as revision keys ("scheduledCompactRev",
+// "finishedCompactRev"), the storage version ("storageVersion") and the raft
+// configuration ("confState", SetConfState). Any other bucket is auxiliary
+// state of other packages (AuxPut and friends): "lease", "members",
+// "members_removed", "alarm", "cluster", in etcd's formats. A database from
+// a Cairn build before this format is refused (ErrLegacyFormat).
 //
 // In memory, a B-tree maps each key to its generations: the revisions from
 // the put that created the key to the tombstone that deleted it. It is

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/internal/testutil"
 	"github.com/cairnkv/cairn/mvcc"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -339,21 +340,5 @@ func TestWatchStreamOfAClientThatStopsReadingIsCutOff(t *testing.T) {
 	}
 }
 
-// eventually polls cond every 5 ms until it holds; after timeout it fails
-// the test with what and cond's last detail. It is how these tests wait
-// for a state they cannot be told about (the e2e tests' helper of the
-// same name has the same shape).
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, detail string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v (%s)", what, timeout, detail)
-		}
-		time.Sleep(5 * time.Millisecond) // the polling interval
-	}
-}
+// eventually waits for a state the test cannot be told about.
+var eventually = testutil.Eventually

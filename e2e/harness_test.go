@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/internal/proc"
+	"github.com/cairnkv/cairn/internal/testutil"
 )
 
 // Environment variables through which TestMain hands the built binaries to
@@ -440,20 +441,5 @@ func ctx(t testing.TB) context.Context {
 	return c
 }
 
-// eventually polls cond every 20 ms until it holds; after timeout it fails
-// the test with what and cond's last detail. It is how tests wait for a
-// state they cannot be told about.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, detail string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v (%s)", what, timeout, detail)
-		}
-		time.Sleep(20 * time.Millisecond) // the polling interval
-	}
-}
+// eventually waits for a state the test cannot be told about.
+var eventually = testutil.Eventually

@@ -20,6 +20,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cairnkv/cairn/internal/testutil"
 )
 
 const testClusterID = 0xc1
@@ -71,24 +73,8 @@ func connect(ms ...*httpMember) {
 	}
 }
 
-// eventually polls cond every 5 ms until it holds; after timeout it fails
-// the test with what and cond's last detail. It is how these tests wait
-// for a state they are not told about (the recorder tells of its own:
-// wait on it with waitUntil).
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, detail string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v (%s)", what, timeout, detail)
-		}
-		time.Sleep(5 * time.Millisecond) // the polling interval
-	}
-}
+// eventually waits for a state the test cannot be told about.
+var eventually = testutil.Eventually
 
 // waitLog waits until a log entry whose message contains substr appears.
 func waitLog(t testing.TB, logs *observer.ObservedLogs, substr string) observer.LoggedEntry {

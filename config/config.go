@@ -135,7 +135,10 @@ type Config struct {
 
 	// Features.
 	WatchProgressNotifyInterval time.Duration
-	CompactionBatchLimit        int
+	// WarningApplyDuration is etcd's --warning-apply-duration: an apply
+	// slower than this is logged and counted as slow.
+	WarningApplyDuration time.Duration
+	CompactionBatchLimit int
 	// CompactHashCheckTime is how often the leader compares the members'
 	// hashes at the latest compacted revision (with the CompactHashCheck
 	// feature gate).
@@ -208,6 +211,7 @@ func Default() *Config {
 		WatchProgressNotifyInterval: DefaultWatchProgressNotify,
 		CompactionBatchLimit:        DefaultCompactionBatchLimit,
 		CompactHashCheckTime:        DefaultCompactHashCheckTime,
+		WarningApplyDuration:        100 * time.Millisecond,
 	}
 }
 

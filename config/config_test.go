@@ -61,6 +61,7 @@ func TestDefaultMatchesEtcd(t *testing.T) {
 		WatchProgressNotifyInterval: 10 * time.Minute,
 		CompactionBatchLimit:        1000,
 		CompactHashCheckTime:        time.Minute,
+		WarningApplyDuration:        100 * time.Millisecond,
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {
@@ -295,7 +296,7 @@ func TestUnsupportedEtcdFlags(t *testing.T) {
 	// Options whose every value is harmless to ignore are accepted with a
 	// warning that says why they change nothing.
 	c, err = Parse([]string{"--cipher-suites", "TLS_AES_128_GCM_SHA256", "--max-snapshots=3", "--v2-deprecation", "gone",
-		"--raft-read-timeout", "10s", "--warning-apply-duration", "1s"}, nil)
+		"--raft-read-timeout", "10s"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,6 @@ func TestUnsupportedEtcdFlags(t *testing.T) {
 		`ignoring --max-snapshots="3": cairn keeps no snapshot files (a raft snapshot is the database itself); etcd deprecated this flag in 3.6`,
 		`ignoring --v2-deprecation="gone": --v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input (cairn has no v2 store)`,
 		`ignoring --raft-read-timeout="10s": cairn's peer transport sets no per-connection read or write timeout`,
-		`ignoring --warning-apply-duration="1s": cairn's slow-apply warning keeps etcd's default, 100ms, for now`,
 	}
 	if !slices.Equal(c.Warnings, want) {
 		t.Fatalf("warnings\n%q\nwant\n%q", c.Warnings, want)
@@ -477,9 +477,9 @@ func TestUsageListsEveryConfigField(t *testing.T) {
 		"AuthToken":               "auth-token", "BcryptCost": "bcrypt-cost", "AuthTokenTTL": "auth-token-ttl",
 		"EnablePprof": "enable-pprof", "Metrics": "metrics", "ListenMetricsURLs": "listen-metrics-urls",
 		"LogLevel": "log-level", "LogFormat": "log-format", "LogOutputs": "log-outputs",
-		"WatchProgressNotifyInterval": "watch-progress-notify-interval",
-		"CompactionBatchLimit":        "compaction-batch-limit",
-		"ConfigFile":                  "config-file",
+		"WatchProgressNotifyInterval": "watch-progress-notify-interval", "WarningApplyDuration": "warning-apply-duration",
+		"CompactionBatchLimit": "compaction-batch-limit",
+		"ConfigFile":           "config-file",
 	}
 	usage := Usage()
 	typ := reflect.TypeOf(Config{})
@@ -545,5 +545,18 @@ func TestEveryOptionHasAWellFormedEntry(t *testing.T) {
 				t.Errorf("option %q: its documented default %q differs from Default()", o.name, o.def)
 			}
 		}
+	}
+}
+
+func TestWarningApplyDuration(t *testing.T) {
+	c, err := Parse([]string{"--warning-apply-duration", "250ms"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WarningApplyDuration != 250*time.Millisecond || len(c.Warnings) != 0 {
+		t.Fatalf("--warning-apply-duration 250ms: %v, warnings %q", c.WarningApplyDuration, c.Warnings)
+	}
+	if _, err := Parse([]string{"--warning-apply-duration", "soon"}, nil); err == nil {
+		t.Fatal("a bad duration was accepted")
 	}
 }

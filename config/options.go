@@ -285,7 +285,7 @@ func options() []option {
 		{name: "watch-progress-notify-interval", group: groupFeatures, def: "10m", yamlNanos: true, help: "Interval of periodic watch progress notifications.",
 			set: setDuration(func(c *Config) *time.Duration { return &c.WatchProgressNotifyInterval })},
 		{name: "warning-apply-duration", group: groupFeatures, def: "100ms", yamlNanos: true, help: "Warn when applying a request takes longer than this.",
-			ignored: true, why: "cairn's slow-apply warning keeps etcd's default, 100ms, for now", set: checkDuration},
+			set: setDuration(func(c *Config) *time.Duration { return &c.WarningApplyDuration })},
 		unsupported(groupFeatures, "bootstrap-defrag-threshold-megabytes", "0", "Defragment on boot when at least this much space would be freed."),
 		{name: "max-learners", group: groupFeatures, def: "1", help: "Maximum number of learners the cluster may hold at once.",
 			set: setInt(func(c *Config) *int { return &c.MaxLearners })},

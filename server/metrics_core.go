@@ -16,9 +16,9 @@ import (
 	"github.com/cairnkv/cairn/node"
 )
 
-// warningApplyDuration is etcd's default --warning-apply-duration: an apply
+// defaultWarningApplyDuration is etcd's default --warning-apply-duration: an apply
 // slower than this is logged and counted in etcd_server_slow_apply_total.
-const warningApplyDuration = 100 * time.Millisecond
+const defaultWarningApplyDuration = 100 * time.Millisecond
 
 // serverMetrics are what the shell measures itself, from the core's
 // callbacks (applies, backend commits), the messages it sends (heartbeats)
@@ -117,10 +117,14 @@ func (s *Server) observeApply(r *pb.InternalRaftRequest, res node.Result, d time
 	// As etcd: a compacted read is still a successful apply.
 	success := res.Err == nil || errors.Is(res.Err, mvcc.ErrCompacted)
 	s.met.apply.WithLabelValues("v3", op, boolLabel(success)).Observe(d.Seconds())
-	if d > warningApplyDuration {
+	warn := s.cfg.WarningApplyDuration
+	if warn <= 0 {
+		warn = defaultWarningApplyDuration
+	}
+	if d > warn {
 		s.met.slowApplies.Inc()
 		s.lg.Warn("apply request took too long",
-			zap.Duration("took", d), zap.Duration("expected-duration", warningApplyDuration),
+			zap.Duration("took", d), zap.Duration("expected-duration", warn),
 			zap.String("request-type", op), zap.Error(res.Err))
 	}
 	if res.Err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -260,7 +261,7 @@ func TestObserveApplyNamesOpsAndCountsSlowApplies(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(s.met.apply, s.met.slowApplies, s.met.leaseGranted, s.met.leaseTTL, s.met.leaseRevoked)
 	s.observeApply(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k")}}, node.Result{}, time.Millisecond)
-	s.observeApply(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{}}, node.Result{Err: mvcc.ErrCompacted}, 2*warningApplyDuration)
+	s.observeApply(&pb.InternalRaftRequest{Txn: &pb.TxnRequest{}}, node.Result{Err: mvcc.ErrCompacted}, 2*defaultWarningApplyDuration)
 	s.observeApply(&pb.InternalRaftRequest{Range: &pb.RangeRequest{}}, node.Result{Err: mvcc.ErrFutureRev}, time.Millisecond)
 	s.observeApply(&pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 1, TTL: 1}}, node.Result{Resp: &pb.LeaseGrantResponse{ID: 1, TTL: 5}}, time.Millisecond)
 	s.observeApply(&pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 1}}, node.Result{Err: mvcc.ErrClosed}, time.Millisecond)
@@ -301,5 +302,19 @@ func TestObserveApplyNamesOpsAndCountsSlowApplies(t *testing.T) {
 	}
 	if op := applyOp(&pb.InternalRaftRequest{}); op != "unknown" {
 		t.Errorf("empty request named %q, want unknown", op)
+	}
+}
+
+// --warning-apply-duration sets the slow-apply threshold.
+func TestWarningApplyDurationSetsTheSlowApplyThreshold(t *testing.T) {
+	s := &Server{lg: zap.NewNop(), met: newServerMetrics(), cfg: Config{WarningApplyDuration: time.Second}}
+	put := &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k")}}
+	s.observeApply(put, node.Result{}, 500*time.Millisecond) // slow by etcd's default, not by this threshold
+	if got := testutil.ToFloat64(s.met.slowApplies); got != 0 {
+		t.Fatalf("slow applies %v after a 500ms apply with a 1s threshold, want 0", got)
+	}
+	s.observeApply(put, node.Result{}, 2*time.Second)
+	if got := testutil.ToFloat64(s.met.slowApplies); got != 1 {
+		t.Fatalf("slow applies %v after a 2s apply with a 1s threshold, want 1", got)
 	}
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// MaxLearners is how many learners the cluster may hold at once
 	// (etcd's --max-learners); 0 means etcd's default, 1.
 	MaxLearners int
+	// WarningApplyDuration is etcd's --warning-apply-duration: an apply
+	// slower than this is logged and counted as slow; 0 means etcd's
+	// default, 100ms.
+	WarningApplyDuration time.Duration
 	// CompactHashCheckTime is how often the leader compares the members'
 	// hashes at the latest compacted revision (etcd's
 	// --compact-hash-check-time; see hashcheck.go). 0 means the default,

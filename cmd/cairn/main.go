@@ -261,6 +261,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		MaxLearners:          cfg.MaxLearners,
 		AutoCompaction:       autoCompact,
 		CompactHashCheckTime: compactHashCheckTime(cfg),
+		WarningApplyDuration: cfg.WarningApplyDuration,
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport")})
 		return tr

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -310,11 +310,20 @@ func TestWarningApplyDurationSetsTheSlowApplyThreshold(t *testing.T) {
 	s := &Server{lg: zap.NewNop(), met: newServerMetrics(), cfg: Config{WarningApplyDuration: time.Second}}
 	put := &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k")}}
 	s.observeApply(put, node.Result{}, 500*time.Millisecond) // slow by etcd's default, not by this threshold
-	if got := testutil.ToFloat64(s.met.slowApplies); got != 0 {
+	if got := counterValue(t, s.met.slowApplies); got != 0 {
 		t.Fatalf("slow applies %v after a 500ms apply with a 1s threshold, want 0", got)
 	}
 	s.observeApply(put, node.Result{}, 2*time.Second)
-	if got := testutil.ToFloat64(s.met.slowApplies); got != 1 {
+	if got := counterValue(t, s.met.slowApplies); got != 1 {
 		t.Fatalf("slow applies %v after a 2s apply with a 1s threshold, want 1", got)
 	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

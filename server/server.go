@@ -583,6 +583,9 @@ func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, err
 	if err != nil {
 		return nil, err
 	}
+	if compactRev == 0 {
+		compactRev = -1 // etcd's answer before any compaction
+	}
 	return &pb.HashKVResponse{Header: s.header(s.kv.Rev()), Hash: h, HashRevision: hashRev, CompactRevision: compactRev}, nil
 }
 

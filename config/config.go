@@ -146,6 +146,9 @@ type Config struct {
 
 	// Unsafe.
 	UnsafeNoFsync bool // no fsync of the WAL and the backend
+	// ForceNewCluster restarts the member as a one-member cluster with its
+	// data (etcd's --force-new-cluster).
+	ForceNewCluster bool
 
 	// ConfigFile is the YAML file the configuration was read from, if any.
 	ConfigFile string

@@ -318,8 +318,6 @@ func TestUnsupportedEtcdFlags(t *testing.T) {
 	}{
 		{[]string{"--cert-file", "/etc/cert.pem"}, nil,
 			`invalid value "/etc/cert.pem" for --cert-file: cairn does not implement this etcd option yet (only etcd's default "" is accepted)`},
-		{[]string{"--force-new-cluster"}, nil,
-			`invalid value "true" for --force-new-cluster: cairn does not implement this etcd option yet (only etcd's default "false" is accepted)`},
 		{nil, []string{"ETCD_DISCOVERY_SRV=example.com"},
 			`invalid value "example.com" for ETCD_DISCOVERY_SRV: cairn does not implement this etcd option yet (only etcd's default "" is accepted)`},
 		{[]string{"--corrupt-check-time", "1m"}, nil,
@@ -462,7 +460,7 @@ func TestUsageListsEveryConfigField(t *testing.T) {
 		"ListenPeerURLs": "listen-peer-urls", "InitialAdvertisePeerURLs": "initial-advertise-peer-urls",
 		"ListenClientHTTPURLs": "listen-client-http-urls", "MemoryMlock": "memory-mlock",
 		"MaxConcurrentStreams": "max-concurrent-streams", "FeatureGates": "feature-gates",
-		"CompactHashCheckTime": "compact-hash-check-time", "UnsafeNoFsync": "unsafe-no-fsync",
+		"CompactHashCheckTime": "compact-hash-check-time", "UnsafeNoFsync": "unsafe-no-fsync", "ForceNewCluster": "force-new-cluster",
 		"QuotaBackendBytes":    "quota-backend-bytes",
 		"BackendBatchInterval": "backend-batch-interval", "BackendBatchLimit": "backend-batch-limit",
 		"MaxRequestBytes": "max-request-bytes", "MaxTxnOps": "max-txn-ops",

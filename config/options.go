@@ -297,7 +297,8 @@ func options() []option {
 			set: setUint64(func(c *Config) *uint64 { return &c.SnapshotCatchUpEntries })},
 
 		// Unsafe.
-		unsupportedBool(groupUnsafe, "force-new-cluster", "false", "Force a new one-member cluster from existing data."),
+		{name: "force-new-cluster", group: groupUnsafe, def: "false", isBool: true, help: "Force to create a new one-member cluster: removes every other member from the existing data and keeps the data.",
+			set: setBool(func(c *Config) *bool { return &c.ForceNewCluster })},
 		{name: "unsafe-no-fsync", group: groupUnsafe, def: "false", isBool: true, help: "Disable fsync of the WAL and the backend: fast, and a crash of the machine (not only of cairn) loses data.",
 			set: setBool(func(c *Config) *bool { return &c.UnsafeNoFsync })},
 	}

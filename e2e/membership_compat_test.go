@@ -242,3 +242,54 @@ func TestMembershipCompatRemovedMemberStops(t *testing.T) {
 	}
 	waitRemoved("the removed member restarted on its data dir")
 }
+
+// TestMembershipCompatForceNewCluster: a 3-member cluster loses two
+// members for good; the survivor, restarted with --force-new-cluster, is a
+// one-member cluster with all its data, serves reads and writes, stays one
+// when restarted without the flag, and can grow again with member add.
+func TestMembershipCompatForceNewCluster(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t, 3)
+	cli := c.Client(t)
+	for i := 0; i < 10; i++ {
+		if _, err := cli.Put(ctx(t), fmt.Sprintf("k%d", i), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	survivor := c.Members[0]
+	id := memberID(t, cli, survivor.Name)
+	c.Members[1].Kill(t)
+	c.Members[2].Kill(t)
+	stopCompat(t, survivor)
+	survivor.Extra = append(survivor.Extra, "--force-new-cluster")
+	survivor.Restart(t)
+	survivor.WaitReady(t)
+	sc := c.MemberClient(t, survivor)
+	check := func(when string) {
+		t.Helper()
+		ml, err := sc.MemberList(ctx(t))
+		if err != nil {
+			t.Fatalf("%s: member list: %v", when, err)
+		}
+		if len(ml.Members) != 1 || ml.Members[0].ID != id {
+			t.Fatalf("%s: members %v, want only %x", when, ml.Members, id)
+		}
+		r, err := sc.Get(ctx(t), "k", clientv3.WithPrefix())
+		if err != nil || len(r.Kvs) != 10 {
+			t.Fatalf("%s: the survivor's data: %v %v, want 10 keys", when, r, err)
+		}
+		if _, err := sc.Put(ctx(t), "after-"+when, "1"); err != nil {
+			t.Fatalf("%s: a write: %v", when, err)
+		}
+	}
+	check("forced")
+	stopCompat(t, survivor)
+	survivor.Extra = survivor.Extra[:len(survivor.Extra)-1]
+	survivor.Restart(t)
+	survivor.WaitReady(t)
+	check("restarted")
+	// It grows again as any one-member cluster: a learner can be added.
+	if _, err := sc.MemberAddAsLearner(ctx(t), []string{"http://127.0.0.1:1"}); err != nil {
+		t.Fatalf("member add after --force-new-cluster: %v", err)
+	}
+}

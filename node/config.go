@@ -59,6 +59,11 @@ type Config struct {
 	BackendNoSync        bool          // bbolt without fsync (the simulator, --unsafe-no-fsync)
 	BackendMlock         bool          // lock the database's pages in RAM (--memory-mlock)
 	CompactionBatchLimit int           // revisions removed per compaction step; default mvcc's
+	// ForceNewCluster, on a restart, makes the member the only one of its
+	// cluster: uncommitted entries are dropped and committed conf changes
+	// removing every other member are appended to its log (etcd's
+	// --force-new-cluster). The data stays.
+	ForceNewCluster bool
 	// DisablePreVote turns raft's pre-vote off (etcd's --pre-vote=false).
 	DisablePreVote bool
 	// NoInitialElectionTickAdvance keeps a one-voter cluster from

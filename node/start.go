@@ -309,6 +309,11 @@ func (c *Core) restart(walCfg wal.Config) error {
 		c.snapIndex = snapMeta.GetIndex()
 		c.confState = snapMeta.GetConfState()
 	}
+	if c.cfg.ForceNewCluster {
+		if hs, ents, err = c.forceNewCluster(snapMeta, hs, ents); err != nil {
+			return err
+		}
+	}
 	if hs != nil {
 		if snapMeta != nil && hs.GetCommit() < snapMeta.GetIndex() {
 			// A crash between a received snapshot's marker and the next

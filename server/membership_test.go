@@ -298,3 +298,39 @@ func TestARemovedMemberRefusesToRestart(t *testing.T) {
 		t.Fatalf("restart error %q is not etcd's message", err)
 	}
 }
+
+// --force-new-cluster on a member whose log holds entries that never
+// committed: they are dropped, not applied; the member leads a one-member
+// cluster with the committed data.
+func TestForceNewClusterDropsUncommittedEntries(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{})
+	lead := c.waitLeader()
+	c.put(c.server(lead), "kept", "1")
+	// Cut the leader off and make it append a write nobody else gets.
+	c.net.Isolate(lead)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if _, err := c.server(lead).Put(ctx, &pb.PutRequest{Key: []byte("lost"), Value: []byte("x")}); err == nil {
+		t.Fatal("a write on an isolated leader committed")
+	}
+	cancel()
+	for _, m := range c.members {
+		if c.server(m.ID) != nil {
+			c.stop(m.ID)
+		}
+	}
+	c.startWith(lead, func(cfg *Config) { cfg.Core.ForceNewCluster = true })
+	if got := c.waitLeader(); got != lead {
+		t.Fatalf("leader %x, want the forced member %x", got, lead)
+	}
+	s := c.server(lead)
+	requireKeys(t, s, map[string]string{"kept": "1"})
+	r, err := s.Range(context.Background(), &pb.RangeRequest{Key: []byte("lost")})
+	if err != nil || len(r.GetKvs()) != 0 {
+		t.Fatalf("the uncommitted write: %v %v, want it dropped", r, err)
+	}
+	ms, err := s.Members(context.Background())
+	if err != nil || len(ms) != 1 || ms[0].ID != lead {
+		t.Fatalf("members %v %v, want only %x", ms, err, lead)
+	}
+	c.put(s, "after", "1")
+}

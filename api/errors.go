@@ -67,6 +67,7 @@ var errorTable = []struct {
 	{server.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
 	{server.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
 	{server.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
+	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	{server.ErrDowngradeNotSupported, status.Error(codes.Unimplemented, server.ErrDowngradeNotSupported.Error())},
 }
 

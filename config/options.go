@@ -183,7 +183,7 @@ func options() []option {
 			}},
 		unsupported(groupClustering, "discovery-srv", "", "DNS SRV domain used to bootstrap the cluster."),
 		unsupported(groupClustering, "discovery-srv-name", "", "Suffix of the DNS SRV name queried when bootstrapping."),
-		{name: "strict-reconfig-check", group: groupClustering, def: "true", isBool: true, help: "Reject reconfiguration requests that would cause quorum loss. Not implemented yet beyond refusing to remove the last voter, whatever its value.",
+		{name: "strict-reconfig-check", group: groupClustering, def: "true", isBool: true, help: "Reject reconfiguration requests that would cause quorum loss.",
 			set: setBool(func(c *Config) *bool { return &c.StrictReconfigCheck })},
 		{name: "pre-vote", group: groupClustering, def: "true", isBool: true, help: "Run raft's pre-vote phase so a rejoining partitioned member does not disrupt the leader.",
 			set: setBool(func(c *Config) *bool { return &c.PreVote })},

@@ -75,8 +75,15 @@ func TestMemberAddJoinPromoteRemove(t *testing.T) {
 	if r, err := jc.Get(ctx(t), "after-promote"); err != nil || len(r.Kvs) != 1 {
 		t.Fatalf("linearizable read on the promoted member: %v %v", r, err)
 	}
-	if out := c.Etcdctl(t, "member", "remove", m[1]); !regexp.MustCompile(fmt.Sprintf(`^Member +%s removed from cluster +%s\n`, m[1], m[2])).MatchString(out) {
-		t.Fatalf("member remove: %q", out)
+	// With --strict-reconfig-check (on, as etcd's), the removal waits until
+	// the promoted member has been connected for 5 s.
+	var removed ctlResult
+	eventually(t, 20*time.Second, "member remove not refused as unhealthy", func() (bool, string) {
+		removed = c.etcdctlAt(t, []string{c.Members[0].ClientURL}, "", "member", "remove", m[1])
+		return !strings.Contains(removed.Stderr, "unhealthy cluster"), removed.Stderr
+	})
+	if out := removed.Stdout; removed.Code != 0 || !regexp.MustCompile(fmt.Sprintf(`^Member +%s removed from cluster +%s\n`, m[1], m[2])).MatchString(out) {
+		t.Fatalf("member remove: exit %d %q %s", removed.Code, out, removed.Stderr)
 	}
 	if ms := members(); len(ms) != 1 {
 		t.Fatalf("member list after remove: %v", ms)

@@ -23,6 +23,7 @@ var (
 	ErrMemberNotLearner       = errors.New("etcdserver: can only promote a learner member")
 	ErrLearnerNotReady        = errors.New("etcdserver: can only promote a learner member which is in sync with leader")
 	ErrTooManyLearners        = errors.New("etcdserver: too many learner members in cluster")
+	ErrUnhealthy              = errors.New("etcdserver: unhealthy cluster")
 	ErrDowngradeNotSupported  = errors.New("cairn: downgrade is not implemented")
 )
 

@@ -128,6 +128,11 @@ func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.Mem
 	if r.GetIsLearner() && learners(ms) >= s.maxLearners() {
 		return nil, ErrTooManyLearners
 	}
+	if !r.GetIsLearner() {
+		if err := s.mayAddVoter(ms); err != nil {
+			return nil, err
+		}
+	}
 	m := node.Member{
 		ID:        node.MemberID(r.GetPeerURLs(), fmt.Sprintf("%s/%d", s.cfg.Core.ClusterToken, time.Now().UnixNano())),
 		PeerURLs:  append([]string(nil), r.GetPeerURLs()...),
@@ -172,20 +177,18 @@ func (s *Server) changeMember(ctx context.Context, id uint64, typ raftpb.ConfCha
 }
 
 // MemberRemove removes a member, refusing to remove the last voter (raft
-// cannot run without one).
+// cannot run without one) and, with --strict-reconfig-check, a removal
+// that would break the active quorum (reconfig.go).
 func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
 	cur, err := s.members(ctx)
 	if err != nil {
 		return nil, err
 	}
-	voters := 0
-	for _, m := range cur {
-		if !m.IsLearner && m.ID != r.GetID() {
-			voters++
-		}
+	if _, ok := findMember(cur, r.GetID()); !ok {
+		return nil, ErrMemberNotFound
 	}
-	if voters == 0 {
-		return nil, ErrMemberNotEnoughStarted
+	if err := s.mayRemove(cur, r.GetID()); err != nil {
+		return nil, err
 	}
 	ms, err := s.changeMember(ctx, r.GetID(), raftpb.ConfChangeRemoveNode, nil)
 	if err != nil {
@@ -249,6 +252,9 @@ func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) 
 	}
 	if !ready {
 		return nil, ErrLearnerNotReady
+	}
+	if err := s.mayPromote(ms); err != nil {
+		return nil, err
 	}
 	pms, err := s.changeMember(ctx, m.ID, raftpb.ConfChangeAddNode, func(m *node.Member) { m.IsLearner = false })
 	if err != nil {

@@ -42,6 +42,13 @@ type Config struct {
 	// MaxLearners is how many learners the cluster may hold at once
 	// (etcd's --max-learners); 0 means etcd's default, 1.
 	MaxLearners int
+	// StrictReconfigCheck is etcd's --strict-reconfig-check: membership
+	// changes that would break the active quorum are refused
+	// (reconfig.go). The zero value turns it off; the daemon's default is
+	// on, as etcd's.
+	StrictReconfigCheck bool
+	// healthInterval overrides HealthInterval (tests).
+	healthInterval time.Duration
 	// WarningApplyDuration is etcd's --warning-apply-duration: an apply
 	// slower than this is logged and counted as slow; 0 means etcd's
 	// default, 100ms.

@@ -190,6 +190,20 @@ func NewHTTP(cfg HTTPConfig) *HTTP {
 	return t
 }
 
+// ActiveSince is when the stream to peer id opened; zero when there is
+// none (etcd's rafthttp ActiveSince, which --strict-reconfig-check reads).
+func (t *HTTP) ActiveSince(id uint64) time.Time {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return time.Time{}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.since
+}
+
 // Handler returns the handler of inbound peer requests, to mount on the
 // peer listener at PathPrefix+"/". Streams are long-lived: the server must
 // not set ReadTimeout or WriteTimeout (ReadHeaderTimeout is fine). Close

@@ -46,6 +46,8 @@ type peer struct {
 	urls []string
 	pref int     // index in urls of the URL to try first
 	cur  *stream // the open stream, if any
+	// since is when cur opened; zero while there is none.
+	since time.Time
 }
 
 func newPeer(t *HTTP, id uint64, urls []string) *peer {
@@ -155,7 +157,7 @@ func (p *peer) run() {
 			err = p.pump(s)
 			s.abort()
 			p.mu.Lock()
-			p.cur = nil
+			p.cur, p.since = nil, time.Time{}
 			p.mu.Unlock()
 			p.m.active.Set(0)
 			if p.ctx.Err() == nil && !errors.Is(err, errURLsChanged) {
@@ -341,7 +343,7 @@ func (p *peer) dial(u string) (*stream, error) {
 		s.abort()
 		return nil, p.ctx.Err()
 	}
-	p.cur = s
+	p.cur, p.since = s, time.Now()
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -27,6 +28,10 @@ type MemNetwork struct {
 	members  map[uint64]*memMember
 	isolated map[uint64]bool
 	cuts     map[memLink]bool
+	// changed is when each member last joined or was isolated or healed,
+	// and each link cut or restored: what ActiveSince reports.
+	changed     map[uint64]time.Time
+	linkChanged map[memLink]time.Time
 }
 
 type memLink struct{ from, to uint64 }
@@ -34,9 +39,11 @@ type memLink struct{ from, to uint64 }
 // NewMemNetwork returns an empty network.
 func NewMemNetwork() *MemNetwork {
 	return &MemNetwork{
-		members:  make(map[uint64]*memMember),
-		isolated: make(map[uint64]bool),
-		cuts:     make(map[memLink]bool),
+		members:     make(map[uint64]*memMember),
+		isolated:    make(map[uint64]bool),
+		cuts:        make(map[memLink]bool),
+		changed:     make(map[uint64]time.Time),
+		linkChanged: make(map[memLink]time.Time),
 	}
 }
 
@@ -59,6 +66,7 @@ func (n *MemNetwork) Join(id uint64, h Handler) Transport {
 	}
 	n.mu.Lock()
 	n.members[id] = m
+	n.changed[id] = time.Now()
 	n.mu.Unlock()
 	go m.run()
 	return m
@@ -83,6 +91,7 @@ func (n *MemNetwork) Isolate(id uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.isolated[id] = true
+	n.changed[id] = time.Now()
 }
 
 // Heal undoes Isolate(id). Cuts made with Cut stay.
@@ -90,6 +99,7 @@ func (n *MemNetwork) Heal(id uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.isolated, id)
+	n.changed[id] = time.Now()
 }
 
 // Cut drops messages from `from` to `to` (one way) until Restore(from, to).
@@ -97,6 +107,7 @@ func (n *MemNetwork) Cut(from, to uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.cuts[memLink{from, to}] = true
+	n.linkChanged[memLink{from, to}] = time.Now()
 }
 
 // Restore undoes Cut(from, to).
@@ -104,6 +115,25 @@ func (n *MemNetwork) Restore(from, to uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.cuts, memLink{from, to})
+	n.linkChanged[memLink{from, to}] = time.Now()
+}
+
+// activeSince is when messages from -> to last started getting through;
+// zero while they do not (to is not a member, or the link is cut).
+func (n *MemNetwork) activeSince(from, to uint64) time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l := memLink{from, to}
+	if n.members[to] == nil || n.isolated[from] || n.isolated[to] || n.cuts[l] {
+		return time.Time{}
+	}
+	t := n.changed[from]
+	for _, c := range []time.Time{n.changed[to], n.linkChanged[l]} {
+		if c.After(t) {
+			t = c
+		}
+	}
+	return t
 }
 
 // route returns the member that should receive a message from -> to, or
@@ -187,6 +217,18 @@ func (m *memMember) AddPeer(id uint64, _ []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.peers[id] = true
+}
+
+// ActiveSince is when messages to peer id last started getting through;
+// zero when they do not (see transport.HTTP.ActiveSince).
+func (m *memMember) ActiveSince(id uint64) time.Time {
+	m.mu.Lock()
+	peer := m.peers[id]
+	m.mu.Unlock()
+	if !peer {
+		return time.Time{}
+	}
+	return m.net.activeSince(m.id, id)
 }
 
 // RemovePeer implements Transport.

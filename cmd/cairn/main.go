@@ -263,6 +263,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		AutoCompaction:       autoCompact,
 		CompactHashCheckTime: compactHashCheckTime(cfg),
 		WarningApplyDuration: cfg.WarningApplyDuration,
+		StrictReconfigCheck:  cfg.StrictReconfigCheck,
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport")})
 		return tr

@@ -195,24 +195,11 @@ func TestRemovingTheLastVoterIsRefusedAndARemovedMemberStops(t *testing.T) {
 
 	c := newTestCluster(t, 3, clusterOpts{})
 	lead := c.waitLeader()
-	var victim *Server
-	for _, s := range c.running() {
-		if s.ID() != lead {
-			victim = s
-			break
-		}
-	}
+	victim := c.follower(lead)
 	if _, err := c.server(lead).MemberRemove(ctx, &pb.MemberRemoveRequest{ID: victim.ID()}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-victim.Done():
-		if !errors.Is(victim.Err(), node.ErrRemoved) {
-			t.Fatalf("removed member stopped with %v, want %v", victim.Err(), node.ErrRemoved)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("a removed member kept running")
-	}
+	waitRemoved(t, victim, "a removed member")
 	c.put(c.server(lead), "after-removal", "1")
 }
 
@@ -222,13 +209,7 @@ func TestRemovingTheLastVoterIsRefusedAndARemovedMemberStops(t *testing.T) {
 func TestAMemberRemovedWhilePartitionedStopsWhenHealed(t *testing.T) {
 	c := newTestCluster(t, 3, clusterOpts{})
 	lead := c.waitLeader()
-	var victim *Server
-	for _, s := range c.running() {
-		if s.ID() != lead {
-			victim = s
-			break
-		}
-	}
+	victim := c.follower(lead)
 	c.net.Isolate(victim.ID())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -241,14 +222,7 @@ func TestAMemberRemovedWhilePartitionedStopsWhenHealed(t *testing.T) {
 	default:
 	}
 	c.net.Heal(victim.ID())
-	select {
-	case <-victim.Done():
-		if !errors.Is(victim.Err(), node.ErrRemoved) {
-			t.Fatalf("removed member stopped with %v, want %v", victim.Err(), node.ErrRemoved)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a member removed while partitioned kept running after the partition healed")
-	}
+	waitRemoved(t, victim, "a member removed while partitioned, once the partition healed,")
 	c.put(c.server(lead), "after-removal", "1")
 }
 
@@ -259,13 +233,7 @@ func TestAMemberRemovedWhilePartitionedStopsWhenHealed(t *testing.T) {
 func TestARemovedMemberRefusesToRestart(t *testing.T) {
 	c := newTestCluster(t, 3, clusterOpts{})
 	lead := c.waitLeader()
-	var victim uint64
-	for _, s := range c.running() {
-		if s.ID() != lead {
-			victim = s.ID()
-			break
-		}
-	}
+	victim := c.follower(lead).ID()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.server(lead).MemberRemove(ctx, &pb.MemberRemoveRequest{ID: victim}); err != nil {
@@ -333,4 +301,30 @@ func TestForceNewClusterDropsUncommittedEntries(t *testing.T) {
 		t.Fatalf("members %v %v, want only %x", ms, err, lead)
 	}
 	c.put(s, "after", "1")
+}
+
+// follower returns a running member other than lead.
+func (c *testCluster) follower(lead uint64) *Server {
+	c.t.Helper()
+	for _, s := range c.running() {
+		if s.ID() != lead {
+			return s
+		}
+	}
+	c.t.Fatal("no running member but the leader")
+	return nil
+}
+
+// waitRemoved waits until s stops with ErrRemoved; who names it in the
+// failure.
+func waitRemoved(t *testing.T, s *Server, who string) {
+	t.Helper()
+	select {
+	case <-s.Done():
+		if !errors.Is(s.Err(), node.ErrRemoved) {
+			t.Fatalf("%s stopped with %v, want %v", who, s.Err(), node.ErrRemoved)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s kept running", who)
+	}
 }

@@ -8,7 +8,7 @@
 // that etcd knows but Cairn does not implement yet are rejected with one
 // clear line unless they carry etcd's default value, so an operator is
 // never silently given a weaker server than the one asked for; the few
-// whose every value is harmless to ignore (TLS tuning while TLS is off...)
+// whose every value is harmless to ignore (etcd's deprecated knobs...)
 // are accepted with a warning.
 package config
 
@@ -118,6 +118,14 @@ type Config struct {
 	AutoCompactionMode      string // CompactionModePeriodic | CompactionModeRevision
 	AutoCompactionRetention string // "0" = off; decode with AutoCompaction
 
+	// Security (tls.go): the client side's and the peer side's TLS
+	// settings, and what both share.
+	ClientTLS, PeerTLS     TLSInfo
+	SelfSignedCertValidity uint     // years, for --auto-tls and --peer-auto-tls
+	CipherSuites           []string // etcd's --cipher-suites names; empty lets Go choose
+	TLSMinVersion          string   // "TLS1.2" (default) or "TLS1.3"
+	TLSMaxVersion          string   // "" lets Go choose
+
 	// Auth: checked as etcd checks them, not used yet.
 	AuthToken    string // "simple" or "jwt,<options>"
 	BcryptCost   uint
@@ -200,6 +208,9 @@ func Default() *Config {
 		PreVote:                 true,
 		AutoCompactionMode:      CompactionModePeriodic,
 		AutoCompactionRetention: "0",
+
+		SelfSignedCertValidity: 1,
+		TLSMinVersion:          "TLS1.2",
 
 		AuthToken:    "simple",
 		BcryptCost:   DefaultBcryptCost,

@@ -49,6 +49,8 @@ func TestDefaultMatchesEtcd(t *testing.T) {
 		PreVote:                     true,
 		AutoCompactionMode:          "periodic",
 		AutoCompactionRetention:     "0",
+		SelfSignedCertValidity:      1,
+		TLSMinVersion:               "TLS1.2",
 		AuthToken:                   "simple",
 		BcryptCost:                  10,
 		AuthTokenTTL:                300,
@@ -295,13 +297,12 @@ func TestUnsupportedEtcdFlags(t *testing.T) {
 	}
 	// Options whose every value is harmless to ignore are accepted with a
 	// warning that says why they change nothing.
-	c, err = Parse([]string{"--cipher-suites", "TLS_AES_128_GCM_SHA256", "--max-snapshots=3", "--v2-deprecation", "gone",
+	c, err = Parse([]string{"--max-snapshots=3", "--v2-deprecation", "gone",
 		"--raft-read-timeout", "10s"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
-		`ignoring --cipher-suites="TLS_AES_128_GCM_SHA256": cairn does not implement TLS yet`,
 		`ignoring --max-snapshots="3": cairn keeps no snapshot files (a raft snapshot is the database itself); etcd deprecated this flag in 3.6`,
 		`ignoring --v2-deprecation="gone": --v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input (cairn has no v2 store)`,
 		`ignoring --raft-read-timeout="10s": cairn's peer transport sets no per-connection read or write timeout`,
@@ -316,8 +317,8 @@ func TestUnsupportedEtcdFlags(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{[]string{"--cert-file", "/etc/cert.pem"}, nil,
-			`invalid value "/etc/cert.pem" for --cert-file: cairn does not implement this etcd option yet (only etcd's default "" is accepted)`},
+		{[]string{"--cors", "example.com"}, nil,
+			`invalid value "example.com" for --cors: cairn does not implement this etcd option yet (only etcd's default "*" is accepted)`},
 		{nil, []string{"ETCD_DISCOVERY_SRV=example.com"},
 			`invalid value "example.com" for ETCD_DISCOVERY_SRV: cairn does not implement this etcd option yet (only etcd's default "" is accepted)`},
 		{[]string{"--corrupt-check-time", "1m"}, nil,
@@ -478,6 +479,8 @@ func TestUsageListsEveryConfigField(t *testing.T) {
 		"WatchProgressNotifyInterval": "watch-progress-notify-interval", "WarningApplyDuration": "warning-apply-duration",
 		"CompactionBatchLimit": "compaction-batch-limit",
 		"ConfigFile":           "config-file",
+		"ClientTLS":            "cert-file", "PeerTLS": "peer-cert-file", "SelfSignedCertValidity": "self-signed-cert-validity",
+		"CipherSuites": "cipher-suites", "TLSMinVersion": "tls-min-version", "TLSMaxVersion": "tls-max-version",
 	}
 	usage := Usage()
 	typ := reflect.TypeOf(Config{})

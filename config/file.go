@@ -55,7 +55,7 @@ func (p *parser) applyYAML(data []byte, path string) error {
 	for _, k := range keys {
 		where := fmt.Sprintf("key %q in config file %s", k, path)
 		if k == "client-transport-security" || k == "peer-transport-security" {
-			if err := checkTLSSection(raw[k], k, path); err != nil {
+			if err := p.applyTLSSection(raw[k], k, path); err != nil {
 				return err
 			}
 			continue
@@ -134,32 +134,4 @@ func yamlScalar(raw json.RawMessage, nanos bool) (v string, present bool, err er
 		}
 		return string(raw), true, nil
 	}
-}
-
-// checkTLSSection accepts etcd's client-transport-security and
-// peer-transport-security sections only when they configure nothing: Cairn
-// does not implement TLS yet, and serving plaintext when TLS was asked for
-// would be worse than refusing to start.
-func checkTLSSection(raw json.RawMessage, section, path string) error {
-	raw = bytes.TrimSpace(raw)
-	if string(raw) == "null" {
-		return nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		return fmt.Errorf("invalid value %s for key %q in config file %s: want a mapping", raw, section, path)
-	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v, present, err := yamlScalar(fields[k], false)
-		if err != nil || (present && v != "" && v != "false" && v != "0") {
-			return fmt.Errorf("invalid value %s for key \"%s.%s\" in config file %s: cairn does not implement TLS yet",
-				bytes.TrimSpace(fields[k]), section, k, path)
-		}
-	}
-	return nil
 }

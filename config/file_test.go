@@ -175,12 +175,12 @@ not-an-etcd-key: 1
 	want.LogLevel = "debug"
 	want.LogOutputs = []string{"stderr"}
 	want.AutoCompactionRetention = "1"
+	want.CipherSuites = []string{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"}
+	want.TLSMaxVersion = "TLS1.3"
 	sameSettings(t, c, want)
 	wantWarnings := []string{
-		`ignoring key "cipher-suites" in config file ` + path + `="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": cairn does not implement TLS yet`,
 		`ignoring key "discovery-fallback" in config file ` + path + `="proxy": etcd 3.7 removed the v2 proxy`,
 		`ignoring unrecognized key "not-an-etcd-key" in config file ` + path,
-		`ignoring key "tls-max-version" in config file ` + path + `="TLS1.3": cairn does not implement TLS yet`,
 	}
 	if !slices.Equal(c.Warnings, wantWarnings) {
 		t.Fatalf("warnings\n%q\nwant\n%q", c.Warnings, wantWarnings)
@@ -228,8 +228,14 @@ func TestConfigFileErrors(t *testing.T) {
 			`invalid value "60000" for key "election-timeout" in config file PATH: must not exceed 50000 ms`},
 		{"mapping for a scalar", "name: {a: b}\n",
 			`invalid value {"a":"b"} for key "name" in config file PATH: want a value, not a mapping`},
-		{"tls configured", "client-transport-security:\n  cert-file: /etc/c.pem\n",
-			`invalid value "/etc/c.pem" for key "client-transport-security.cert-file" in config file PATH: cairn does not implement TLS yet`},
+		{"tls cert without key", "client-transport-security:\n  cert-file: /etc/c.pem\n",
+			`key "client-transport-security.cert-file" in config file PATH and --key-file must be given together`},
+		{"tls bad bool", "peer-transport-security:\n  client-cert-auth: maybe\n",
+			`invalid value "maybe" for key "peer-transport-security.client-cert-auth" in config file PATH: want true or false`},
+		{"tls section not a mapping", "peer-transport-security: yes\n",
+			`invalid value true for key "peer-transport-security" in config file PATH: want a mapping`},
+		{"https peer without cert", "listen-peer-urls: https://127.0.0.1:2380\ninitial-advertise-peer-urls: https://127.0.0.1:2380\ninitial-cluster: default=https://127.0.0.1:2380\n",
+			`cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented (give --peer-cert-file and --peer-key-file, or --peer-auto-tls)`},
 		{"unsupported etcd key", "discovery-srv: example.com\n",
 			`invalid value "example.com" for key "discovery-srv" in config file PATH: cairn does not implement this etcd option yet (only etcd's default "" is accepted)`},
 		{"unknown feature gate", "feature-gates: CompactHashCheck=true,Foo=false\n",

@@ -75,7 +75,6 @@ func groups() []string {
 
 // Reasons ignored options give.
 const (
-	whyNoTLS  = "cairn does not implement TLS yet"
 	whyNoAuth = "cairn does not implement auth yet"
 )
 
@@ -91,6 +90,14 @@ func options() []option {
 	}
 	ignored := func(group, name, def, help, why string) option {
 		return option{name: name, group: group, def: def, help: help, ignored: true, why: why}
+	}
+	tlsOpt := func(name, def, help string) option {
+		for _, f := range securityFields() {
+			if f.client == name || f.peer == name {
+				return option{name: name, group: groupSecurity, def: def, help: help, isBool: f.isBool, set: setTLSField(f, f.peer == name)}
+			}
+		}
+		panic("config: no security field for " + name)
 	}
 	return []option{
 		// Member.
@@ -203,31 +210,35 @@ func options() []option {
 			}},
 
 		// Security.
-		unsupported(groupSecurity, "cert-file", "", "Path to the client server TLS cert file."),
-		unsupported(groupSecurity, "key-file", "", "Path to the client server TLS key file."),
-		unsupportedBool(groupSecurity, "client-cert-auth", "false", "Enable client cert authentication."),
-		unsupported(groupSecurity, "client-cert-file", "", "Path to an explicit client TLS cert file."),
-		unsupported(groupSecurity, "client-key-file", "", "Path to an explicit client TLS key file."),
-		unsupported(groupSecurity, "client-crl-file", "", "Path to the client certificate revocation list file."),
-		unsupported(groupSecurity, "client-cert-allowed-hostname", "", "Allowed TLS hostname for client cert authentication."),
-		unsupported(groupSecurity, "trusted-ca-file", "", "Path to the client server TLS trusted CA cert file."),
-		unsupportedBool(groupSecurity, "auto-tls", "false", "Client TLS using generated certificates."),
-		unsupported(groupSecurity, "peer-cert-file", "", "Path to the peer server TLS cert file."),
-		unsupported(groupSecurity, "peer-key-file", "", "Path to the peer server TLS key file."),
-		unsupportedBool(groupSecurity, "peer-client-cert-auth", "false", "Enable peer client cert authentication."),
-		unsupported(groupSecurity, "peer-client-cert-file", "", "Path to an explicit peer client TLS cert file."),
-		unsupported(groupSecurity, "peer-client-key-file", "", "Path to an explicit peer client TLS key file."),
-		unsupported(groupSecurity, "peer-trusted-ca-file", "", "Path to the peer server TLS trusted CA file."),
-		unsupported(groupSecurity, "peer-cert-allowed-cn", "", "Allowed CN for inter-peer TLS authentication."),
-		unsupported(groupSecurity, "peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter-peer authentication."),
-		unsupportedBool(groupSecurity, "peer-auto-tls", "false", "Peer TLS using generated certificates."),
-		ignored(groupSecurity, "self-signed-cert-validity", "1", "Validity in years of generated certificates.", whyNoTLS),
-		unsupported(groupSecurity, "peer-crl-file", "", "Path to the peer certificate revocation list file."),
-		ignored(groupSecurity, "cipher-suites", "", "TLS cipher suites for clients and peers.", whyNoTLS),
+		tlsOpt("cert-file", "", "Path to the client server TLS cert file."),
+		tlsOpt("key-file", "", "Path to the client server TLS key file."),
+		tlsOpt("client-cert-auth", "false", "Enable client cert authentication."),
+		tlsOpt("client-cert-file", "", "Path to an explicit client TLS cert file otherwise cert file will be used when client auth is required."),
+		tlsOpt("client-key-file", "", "Path to an explicit client TLS key file otherwise key file will be used when client auth is required."),
+		tlsOpt("client-crl-file", "", "Path to the client certificate revocation list file."),
+		tlsOpt("client-cert-allowed-hostname", "", "Comma-separated list of SAN hostnames for client cert authentication."),
+		tlsOpt("trusted-ca-file", "", "Path to the client server TLS trusted CA cert file."),
+		tlsOpt("auto-tls", "false", "Client TLS using generated certificates."),
+		tlsOpt("peer-cert-file", "", "Path to the peer server TLS cert file."),
+		tlsOpt("peer-key-file", "", "Path to the peer server TLS key file."),
+		tlsOpt("peer-client-cert-auth", "false", "Enable peer client cert authentication."),
+		tlsOpt("peer-client-cert-file", "", "Path to an explicit peer client TLS cert file otherwise peer cert file will be used when client auth is required."),
+		tlsOpt("peer-client-key-file", "", "Path to an explicit peer client TLS key file otherwise peer key file will be used when client auth is required."),
+		tlsOpt("peer-trusted-ca-file", "", "Path to the peer server TLS trusted CA file."),
+		tlsOpt("peer-cert-allowed-cn", "", "Comma-separated list of allowed CNs for inter-peer TLS authentication."),
+		tlsOpt("peer-cert-allowed-hostname", "", "Comma-separated list of allowed SAN hostnames for inter-peer TLS authentication."),
+		tlsOpt("peer-auto-tls", "false", "Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided."),
+		{name: "self-signed-cert-validity", group: groupSecurity, def: "1", help: "Validity in years of the certificates --auto-tls and --peer-auto-tls generate.",
+			set: setUint(func(c *Config) *uint { return &c.SelfSignedCertValidity })},
+		tlsOpt("peer-crl-file", "", "Path to the peer certificate revocation list file."),
+		{name: "cipher-suites", group: groupSecurity, def: "", help: "Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).",
+			set: setStrings(func(c *Config) *[]string { return &c.CipherSuites })},
 		unsupported(groupSecurity, "cors", "*", "Comma-separated allowed CORS origins."),
 		unsupported(groupSecurity, "host-whitelist", "*", "Acceptable hostnames from HTTP client requests."),
-		ignored(groupSecurity, "tls-min-version", "TLS1.2", "Minimum TLS version.", whyNoTLS),
-		ignored(groupSecurity, "tls-max-version", "", "Maximum TLS version.", whyNoTLS),
+		{name: "tls-min-version", group: groupSecurity, def: "TLS1.2", help: "Minimum TLS version supported: TLS1.2 or TLS1.3.",
+			set: func(c *Config, v string) error { c.TLSMinVersion = strings.TrimSpace(v); return nil }},
+		{name: "tls-max-version", group: groupSecurity, def: "", help: "Maximum TLS version supported: TLS1.2 or TLS1.3 (empty will be auto-populated by Go).",
+			set: func(c *Config, v string) error { c.TLSMaxVersion = strings.TrimSpace(v); return nil }},
 
 		// Auth.
 		{name: "auth-token", group: groupAuth, def: "simple", help: "Auth token type and options: 'simple' or 'jwt,<options>'.", ignored: true, why: whyNoAuth,

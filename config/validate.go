@@ -54,6 +54,9 @@ func (c *Config) Validate() error {
 	if err := c.validateCluster(); err != nil {
 		return err
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 
 	if c.HeartbeatInterval <= 0 {
 		return fmt.Errorf("invalid value %q for %s: must be a positive number of milliseconds",

@@ -27,9 +27,10 @@ const (
 	envCairnBin   = "CAIRN_E2E_CAIRN"
 	envEtcdctlBin = "CAIRN_E2E_ETCDCTL"
 	envBenchBin   = "CAIRN_E2E_BENCH"
+	envCtlBin     = "CAIRN_E2E_CAIRNCTL"
 )
 
-// TestMain builds cmd/cairn, cmd/bench and etcdctl once into a temporary directory.
+// TestMain builds cmd/cairn, cmd/bench, cmd/cairnctl and etcdctl once into a temporary directory.
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -45,6 +46,7 @@ func runMain(m *testing.M) int {
 		{envCairnBin, filepath.Join(dir, "cairn"), proc.CairnPackage},
 		{envEtcdctlBin, filepath.Join(dir, "etcdctl"), "go.etcd.io/etcd/etcdctl/v3"},
 		{envBenchBin, filepath.Join(dir, "bench"), "github.com/cairnkv/cairn/cmd/bench"},
+		{envCtlBin, filepath.Join(dir, "cairnctl"), "github.com/cairnkv/cairn/cmd/cairnctl"},
 	} {
 		if os.Getenv(b.env) != "" {
 			continue

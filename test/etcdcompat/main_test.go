@@ -30,6 +30,7 @@ const (
 	envCairn   = "CAIRN_ETCDCOMPAT_CAIRN"
 	envEtcd    = "CAIRN_ETCDCOMPAT_ETCD"
 	envEtcdutl = "CAIRN_ETCDCOMPAT_ETCDUTL"
+	envCtl     = "CAIRN_ETCDCOMPAT_CAIRNCTL"
 )
 
 // The packages of etcd's binaries, tools of this module (go.mod).
@@ -76,6 +77,7 @@ func runMain(m *testing.M) int {
 	}{
 		// cairn from the parent module, with Cairn's own go.mod.
 		{"cairn", envCairn, "./cmd/cairn", filepath.Join("..", "..")},
+		{"cairnctl", envCtl, "./cmd/cairnctl", filepath.Join("..", "..")},
 		// etcd's from this module, whose go.mod names them as tools.
 		{"etcd", envEtcd, etcdPackage, "."},
 		{"etcdutl", envEtcdutl, etcdutlPackage, "."},

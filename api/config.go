@@ -80,6 +80,10 @@ type Config struct {
 	Watch pb.WatchServer
 	Lease pb.LeaseServer
 	Auth  pb.AuthServer
+	// AuthGate runs etcd's API-layer auth checks (root for maintenance
+	// and membership changes, a user for the rest; api/auth.go); nil runs
+	// none.
+	AuthGate AuthGate
 }
 
 func (c *Config) withDefaults() (Config, error) {

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairnkv/cairn/auth"
 	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node"
@@ -53,6 +54,26 @@ var errorTable = []struct {
 	{node.ErrProposalDropped, rpctypes.ErrGRPCLeaderChanged},
 	{node.ErrSenderRemoved, status.Error(codes.Unavailable, node.ErrSenderRemoved.Error())}, // peers only
 
+	// auth: etcd's auth errors.
+	{auth.ErrRootUserNotExist, rpctypes.ErrGRPCRootUserNotExist},
+	{auth.ErrRootRoleNotExist, rpctypes.ErrGRPCRootRoleNotExist},
+	{auth.ErrUserAlreadyExist, rpctypes.ErrGRPCUserAlreadyExist},
+	{auth.ErrUserEmpty, rpctypes.ErrGRPCUserEmpty},
+	{auth.ErrUserNotFound, rpctypes.ErrGRPCUserNotFound},
+	{auth.ErrRoleAlreadyExist, rpctypes.ErrGRPCRoleAlreadyExist},
+	{auth.ErrRoleNotFound, rpctypes.ErrGRPCRoleNotFound},
+	{auth.ErrRoleEmpty, rpctypes.ErrGRPCRoleEmpty},
+	{auth.ErrPermissionNotGiven, rpctypes.ErrGRPCPermissionNotGiven},
+	{auth.ErrAuthFailed, rpctypes.ErrGRPCAuthFailed},
+	{auth.ErrNoPasswordUser, status.Error(codes.Unknown, auth.ErrNoPasswordUser.Error())}, // etcd has no row for it either
+	{auth.ErrPermissionDenied, rpctypes.ErrGRPCPermissionDenied},
+	{auth.ErrRoleNotGranted, rpctypes.ErrGRPCRoleNotGranted},
+	{auth.ErrPermissionNotGranted, rpctypes.ErrGRPCPermissionNotGranted},
+	{auth.ErrAuthNotEnabled, rpctypes.ErrGRPCAuthNotEnabled},
+	{auth.ErrAuthOldRevision, rpctypes.ErrGRPCAuthOldRevision},
+	{auth.ErrInvalidAuthToken, rpctypes.ErrGRPCInvalidAuthToken},
+	{auth.ErrInvalidAuthMgmt, rpctypes.ErrGRPCInvalidAuthMgmt},
+
 	// server: the production shell
 	{server.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
 	{server.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
@@ -69,6 +90,7 @@ var errorTable = []struct {
 	{server.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
 	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	{server.ErrDowngradeNotSupported, status.Error(codes.Unimplemented, server.ErrDowngradeNotSupported.Error())},
+	{server.ErrInvalidAuthOpts, status.Error(codes.InvalidArgument, server.ErrInvalidAuthOpts.Error())}, // from New only
 }
 
 // toGRPCError converts a backend error into what the client sees, as

@@ -88,6 +88,10 @@ func New(cfg Config) (*Server, error) {
 		unary = append(unary, requestStats(c.Logger, c.WarningUnaryRequestDuration))
 	}
 	stream := []grpc.StreamServerInterceptor{m.stream, recoverStream(c.Logger)}
+	if c.AuthGate != nil {
+		unary = append(unary, authUnary(c.AuthGate))
+		stream = append(stream, authStream(c.AuthGate))
+	}
 	if g, ok := c.Backend.(LearnerGate); ok {
 		unary = append(unary, learnerUnary(g))
 		stream = append(stream, learnerStream(g))

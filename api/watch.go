@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"runtime/debug"
@@ -85,6 +86,9 @@ type WatchConfig struct {
 	// DefaultSendStallTimeout.
 	SendStallTimeout time.Duration
 	Logger           *zap.Logger // nil: no logging
+	// Permitted checks the creation of a watcher on [key, rangeEnd) by
+	// the stream's user (auth); nil permits every watcher.
+	Permitted func(ctx context.Context, key, rangeEnd []byte) error
 }
 
 // NewWatchServer returns etcd's Watch service on top of b, for
@@ -270,6 +274,15 @@ func (ss *watchSession) create(r *pb.WatchCreateRequest) *pb.WatchResponse {
 	if r.GetStartRevision() < 0 {
 		// etcd refuses it as compacted, whether or not anything was.
 		return fail(rpctypes.ErrorDesc(rpctypes.ErrGRPCCompacted))
+	}
+	if ok := ss.srv.cfg.Permitted; ok != nil {
+		k := key
+		if len(k) == 0 {
+			k = []byte{0} // the smallest key, as etcd checks it
+		}
+		if err := ok(ss.stream.Context(), k, end); err != nil {
+			return fail(toGRPCError(err).Error()) // etcd's reason: the status error's text
+		}
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()

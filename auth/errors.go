@@ -24,15 +24,3 @@ var (
 	ErrInvalidAuthToken     = errors.New("auth: invalid auth token")
 	ErrInvalidAuthMgmt      = errors.New("auth: invalid auth management")
 )
-
-// Outcomes are the errors applying a request can deterministically give:
-// the same on every member, a result for the client.
-func Outcomes() []error {
-	return []error{
-		ErrRootUserNotExist, ErrRootRoleNotExist, ErrUserAlreadyExist, ErrUserEmpty,
-		ErrUserNotFound, ErrRoleAlreadyExist, ErrRoleNotFound, ErrRoleEmpty,
-		ErrPermissionNotGiven, ErrAuthFailed, ErrNoPasswordUser, ErrPermissionDenied,
-		ErrRoleNotGranted, ErrPermissionNotGranted, ErrAuthNotEnabled, ErrAuthOldRevision,
-		ErrInvalidAuthToken, ErrInvalidAuthMgmt,
-	}
-}

@@ -100,6 +100,7 @@ func (c *Core) applyNormal(e *raftpb.Entry) error {
 	if c.cfg.ObserveApply != nil {
 		start = c.cfg.Clock.Now()
 	}
+	c.applyingIndex = e.GetIndex()
 	res, err := c.applyRequest(r)
 	if err != nil {
 		return fmt.Errorf("node: applying entry %d: %w", e.GetIndex(), err)
@@ -133,6 +134,9 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 	}
 	if c.noSpace() && AddsData(r) {
 		return Result{Err: ErrNoSpace}, nil
+	}
+	if err := c.checkAuth(r); err != nil {
+		return Result{Err: err}, nil
 	}
 	if err := c.checkLeases(r); err != nil {
 		return Result{Err: err}, nil
@@ -183,6 +187,8 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 		resp = c.applyAlarm(r.GetAlarm())
 	case r.GetClusterMemberAttrSet() != nil:
 		c.applyMemberAttrs(r.GetClusterMemberAttrSet().GetMember_ID(), r.GetClusterMemberAttrSet().GetMemberAttributes().GetName(), r.GetClusterMemberAttrSet().GetMemberAttributes().GetClientUrls())
+	case isAuthRequest(r):
+		resp, err = c.applyAuth(r, c.applyingIndex)
 	default:
 		return Result{}, fmt.Errorf("node: request %d carries nothing Cairn can apply", r.GetID())
 	}

@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
+	"github.com/cairnkv/cairn/auth"
 	"github.com/cairnkv/cairn/clock"
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/vfs"
@@ -71,6 +72,10 @@ type Config struct {
 	// --initial-election-tick-advance=false).
 	NoInitialElectionTickAdvance bool
 	WatchLimits                  mvcc.WatchLimits // memory bounds of watching; zero fields take mvcc's defaults
+	// AuthTokens learns the simple auth tokens assigned as Authenticate
+	// requests are applied, and when they stop being valid (package
+	// auth); nil ignores them.
+	AuthTokens auth.TokenSink
 
 	// TickInterval is the duration of one raft tick (etcd's
 	// --heartbeat-interval), default 100ms. The core never waits on it: it

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairnkv/cairn/auth"
 	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node/wal"
@@ -44,7 +45,10 @@ type Core struct {
 	kv      *mvcc.Store
 	lessor  *lease.Lessor
 	alarms  map[alarmKey]bool
-	tr      Transport
+	auth    *auth.Store
+	// applyingIndex is the raft index of the entry being applied.
+	applyingIndex uint64
+	tr            Transport
 
 	id, clusterID uint64
 	members       map[uint64]Member

@@ -5,6 +5,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 
+	"github.com/cairnkv/cairn/auth"
 	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
 )
@@ -38,6 +39,11 @@ var applyOutcomes = []error{
 	mvcc.ErrDuplicateKey, mvcc.ErrTooManyOps,
 	lease.ErrLeaseNotFound, lease.ErrLeaseExists, lease.ErrLeaseTTLTooLarge,
 	ErrNoSpace, ErrCorrupt,
+	auth.ErrRootUserNotExist, auth.ErrRootRoleNotExist, auth.ErrUserAlreadyExist, auth.ErrUserEmpty,
+	auth.ErrUserNotFound, auth.ErrRoleAlreadyExist, auth.ErrRoleNotFound, auth.ErrRoleEmpty,
+	auth.ErrPermissionNotGiven, auth.ErrAuthFailed, auth.ErrNoPasswordUser, auth.ErrPermissionDenied,
+	auth.ErrRoleNotGranted, auth.ErrPermissionNotGranted, auth.ErrAuthNotEnabled, auth.ErrAuthOldRevision,
+	auth.ErrInvalidAuthMgmt,
 }
 
 // IsApplyOutcome tells whether err (or an error it wraps) is a request's

@@ -163,7 +163,7 @@ func (c *Core) leaseDuties() {
 	// While the cluster is CORRUPT, revokes would be refused at apply;
 	// expired leases are revoked once the alarm is cleared.
 	for _, id := range c.expiredUnlessCorrupt() {
-		if _, err := c.Propose(&pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}}, nil); err != nil {
+		if _, err := c.Propose(&pb.InternalRaftRequest{Header: rootHeader(), LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}}, nil); err != nil {
 			c.lg.Debug("proposing lease revoke", zap.Int64("lease", id), zap.Error(err))
 		}
 	}

@@ -47,6 +47,9 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	if err := c.loadAlarms(); err != nil {
 		return err
 	}
+	if err := c.loadAuth(); err != nil {
+		return err
+	}
 	if err := c.openLessor(); err != nil {
 		return err
 	}

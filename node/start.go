@@ -125,6 +125,9 @@ func (c *Core) openKV() error {
 	if err := c.loadAlarms(); err != nil {
 		return err
 	}
+	if err := c.loadAuth(); err != nil {
+		return err
+	}
 	return c.openLessor()
 }
 
@@ -291,6 +294,9 @@ func (c *Core) restart(walCfg wal.Config) error {
 				return err
 			}
 			if err := c.loadAlarms(); err != nil {
+				return err
+			}
+			if err := c.loadAuth(); err != nil {
 				return err
 			}
 			if err := c.openLessor(); err != nil {

@@ -74,6 +74,9 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	if s.Leader() != s.ID() {
 		return s.forwardRenew(ctx, id)
 	}
+	if err := s.leaseAuth(ctx, id, true); err != nil {
+		return 0, err
+	}
 	type renewal struct {
 		ttl int64
 		err error
@@ -112,9 +115,12 @@ func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveReque
 		if err != nil {
 			return nil, err
 		}
-		return pb.NewLeaseClient(conn).LeaseTimeToLive(ctx, r)
+		return pb.NewLeaseClient(conn).LeaseTimeToLive(forwardContext(ctx), r)
 	}
 	if err := s.LinearizableRead(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.leaseAuth(ctx, r.GetID(), false); err != nil {
 		return nil, err
 	}
 	var granted, remaining int64
@@ -157,7 +163,7 @@ func (s *Server) forwardRenew(ctx context.Context, id int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	stream, err := pb.NewLeaseClient(conn).LeaseKeepAlive(ctx)
+	stream, err := pb.NewLeaseClient(conn).LeaseKeepAlive(forwardContext(ctx))
 	if err != nil {
 		return 0, err
 	}

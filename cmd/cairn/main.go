@@ -264,6 +264,10 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		CompactHashCheckTime: compactHashCheckTime(cfg),
 		WarningApplyDuration: cfg.WarningApplyDuration,
 		StrictReconfigCheck:  cfg.StrictReconfigCheck,
+		AuthToken:            cfg.AuthToken,
+		AuthTokenTTL:         time.Duration(cfg.AuthTokenTTL) * time.Second,
+		BcryptCost:           int(cfg.BcryptCost),
+		ClientCertAuth:       cfg.ClientTLS.ClientCertAuth,
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport")})
 		return tr
@@ -286,7 +290,9 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		DisableGateway:              !cfg.EnableGRPCGateway,
 		StopGRPCServiceOnDefrag:     cfg.FeatureGates.Enabled(config.GateStopGRPCServiceOnDefrag),
 		Lease:                       api.NewLeaseServer(srv, lg.Named("lease")),
-		Watch:                       api.NewWatchServer(api.StoreWatchBackend(srv.KV(), srv), api.WatchConfig{ProgressNotifyInterval: cfg.WatchProgressNotifyInterval, MaxRequestBytes: int(cfg.MaxRequestBytes), Logger: lg.Named("watch")}),
+		Auth:                        api.NewAuthServer(srv),
+		AuthGate:                    srv,
+		Watch:                       api.NewWatchServer(api.StoreWatchBackend(srv.KV(), srv), api.WatchConfig{ProgressNotifyInterval: cfg.WatchProgressNotifyInterval, MaxRequestBytes: int(cfg.MaxRequestBytes), Logger: lg.Named("watch"), Permitted: srv.AuthWatchPermitted}),
 	})
 	if err != nil {
 		srv.Stop()

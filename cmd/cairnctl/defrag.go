@@ -19,7 +19,7 @@ import (
 
 // lockTimeout is how long the offline commands wait for the database's
 // file lock, held by a running member (etcdutl's --timeout default).
-const lockTimeout = 10 * time.Second
+var lockTimeout = 10 * time.Second
 
 // withOfflineDefrag adds etcdutl's --data-dir to etcdctl's defrag: with it,
 // the database of a stopped member is defragmented in place; without it,

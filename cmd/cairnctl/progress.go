@@ -76,11 +76,14 @@ func (p *progress) set(bytes, keys int64) {
 }
 
 func (p *progress) counters() string {
-	s := fmt.Sprintf("%s", humanize.Bytes(uint64(p.bytes)))
+	s := humanize.Bytes(uint64(p.bytes))
 	if p.total > 0 {
 		s = fmt.Sprintf("%s of %s (%d%%)", s, humanize.Bytes(uint64(p.total)), p.bytes*100/p.total)
 	}
-	return fmt.Sprintf("%s, %d keys", s, p.keys)
+	if p.keys > 0 {
+		s = fmt.Sprintf("%s, %d keys", s, p.keys)
+	}
+	return s
 }
 
 // done ends the report with the final counts.
@@ -93,7 +96,11 @@ func (p *progress) done() {
 		p.bar.SetCurrent(p.bytes)
 		p.bar.Finish()
 	}
-	fmt.Fprintf(p.w, "%s: done: %s, %d keys in %v\n", p.what, humanize.Bytes(uint64(p.bytes)), p.keys, time.Since(p.start).Round(time.Millisecond))
+	keys := ""
+	if p.keys > 0 {
+		keys = fmt.Sprintf(", %d keys", p.keys)
+	}
+	fmt.Fprintf(p.w, "%s: done: %s%s in %v\n", p.what, humanize.Bytes(uint64(p.bytes)), keys, time.Since(p.start).Round(time.Millisecond))
 }
 
 // countingReader counts the bytes read through it into a progress.

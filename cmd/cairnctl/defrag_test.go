@@ -80,7 +80,8 @@ func TestDefragDataDir(t *testing.T) {
 }
 
 // TestDefragRefusesARunningMember: a database another process holds (a
-// running member's) is not touched; the error says it is locked.
+// running member's) is not touched by defrag, hashkv or snapshot status,
+// which fail saying it is locked rather than wait forever.
 func TestDefragRefusesARunningMember(t *testing.T) {
 	dir := restoredDir(t)
 	held, err := bolt.Open(node.DBPath(dir), 0o600, nil)
@@ -92,6 +93,12 @@ func TestDefragRefusesARunningMember(t *testing.T) {
 	lockTimeout = 100 * time.Millisecond
 	if err := defragDataDir(dir, zap.NewNop(), nil); err == nil || !strings.Contains(err.Error(), "is locked (is a member running on it?)") {
 		t.Fatalf("defrag of a held database: %v, want the lock named", err)
+	}
+	if _, err := hashKV(node.DBPath(dir), 0); err == nil || !strings.Contains(err.Error(), "is locked") {
+		t.Errorf("hashkv of a held database: %v, want the lock named", err)
+	}
+	if _, err := snapshotStatus(node.DBPath(dir), nil); err == nil || !strings.Contains(err.Error(), "is locked") {
+		t.Errorf("snapshot status of a held database: %v, want the lock named", err)
 	}
 	if err := defragDataDir(t.TempDir(), zap.NewNop(), nil); err == nil || !os.IsNotExist(err) {
 		t.Fatalf("defrag of a dir without a database: %v, want not exist (etcdutl's stat error)", err)

@@ -36,6 +36,14 @@ func hashKV(path string, rev int64) (hashKVResult, error) {
 	if _, err := os.Stat(path); err != nil {
 		return hashKVResult{}, err
 	}
+	// Fail, rather than wait forever, on a running member's database.
+	db, err := openLocked(path, nil)
+	if err != nil {
+		return hashKVResult{}, err
+	}
+	if err := db.Close(); err != nil {
+		return hashKVResult{}, err
+	}
 	kv, err := mvcc.Open(mvcc.Config{Path: path})
 	if err != nil {
 		return hashKVResult{}, err

@@ -57,7 +57,7 @@ func snapshotStatus(path string, progressW io.Writer) (dbStatus, error) {
 	if err != nil {
 		return ds, err
 	}
-	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true})
+	db, err := openLocked(path, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		return ds, err
 	}

@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 .PHONY: help build run run-cluster test test-k8s test-monitoring test-etcdcompat unit lint vet fmt-check archlint sim sim-long chaos bench fuzz clean
 
 help:
-	@echo "make build       binaries into $(BIN)/"
+	@echo "make build       binaries into $(BIN)/: cairn, cairnctl, etcdctl, bench, chaos"
 	@echo "make run         one-node cairn on localhost, data under ./data"
 	@echo "make run-cluster three-node local cluster"
 	@echo "make test        lint + unit and end-to-end tests (-race) + sim swarm + test-k8s + test-monitoring + test-etcdcompat (what CI runs)"

@@ -74,6 +74,8 @@ into a new data directory that cairn starts from with the same --name, --initial
 	f.StringVar(&o.PeerURLs, "initial-advertise-peer-urls", "http://localhost:2380", "List of this member's peer URLs to advertise to the rest of the cluster")
 	f.StringVar(&o.Name, "name", "default", "Human-readable name for this member")
 	f.BoolVar(&o.SkipHashCheck, "skip-hash-check", false, "Ignore snapshot integrity hash value (required if copied from data directory)")
+	var mmap uint64
+	f.Uint64Var(&mmap, "initial-memory-map-size", 0, "Accepted for etcdutl's scripts and ignored: Cairn's database sizes its memory map itself")
 	f.Uint64Var(&o.BumpRevision, "bump-revision", 0, "How much to increase the latest revision after restore")
 	f.BoolVar(&o.MarkCompacted, "mark-compacted", false, "Mark the latest revision after restore as the point of scheduled compaction (required if --bump-revision > 0, disallowed otherwise)")
 	cmd.MarkFlagDirname("data-dir")

@@ -364,3 +364,58 @@ func TestAuthJWT(t *testing.T) {
 		t.Errorf("clientv3 after the grant (it logs in again): %v", err)
 	}
 }
+
+// TestAuthPasswordsNeverInClearText: with debug logging, a user's
+// passwords reach neither the member's log, nor its WAL, nor its
+// database (which holds etcd's bcrypt hashes).
+func TestAuthPasswordsNeverInClearText(t *testing.T) {
+	t.Parallel()
+	c := NewClusterArgs(t, 1, "--log-level", "debug")
+	cli := c.Client(t)
+	const pw1, pw2 = "Clear-Text-Secret-One", "Clear-Text-Secret-Two"
+	if _, err := cli.UserAdd(ctx(t), "root", pw1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.UserGrantRole(ctx(t), "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.AuthEnable(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	root := userClient(t, c, "root", pw1)
+	if _, err := root.UserChangePassword(ctx(t), "root", pw2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clientv3.New(clientv3.Config{Endpoints: c.ClientURLs(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: "root", Password: pw1}); !errors.Is(err, rpctypes.ErrAuthFailed) {
+		t.Errorf("the old password after the change: %v", err)
+	}
+	if _, err := userClient(t, c, "root", pw2).Get(ctx(t), "k"); err != nil {
+		t.Errorf("the new password: %v", err)
+	}
+	m := c.Members[0]
+	m.Stop(t)
+	files := []string{m.LogPath}
+	err := filepath.Walk(m.DataDir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 3 {
+		t.Fatalf("only %v to look into", files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pw := range []string{pw1, pw2} {
+			if strings.Contains(string(b), pw) {
+				t.Errorf("%s holds a password in clear text", f)
+			}
+		}
+	}
+}

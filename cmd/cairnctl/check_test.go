@@ -176,3 +176,63 @@ func TestCheckDataDirMissing(t *testing.T) {
 		t.Fatalf("an empty dir passes:\n%s", report(r))
 	}
 }
+
+// etcdRestoredDir returns a data dir holding the WAL etcdutl snapshot
+// restore wrote for a 3-member cluster (node/wal/etcdwal's fixture) and a
+// database at its consistent index, 3.
+func etcdRestoredDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	fixture := filepath.Join("..", "..", "node", "wal", "etcdwal", "testdata", "restored", "member")
+	for _, sub := range []string{"wal", "snap"} {
+		files, err := filepath.Glob(filepath.Join(fixture, sub, "*"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("fixture %s: %v %v", sub, files, err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "member", sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "member", sub, filepath.Base(f)), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b, err := os.ReadFile(makeDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(node.DBPath(dir), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(node.DBPath(dir), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("consistent_index"), binary.BigEndian.AppendUint64(nil, 3))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCheckDataDirEtcdWAL: a data dir with etcd's WAL (cairn imports it
+// at start) is checked with etcd's format; a flipped byte in it is found.
+func TestCheckDataDirEtcdWAL(t *testing.T) {
+	dir := etcdRestoredDir(t)
+	r := checkDataDir(dir, "", nil)
+	if out := report(r); len(r.Problems) != 0 || !strings.Contains(out, "etcd's format") || !strings.Contains(out, "consistent index 3 (term 7) is within the WAL") {
+		t.Fatalf("etcdutl's restored dir:\n%s", out)
+	}
+	segs, _ := filepath.Glob(filepath.Join(node.WALDir(dir), "*.wal"))
+	flip(t, segs[0], 100, 1)
+	if r := checkDataDir(dir, "", nil); len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "etcd's format") {
+		t.Fatalf("a flipped byte in etcd's WAL:\n%s", report(r))
+	}
+}

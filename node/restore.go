@@ -65,33 +65,16 @@ func Restore(cfg RestoreConfig) (RestoreResult, error) {
 	}
 	res := RestoreResult{Index: uint64(len(members)), Term: 1, ConfState: &raftpb.ConfState{Voters: voters}}
 
-	kv, err := mvcc.Open(mvcc.Config{Path: cfg.DBPath, Logger: cfg.WAL.Logger})
-	if err != nil {
-		return RestoreResult{}, fmt.Errorf("node: restore: %w", err)
-	}
-	for _, bucket := range [][]byte{membersBucket, removedBucket} {
-		var keys [][]byte
-		if err := kv.AuxForEach(bucket, func(k, _ []byte) error {
-			keys = append(keys, append([]byte(nil), k...))
-			return nil
-		}); err != nil {
-			_ = kv.Close()
-			return RestoreResult{}, fmt.Errorf("node: restore: %w", err)
-		}
-		for _, k := range keys {
-			kv.AuxDelete(bucket, k)
-		}
-	}
+	records := map[string][]byte{}
 	for _, m := range members {
-		kv.AuxPut(membersBucket, memberKey(m.ID), encodeMember(m))
+		records[string(memberKey(m.ID))] = encodeMember(m)
 	}
-	kv.SetConfState(confStateJSON(res.ConfState))
-	kv.SetConsistentIndex(res.Index, res.Term)
-	if err := kv.Commit(); err != nil {
-		_ = kv.Close()
-		return RestoreResult{}, fmt.Errorf("node: restore: %w", err)
-	}
-	if err := kv.Close(); err != nil {
+	if err := mvcc.RewriteForRestore(cfg.DBPath, mvcc.RestoreEdit{
+		ConsistentIndex: res.Index,
+		Term:            res.Term,
+		ConfState:       confStateJSON(res.ConfState),
+		Replace:         map[string]map[string][]byte{string(membersBucket): records, string(removedBucket): {}},
+	}); err != nil {
 		return RestoreResult{}, fmt.Errorf("node: restore: %w", err)
 	}
 

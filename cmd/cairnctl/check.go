@@ -271,7 +271,7 @@ func checkDBInProcess(path string, progressW io.Writer) dbCheck {
 	problem := func(format string, args ...any) {
 		res.Problems = append(res.Problems, fmt.Sprintf(format, args...))
 	}
-	st, err := os.Stat(path)
+	_, err := os.Stat(path)
 	if err != nil {
 		problem("database: %v", err)
 		return res
@@ -282,7 +282,7 @@ func checkDBInProcess(path string, progressW io.Writer) dbCheck {
 		return res
 	}
 	defer db.Close()
-	p := startProgress(progressW, "check: reading database "+path, st.Size())
+	p := startProgress(progressW, "check: reading database "+path, 0) // records: no byte total
 	_ = db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			problem("database %s: bbolt structure: %v", path, err)
@@ -310,7 +310,7 @@ func checkDBInProcess(path string, progressW io.Writer) dbCheck {
 			res.Keys++
 			bytes += int64(len(k) + len(v))
 			if res.Keys%1024 == 0 {
-				p.set(min(bytes, p.total), res.Keys)
+				p.set(bytes, res.Keys)
 			}
 			if _, _, err := parseRevision(k); err != nil {
 				if bad++; bad <= 10 {
@@ -329,7 +329,7 @@ func checkDBInProcess(path string, progressW io.Writer) dbCheck {
 		if bad > 10 {
 			problem("database %s: bucket key: %d bad records in all", path, bad)
 		}
-		p.set(min(bytes, p.total), res.Keys)
+		p.set(bytes, res.Keys)
 		return nil
 	})
 	p.done()

@@ -63,7 +63,7 @@ func openLocked(path string, opts *bolt.Options) (*bolt.DB, error) {
 // copy is synced before it replaces the original.
 func defragDataDir(dataDir string, lg *zap.Logger, progressW io.Writer) error {
 	path := node.DBPath(dataDir)
-	st, err := os.Stat(path)
+	_, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func defragDataDir(dataDir string, lg *zap.Logger, progressW io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p := startProgress(progressW, "defrag: copying "+path, st.Size())
+	p := startProgress(progressW, "defrag: copying "+path, 0) // records: no byte total
 	if err := copyBuckets(src, dst, p); err != nil {
 		dst.Close()
 		os.Remove(tmp)
@@ -169,7 +169,7 @@ func copyBuckets(src, dst *bolt.DB, p *progress) error {
 				inTx = 0
 				db = dtx.Bucket(name)
 				db.FillPercent = 0.9
-				p.set(min(bytes, p.total), keys)
+				p.set(bytes, keys)
 			}
 		}
 		return nil
@@ -178,6 +178,6 @@ func copyBuckets(src, dst *bolt.DB, p *progress) error {
 		dtx.Rollback()
 		return err
 	}
-	p.set(min(bytes, p.total), keys)
+	p.set(bytes, keys)
 	return dtx.Commit()
 }

@@ -36,8 +36,11 @@ func startProgress(w io.Writer, what string, total int64) *progress {
 		return p
 	}
 	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-		p.bar = pb.New64(total).SetWriter(w).Set(pb.Bytes, true).Set("prefix", what).
-			SetTemplateString(`{{string . "prefix"}} {{counters . }} {{bar . }} {{percent . }} {{string . "suffix"}}`)
+		tmpl := `{{string . "prefix"}} {{counters . }} {{bar . }} {{percent . }} {{string . "suffix"}}`
+		if total <= 0 {
+			tmpl = `{{string . "prefix"}} {{counters . }} {{string . "suffix"}}`
+		}
+		p.bar = pb.New64(total).SetWriter(w).Set(pb.Bytes, true).Set("prefix", what).SetTemplateString(tmpl)
 		p.bar.SetRefreshRate(200 * time.Millisecond)
 		p.bar.Start()
 		return p

@@ -53,7 +53,7 @@ The items in the lists are hash, revision, total keys, total size.
 // checked first (bbolt's consistency check), with etcdutl's error.
 func snapshotStatus(path string, progressW io.Writer) (dbStatus, error) {
 	var ds dbStatus
-	st, err := os.Stat(path)
+	_, err := os.Stat(path)
 	if err != nil {
 		return ds, err
 	}
@@ -62,7 +62,7 @@ func snapshotStatus(path string, progressW io.Writer) (dbStatus, error) {
 		return ds, err
 	}
 	defer db.Close()
-	p := startProgress(progressW, "status: reading "+path, st.Size())
+	p := startProgress(progressW, "status: reading "+path, 0) // records: no byte total
 	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	live := map[string]bool{}
 	err = db.View(func(tx *bolt.Tx) error {
@@ -94,7 +94,7 @@ func snapshotStatus(path string, progressW io.Writer) (dbStatus, error) {
 				done += int64(len(k) + len(v))
 				keys++
 				if keys%1024 == 0 {
-					p.set(min(done, p.total), keys)
+					p.set(done, keys)
 				}
 				if !isKey {
 					return nil
@@ -119,7 +119,7 @@ func snapshotStatus(path string, progressW io.Writer) (dbStatus, error) {
 				return fmt.Errorf("error during bucket key iteration, name: %q err: %w", name, err)
 			}
 		}
-		p.set(min(done, p.total), keys)
+		p.set(done, keys)
 		return nil
 	})
 	if err != nil {

@@ -132,7 +132,7 @@ func restoreSnapshot(o restoreOptions) (err error) {
 
 	// Whatever this creates goes if the restore fails.
 	created := []string{}
-	for _, d := range []string{dataDir, walDir} {
+	for _, d := range []string{dataDir, filepath.Join(dataDir, "member"), walDir} {
 		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
 			created = append(created, d)
 		}

@@ -345,3 +345,37 @@ func TestRestoreWALReadsBackAsRaftState(t *testing.T) {
 		t.Errorf("WAL read back: marker %v hard state %v entries %d; want %v, commit 3, none", sm, hs, len(ents), want)
 	}
 }
+
+// TestRestoreWALDirAndEmptyDataDir: --wal-dir puts the WAL there (cairn
+// is started with the same --wal-dir), and an existing empty data dir is
+// used, as etcdutl does; a failed restore into it leaves it empty.
+func TestRestoreWALDirAndEmptyDataDir(t *testing.T) {
+	snap := makeSnapshot(t)
+	dir := t.TempDir() // exists, empty
+	walDir := filepath.Join(t.TempDir(), "wal")
+	o := restoreOpts(snap, dir, "a")
+	o.WALDir = walDir
+	if err := restoreSnapshot(o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wal.Verify(vfs.OS(), walDir, nil); err != nil {
+		t.Errorf("no WAL in --wal-dir: %v", err)
+	}
+	if wal.Exist(vfs.OS(), node.WALDir(dir)) {
+		t.Errorf("a WAL in the data dir too")
+	}
+	if r := checkDataDir(dir, walDir, nil); len(r.Problems) != 0 {
+		t.Errorf("check data-dir --wal-dir:\n%s", report(r))
+	}
+
+	empty := t.TempDir()
+	o = restoreOpts(snap, empty, "a")
+	o.SkipHashCheck = false
+	o.Snapshot = makeDB(t) // no hash: refused after the checks
+	if err := restoreSnapshot(o); err == nil {
+		t.Fatal("restore of a db without hash succeeded")
+	}
+	if names, _ := os.ReadDir(empty); len(names) != 0 {
+		t.Errorf("a failed restore left %v in the empty data dir", names)
+	}
+}

@@ -258,6 +258,9 @@ func (c *Core) applyAuth(r *pb.InternalRaftRequest, index uint64) (proto.Message
 		}
 		return &pb.AuthRoleGrantPermissionResponse{Header: h}, nil
 	case r.GetAuthRoleRevokePermission() != nil:
+		if c.cfg.Bugs.ignoreAuthRevokes() {
+			return &pb.AuthRoleRevokePermissionResponse{Header: h}, nil
+		}
 		g := r.GetAuthRoleRevokePermission()
 		if err := as.RoleRevokePermission(g.GetRole(), g.GetKey(), g.GetRangeEnd()); err != nil {
 			return nil, err

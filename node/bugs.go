@@ -19,10 +19,13 @@ type Bugs struct {
 	// FlipValues makes this member store every put's value with its last
 	// byte changed: its data silently diverges from the cluster's.
 	FlipValues bool
+	// IgnoreAuthRevokes makes this member answer permission revokes
+	// without applying them: it goes on permitting what the others refuse.
+	IgnoreAuthRevokes bool
 }
 
 func (b Bugs) any() bool {
-	return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases || b.FlipValues
+	return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases || b.FlipValues || b.IgnoreAuthRevokes
 }
 
 var errBugsNotBuilt = errors.New("node: planted bugs need a build with the cairnbugs tag")
@@ -38,3 +41,4 @@ func (b Bugs) skipReadIndex() bool         { return bugsEnabled && b.SkipReadInd
 func (b Bugs) reapplyAfterRestart() bool   { return bugsEnabled && b.ReapplyAfterRestart }
 func (b Bugs) followersExpireLeases() bool { return bugsEnabled && b.FollowersExpireLeases }
 func (b Bugs) flipValues() bool            { return bugsEnabled && b.FlipValues }
+func (b Bugs) ignoreAuthRevokes() bool     { return bugsEnabled && b.IgnoreAuthRevokes }

@@ -28,13 +28,16 @@ const (
 	// check must catch (a CORRUPT alarm naming n2) before the simulator's
 	// omniscient checks do.
 	BugFlipValues = "flip-values"
+	// BugIgnoreAuthRevokes makes one member (n2) skip permission revokes:
+	// it permits what the others refuse at the same index.
+	BugIgnoreAuthRevokes = "ignore-auth-revokes"
 )
 
 // flippedMember is the index of the member BugFlipValues corrupts.
 const flippedMember = 1
 
 // Bugs lists the planted bugs.
-var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowersExpireLeases, BugFlipValues}
+var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowersExpireLeases, BugFlipValues, BugIgnoreAuthRevokes}
 
 func checkBug(name string) error {
 	for _, b := range append([]string{""}, Bugs...) {
@@ -51,6 +54,7 @@ func bugsFor(name string, member int) node.Bugs {
 		ReapplyAfterRestart:   name == BugDoubleApply,
 		FollowersExpireLeases: name == BugFollowersExpireLeases,
 		FlipValues:            name == BugFlipValues && member == flippedMember,
+		IgnoreAuthRevokes:     name == BugIgnoreAuthRevokes && member == flippedMember,
 	}
 }
 

@@ -71,7 +71,7 @@ func (c *Cluster) grantLeases() {
 			if n.core == nil || n.incarnation != inc {
 				return
 			}
-			_, _ = n.core.Propose(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte(l.key), Value: []byte("up"), Lease: l.id}}, func(res node.Result) {
+			_, _ = n.core.Propose(&pb.InternalRaftRequest{Header: rootHeader(), Put: &pb.PutRequest{Key: []byte(l.key), Value: []byte("up"), Lease: l.id}}, func(res node.Result) {
 				if res.Err == nil {
 					l.keyPut = true
 				}
@@ -107,7 +107,7 @@ func (c *Cluster) revoke(l *simLease) {
 		return
 	}
 	acked := false
-	_, err := n.core.Propose(&pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: l.id}}, func(res node.Result) {
+	_, err := n.core.Propose(&pb.InternalRaftRequest{Header: rootHeader(), LeaseRevoke: &pb.LeaseRevokeRequest{ID: l.id}}, func(res node.Result) {
 		if res.Err == nil || errors.Is(res.Err, lease.ErrLeaseNotFound) {
 			acked = true
 			c.tracef("lease %d revoked by the client", l.id)

@@ -64,6 +64,7 @@ func (n *simNode) onApply(e *raftpb.Entry) {
 		c.applied[e.GetIndex()] = appliedEntry{sum: sum, term: e.GetTerm(), by: n.name()}
 	}
 	c.tracef("apply %s idx=%d term=%d %s", n.name(), e.GetIndex(), e.GetTerm(), describeEntry(e))
+	n.checkAuth(e)
 }
 
 func (n *simNode) name() string { return n.c.members[n.idx].Name }

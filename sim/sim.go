@@ -80,6 +80,11 @@ type Report struct {
 	CorruptAlarms []string
 	// Inconclusive counts linearizability checks that ran out of time.
 	Inconclusive int
+	// AuthChecks counts the applied entries whose auth fingerprint was
+	// compared with another member's at the same index (auth.go), and
+	// AuthChanges the auth changes applied, AuthDenied the writes of the
+	// auth workload's user refused at apply.
+	AuthChecks, AuthChanges, AuthDenied int
 	// History of client operations, for the linearizability check and its visualisation.
 	History  *History
 	lin      *linearizability.Result
@@ -158,6 +163,8 @@ type Cluster struct {
 	watchLimits mvcc.WatchLimits
 	// hashChecked is the last compacted revision the hash check decided.
 	hashChecked int64
+	// auth is the auth workload (auth.go).
+	auth *simAuth
 }
 
 // Run executes one simulation and returns its report. It never panics on a
@@ -289,6 +296,7 @@ func (c *Cluster) run() {
 	}
 	c.startClients()
 	c.startLeases()
+	c.startAuth()
 	c.drainWatchesEvery(500 * time.Millisecond)
 	if c.report.Compaction {
 		c.compactEvery(700 * time.Millisecond)

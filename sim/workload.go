@@ -171,6 +171,7 @@ func (cl *client) rangeAll(n *simNode) {
 
 func (cl *client) propose(n *simNode, op linearizability.Op, req *pb.InternalRaftRequest, decode func(node.Result) linearizability.Response) {
 	c := cl.c
+	req.Header = rootHeader()
 	var finish func(*linearizability.Response)
 	id, err := n.core.Propose(req, func(res node.Result) {
 		if res.Err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -178,7 +179,14 @@ func testRestoreCluster(t *testing.T, bump int64) {
 	if r := c.etcdctlAt(t, []string{c.Members[0].ClientURL}, "", "snapshot", "save", snap); r.Code != 0 {
 		t.Fatalf("etcdctl snapshot save: exit %d\n%s", r.Code, r.Stderr)
 	}
-	runCairnctl(t, "snapshot", "status", snap, "-w", "json")
+	var status struct {
+		Revision int64 `json:"revision"`
+		TotalKey int   `json:"totalKey"`
+	}
+	if out := runCairnctl(t, "snapshot", "status", snap, "-w", "json"); json.Unmarshal([]byte(out), &status) != nil ||
+		status.Revision != before.rev || status.TotalKey != len(before.kvs) {
+		t.Fatalf("cairnctl snapshot status: %s; want revision %d and %d keys", out, before.rev, len(before.kvs))
+	}
 
 	for _, m := range c.Members {
 		m.Stop(t)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -81,6 +83,7 @@ func (r *checkReport) print(w io.Writer) {
 // walState is what the check learnt from the WAL.
 type walState struct {
 	snapIndex, lastIndex, commit uint64
+	member                       uint64 // the member the WAL belongs to
 }
 
 // checkDataDir checks the stopped member's files under dataDir without
@@ -95,9 +98,16 @@ func checkDataDir(dataDir, walDir string, progressW io.Writer) *checkReport {
 		return rep
 	}
 	ws, walOK := checkWAL(rep, walDir, filepath.Join(dataDir, "member", "snap"), progressW)
-	ci, term, dbOK := checkDB(rep, node.DBPath(dataDir), progressW)
+	res, dbOK := checkDB(rep, node.DBPath(dataDir), progressW)
 	if !walOK || !dbOK {
 		return rep
+	}
+	ci, term := res.CI, res.Term
+	switch {
+	case slices.Contains(res.Removed, ws.member):
+		rep.problem("database %s: member %x, whose WAL this is, was removed from the cluster (cairn refuses to start; add it back as a new member with an empty data dir)", node.DBPath(dataDir), ws.member)
+	case len(res.Members) > 0 && !slices.Contains(res.Members, ws.member):
+		rep.warn("database %s: member %x, whose WAL this is, is not among its members %x (a database from another cluster, or a member whose addition is not applied yet)", node.DBPath(dataDir), ws.member, res.Members)
 	}
 	last := max(ws.lastIndex, ws.snapIndex)
 	switch {
@@ -139,7 +149,7 @@ func checkWAL(rep *checkReport, walDir, snapDir string, progressW io.Writer) (wa
 		}
 		rep.info("WAL %s: etcd's format (cairn imports it at start), %d segment(s), member %x of cluster %x, snapshot marker %d, %d entries after it, commit %d",
 			dir, len(l.Segments), l.Metadata.NodeID, l.Metadata.ClusterID, l.Snapshot.GetIndex(), len(l.Entries), l.HardState.GetCommit())
-		ws := walState{snapIndex: l.Snapshot.GetIndex(), commit: l.HardState.GetCommit()}
+		ws := walState{snapIndex: l.Snapshot.GetIndex(), commit: l.HardState.GetCommit(), member: l.Metadata.NodeID}
 		if n := len(l.Entries); n > 0 {
 			ws.lastIndex = l.Entries[n-1].GetIndex()
 		}
@@ -172,7 +182,7 @@ func checkWAL(rep *checkReport, walDir, snapDir string, progressW io.Writer) (wa
 		rep.problem("WAL %s: %v", c.Segments[0], err)
 		return walState{}, false
 	}
-	ws := walState{snapIndex: c.Snapshot.GetIndex(), lastIndex: c.LastIndex, commit: c.HardState.GetCommit()}
+	ws := walState{snapIndex: c.Snapshot.GetIndex(), lastIndex: c.LastIndex, commit: c.HardState.GetCommit(), member: md.MemberID}
 	if n := len(c.Entries); n > 0 {
 		ws.lastIndex = c.Entries[n-1].GetIndex()
 	}
@@ -190,9 +200,10 @@ const envCheckDB = "CAIRNCTL_CHECK_DB"
 
 // dbCheck is the child's result.
 type dbCheck struct {
-	CI, Term uint64
-	Keys     int64
-	Problems []string
+	CI, Term         uint64
+	Keys             int64
+	Members, Removed []uint64 // the member records' IDs
+	Problems         []string
 }
 
 // runCheckDBChild is the child's side: it checks the database named by
@@ -210,15 +221,15 @@ func runCheckDBChild() {
 // checkDB checks the database's bbolt structure (every page reachable
 // once, free list consistent, keys in order) and every record of the key
 // bucket, in a child process, and returns its consistent index and term.
-func checkDB(rep *checkReport, path string, progressW io.Writer) (ci, term uint64, ok bool) {
+func checkDB(rep *checkReport, path string, progressW io.Writer) (res dbCheck, ok bool) {
 	if _, err := os.Stat(path); err != nil {
 		rep.problem("database: %v", err)
-		return 0, 0, false
+		return res, false
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		rep.problem("database %s: cannot run the check: %v", path, err)
-		return 0, 0, false
+		return res, false
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), envCheckDB+"="+path)
@@ -226,19 +237,18 @@ func checkDB(rep *checkReport, path string, progressW io.Writer) (ci, term uint6
 	cmd.Stdout = &out
 	cmd.Stderr = io.MultiWriter(&errOut, progressOrDiscard(progressW))
 	runErr := cmd.Run()
-	var res dbCheck
 	if jerr := json.Unmarshal(out.Bytes(), &res); runErr != nil || jerr != nil {
 		rep.problem("database %s: the bbolt structure is damaged: reading it crashed (%s)", path, crashLine(errOut.String(), runErr, jerr))
-		return 0, 0, false
+		return res, false
 	}
 	for _, p := range res.Problems {
 		rep.problem("%s", p)
 	}
 	if len(res.Problems) > 0 {
-		return res.CI, res.Term, false
+		return res, false
 	}
-	rep.info("database %s: bbolt structure good, %d revisions decoded, consistent index %d, term %d", path, res.Keys, res.CI, res.Term)
-	return res.CI, res.Term, true
+	rep.info("database %s: bbolt structure good, %d revisions decoded, consistent index %d, term %d, members %x", path, res.Keys, res.CI, res.Term, res.Members)
+	return res, true
 }
 
 func progressOrDiscard(w io.Writer) io.Writer {
@@ -303,6 +313,19 @@ func checkDBInProcess(path string, progressW io.Writer) dbCheck {
 		}
 		if v := mb.Get([]byte("term")); len(v) == 8 {
 			res.Term = binary.BigEndian.Uint64(v)
+		}
+		for name, ids := range map[string]*[]uint64{"members": &res.Members, "members_removed": &res.Removed} {
+			if b := tx.Bucket([]byte(name)); b != nil {
+				_ = b.ForEach(func(k, _ []byte) error {
+					id, err := strconv.ParseUint(string(k), 16, 64)
+					if err != nil {
+						problem("database %s: bucket %s: key %q is not a member ID", path, name, k)
+						return nil
+					}
+					*ids = append(*ids, id)
+					return nil
+				})
+			}
 		}
 		var bytes int64
 		bad := 0

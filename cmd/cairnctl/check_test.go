@@ -236,3 +236,27 @@ func TestCheckDataDirEtcdWAL(t *testing.T) {
 		t.Fatalf("a flipped byte in etcd's WAL:\n%s", report(r))
 	}
 }
+
+// TestCheckDataDirRemovedMember: a data dir whose database records its own
+// member as removed is a problem (cairn refuses to start on it).
+func TestCheckDataDirRemovedMember(t *testing.T) {
+	dir := restoredDir(t) // member a
+	db, err := bolt.Open(node.DBPath(dir), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("members_removed"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(strings.TrimLeft(hex64(etcdIDA), "0")), []byte("removed"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	r := checkDataDir(dir, "", nil)
+	if len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "was removed from the cluster") {
+		t.Fatalf("want the removal reported:\n%s", report(r))
+	}
+}

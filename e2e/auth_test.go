@@ -167,6 +167,10 @@ func TestAuthClientv3Permissions(t *testing.T) {
 	wantErr(t, "alice asking the TTL of a lease holding other", func() error { _, err := alice.TimeToLive(ctx(t), l.ID, clientv3.WithAttachedKeys()); return err }(), rpctypes.ErrPermissionDenied)
 	wantErr(t, "alice keeping alive a lease holding other", func() error { _, err := alice.KeepAliveOnce(ctx(t), l.ID); return err }(), rpctypes.ErrPermissionDenied)
 	wantErr(t, "alice revoking a lease holding other", func() error { _, err := alice.Revoke(ctx(t), l.ID); return err }(), rpctypes.ErrPermissionDenied)
+	wantErr(t, "alice listing leases, one holding other", func() error { _, err := alice.Leases(ctx(t)); return err }(), rpctypes.ErrPermissionDenied)
+	if ls, err := root.Leases(ctx(t)); err != nil || len(ls.Leases) != 1 {
+		t.Errorf("root listing leases: %v %v", ls, err)
+	}
 	if _, err := root.Revoke(ctx(t), l.ID); err != nil {
 		t.Errorf("root revoking: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnkv/cairn/auth"
+	"github.com/cairnkv/cairn/lease"
 )
 
 // The Auth API of server.Server (api.AuthBackend) and the checks etcd
@@ -424,6 +425,40 @@ func (s *Server) RoleRevokePermission(ctx context.Context, r *pb.AuthRoleRevokeP
 		return nil, err
 	}
 	return resp.(*pb.AuthRoleRevokePermissionResponse), nil
+}
+
+// leaseLeasesAuth: listing leases needs read permission on every key
+// attached to any of them (root: always), as etcd's checkLeaseLeases.
+func (s *Server) leaseLeasesAuth(ctx context.Context, ls []*lease.Lease) error {
+	as := s.authStore()
+	if !as.Enabled() {
+		return nil
+	}
+	rev := as.Revision()
+	ai, err := s.AuthInfo(ctx)
+	if err != nil {
+		return err
+	}
+	if ai == nil {
+		return auth.ErrUserEmpty
+	}
+	var perr error
+	if err := s.onLoop(ctx, func() {
+		for _, l := range ls {
+			if perr = s.core.LeaseKeysPermitted(ai, l.ID, false); perr != nil {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if perr != nil {
+		return perr
+	}
+	if rev != as.Revision() {
+		return auth.ErrAuthOldRevision
+	}
+	return nil
 }
 
 // leaseAuth checks a lease request of ctx's user against the lease's keys

@@ -148,6 +148,9 @@ func (s *Server) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest) (*pb
 	if err := s.onLoop(ctx, func() { ls = s.core.Leases() }); err != nil {
 		return nil, err
 	}
+	if err := s.leaseLeasesAuth(ctx, ls); err != nil {
+		return nil, err
+	}
 	resp := &pb.LeaseLeasesResponse{Header: s.header(s.kv.Rev())}
 	for _, l := range ls {
 		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: l.ID})

@@ -20,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/cairnkv/cairn/internal/proc"
+	"github.com/cairnkv/cairn/node"
 )
 
 // The backup and restore procedure of docs/backup.md, with the real
@@ -156,17 +157,26 @@ func fillCluster(t *testing.T, cli *clientv3.Client) (clientv3.LeaseID, int64) {
 // again with the same flags serve every key with its revisions, the lease
 // with its keys and the same member IDs, and take writes.
 func TestBackupRestoreCluster(t *testing.T) {
-	testRestoreCluster(t, 0)
+	testRestoreCluster(t, 0, false)
+}
+
+// TestBackupRestoreClusterOnNewURLs: the same, restored onto other
+// machines (every member on new URLs): the members get the IDs etcd gives
+// the new URLs, and serve the same data.
+func TestBackupRestoreClusterOnNewURLs(t *testing.T) {
+	testRestoreCluster(t, 0, true)
 }
 
 // TestBackupRestoreClusterBumpRevision: with --bump-revision N
 // --mark-compacted the keys keep their revisions, the store's revision is
 // N higher, reads and watches of the old revisions get ErrCompacted.
 func TestBackupRestoreClusterBumpRevision(t *testing.T) {
-	testRestoreCluster(t, 1000)
+	testRestoreCluster(t, 1000, false)
 }
 
-func testRestoreCluster(t *testing.T, bump int64) {
+// testRestoreCluster runs the procedure, with --bump-revision bump (0:
+// none), restoring every member onto new URLs if move.
+func testRestoreCluster(t *testing.T, bump int64, move bool) {
 	c := NewCluster(t, 3)
 	cli := c.Client(t)
 	lease, compactRev := fillCluster(t, cli)
@@ -191,31 +201,55 @@ func testRestoreCluster(t *testing.T, bump int64) {
 	for _, m := range c.Members {
 		m.Stop(t)
 	}
-	for _, m := range c.Members {
-		if err := os.RemoveAll(m.DataDir); err != nil {
-			t.Fatal(err)
+	wantIDs := before.memberIDs
+	for attempt := 0; ; attempt++ {
+		for _, m := range c.Members {
+			if err := os.RemoveAll(m.DataDir); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	for _, m := range c.Members {
-		args := []string{"snapshot", "restore", snap,
-			"--name", m.Name, "--data-dir", m.DataDir,
-			"--initial-cluster", m.InitialCluster, "--initial-cluster-token", m.Token,
-			"--initial-advertise-peer-urls", m.AdvertisedPeerURL()}
-		if bump > 0 {
-			args = append(args, "--bump-revision", fmt.Sprint(bump), "--mark-compacted")
+		if move {
+			// New machines: every member on other URLs, so other IDs.
+			urls := freeURLs(t, 2*len(c.Members))
+			var peers []proc.Peer
+			wantIDs = nil
+			for i, m := range c.Members {
+				m.ClientURL, m.PeerURL = urls[2*i], urls[2*i+1]
+				peers = append(peers, m.Peer())
+				wantIDs = append(wantIDs, node.MemberID([]string{m.PeerURL}, m.Token))
+			}
+			slices.Sort(wantIDs)
+			for _, m := range c.Members {
+				m.InitialCluster = proc.InitialCluster(peers...)
+			}
 		}
-		runCairnctl(t, args...)
-		if out := runCairnctl(t, "check", "data-dir", m.DataDir); !strings.Contains(out, "no problem found") {
-			t.Fatalf("check data-dir after restore:\n%s", out)
+		for _, m := range c.Members {
+			args := []string{"snapshot", "restore", snap,
+				"--name", m.Name, "--data-dir", m.DataDir,
+				"--initial-cluster", m.InitialCluster, "--initial-cluster-token", m.Token,
+				"--initial-advertise-peer-urls", m.AdvertisedPeerURL()}
+			if bump > 0 {
+				args = append(args, "--bump-revision", fmt.Sprint(bump), "--mark-compacted")
+			}
+			runCairnctl(t, args...)
+			if out := runCairnctl(t, "check", "data-dir", m.DataDir); !strings.Contains(out, "no problem found") {
+				t.Fatalf("check data-dir after restore:\n%s", out)
+			}
 		}
-	}
-	for _, m := range c.Members {
-		if err := m.Start(); err != nil {
-			t.Fatal(err)
+		for _, m := range c.Members {
+			if err := m.Start(); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if err := c.waitReadyAll(); err != nil {
-		t.Fatalf("restored members did not start: %v", err)
+		err := c.waitReadyAll()
+		if err == nil {
+			break
+		}
+		if !move || attempt == 3 || !errors.Is(err, proc.ErrAddrInUse) {
+			t.Fatalf("restored members did not start: %v", err)
+		}
+		t.Logf("port collision, restoring on other ports: %v", err)
+		c.killAll()
 	}
 
 	cli = c.Client(t)
@@ -230,8 +264,8 @@ func testRestoreCluster(t *testing.T, bump int64) {
 	if !slices.Equal(after.leaseKeys, before.leaseKeys) || !slices.Equal(after.leaseKeys, []string{"leased/a", "leased/b"}) {
 		t.Errorf("lease keys after restore %v, want %v", after.leaseKeys, before.leaseKeys)
 	}
-	if !slices.Equal(after.memberIDs, before.memberIDs) {
-		t.Errorf("member IDs after restore %x, want %x (same flags, same IDs)", after.memberIDs, before.memberIDs)
+	if !slices.Equal(after.memberIDs, wantIDs) {
+		t.Errorf("member IDs after restore %x, want %x (etcd's IDs for the restore's URLs and token)", after.memberIDs, wantIDs)
 	}
 	latest, err := cli.Get(ctx(t), "\x00", clientv3.WithFromKey())
 	if err != nil {

@@ -73,11 +73,6 @@ func groups() []string {
 		groupLogging, groupTracing, groupFeatures, groupUnsafe}
 }
 
-// Reasons ignored options give.
-const (
-	whyNoAuth = "cairn does not implement auth yet"
-)
-
 // options returns every option Cairn recognises: etcd 3.7's, in --help
 // order. It builds a fresh table on each call: the package keeps no
 // mutable state.
@@ -241,11 +236,11 @@ func options() []option {
 			set: func(c *Config, v string) error { c.TLSMaxVersion = strings.TrimSpace(v); return nil }},
 
 		// Auth.
-		{name: "auth-token", group: groupAuth, def: "simple", help: "Auth token type and options: 'simple' or 'jwt,<options>'.", ignored: true, why: whyNoAuth,
+		{name: "auth-token", group: groupAuth, def: "simple", help: "Auth token type and options: 'simple' or 'jwt,<options>'.",
 			set: func(c *Config, v string) error { c.AuthToken = v; return nil }},
-		{name: "bcrypt-cost", group: groupAuth, def: "10", help: "Cost of the bcrypt hash of auth passwords, 4 to 31.", ignored: true, why: whyNoAuth,
+		{name: "bcrypt-cost", group: groupAuth, def: "10", help: "Cost of the bcrypt hash of auth passwords, 4 to 31.",
 			set: setUint(func(c *Config) *uint { return &c.BcryptCost })},
-		{name: "auth-token-ttl", group: groupAuth, def: "300", help: "Lifetime (in seconds) of a simple auth token.", ignored: true, why: whyNoAuth,
+		{name: "auth-token-ttl", group: groupAuth, def: "300", help: "Lifetime (in seconds) of a simple auth token.",
 			set: setUint(func(c *Config) *uint { return &c.AuthTokenTTL })},
 
 		// Profiling and monitoring.

@@ -48,6 +48,7 @@ func TestCheckAppliedCatchesViolations(t *testing.T) {
 		{"applied index not the entry's", &raftpb.Entry{Index: proto.Uint64(idx + 1)}, applyMark{applied: idx, rev: good.rev}, nil, "applied index is"},
 		{"an entry skipped", e, applyMark{applied: idx - 2, rev: good.rev}, nil, "applied right after"},
 		{"revision went back", e, applyMark{applied: idx - 1, rev: c.kv.Rev() + 1}, nil, "revision went back"},
+		{"auth revision went back", e, applyMark{applied: idx - 1, rev: good.rev, authRev: c.auth.Revision() + 1}, nil, "auth revision went back"},
 		{"applied before durable", e, good, func() func() { d := c.durable; c.durable = idx - 1; return func() { c.durable = d } }, "before it is durable"},
 	} {
 		undo := func() {}

@@ -53,7 +53,7 @@ func (s *Server) httpHandler(gwConn *grpc.ClientConn) (http.Handler, error) {
 				return nil, fmt.Errorf("api: register gateway: %w", err)
 			}
 		}
-		mux.Handle("/v3/", gwmux)
+		mux.Handle("/v3/", capBody(gwmux, s.gatewayBodyLimit()))
 	}
 	s.handleHealth(mux)
 	mux.HandleFunc("/version", s.serveVersion)

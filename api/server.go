@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -108,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		// Metrics outermost, so they see the code the client sees.
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
+		grpc.Creds(handshakenCreds{}), // TLS listeners hand over handshaken connections (tls.go)
 	)
 	pb.RegisterKVServer(s.grpc, &kvServer{be: c.Backend, maxTxnOps: c.MaxTxnOps, maxRequestBytes: c.MaxRequestBytes})
 	pb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{
@@ -152,22 +154,34 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 // serving l and returns the error. l is plain TCP (or unix): TLS will wrap
 // l before the connection mux (one place: Serve), and route by ALPN.
 // Serve may be called for several listeners, from several goroutines.
-func (s *Server) Serve(l net.Listener) error { return s.serve(l, true, true, l.Addr()) }
+func (s *Server) Serve(l net.Listener) error {
+	return s.serve(l, ListenOptions{GRPC: true, HTTP: true, GatewayAddr: l.Addr()})
+}
 
 // ServeGRPC serves gRPC only on l, as etcd's --listen-client-urls do once
 // --listen-client-http-urls is given; otherwise it is Serve.
-func (s *Server) ServeGRPC(l net.Listener) error { return s.serve(l, true, false, nil) }
+func (s *Server) ServeGRPC(l net.Listener) error { return s.serve(l, ListenOptions{GRPC: true}) }
 
 // ServeHTTP serves only the HTTP side on l (etcd's
 // --listen-client-http-urls): the JSON gateway, which forwards to the gRPC
 // listener at grpcAddr, the probes, /version, /metrics and pprof if
 // enabled; otherwise it is Serve.
 func (s *Server) ServeHTTP(l net.Listener, grpcAddr net.Addr) error {
-	return s.serve(l, false, true, grpcAddr)
+	return s.serve(l, ListenOptions{HTTP: true, GatewayAddr: grpcAddr})
 }
 
-// serve serves gRPC, HTTP or both on l; the gateway dials gwAddr.
-func (s *Server) serve(l net.Listener, withGRPC, withHTTP bool, gwAddr net.Addr) error {
+// ServeListener serves l as o says (see ListenOptions; Serve, ServeGRPC
+// and ServeHTTP are its plaintext cases).
+func (s *Server) ServeListener(l net.Listener, o ListenOptions) error {
+	if o.GatewayAddr == nil {
+		o.GatewayAddr = l.Addr()
+	}
+	return s.serve(l, o)
+}
+
+// serve serves gRPC, HTTP or both on l; the gateway dials o.GatewayAddr.
+func (s *Server) serve(l net.Listener, o ListenOptions) error {
+	withGRPC, withHTTP, gwAddr := o.GRPC, o.HTTP, o.GatewayAddr
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
@@ -177,7 +191,7 @@ func (s *Server) serve(l net.Listener, withGRPC, withHTTP bool, gwAddr net.Addr)
 	sv := &served{l: l, done: make(chan struct{})}
 	if withHTTP {
 		if !s.cfg.DisableGateway {
-			gwConn, err := dialSelf(gwAddr)
+			gwConn, err := dialSelf(gwAddr, o.GatewayCreds)
 			if err != nil {
 				s.mu.Unlock()
 				l.Close()
@@ -186,6 +200,11 @@ func (s *Server) serve(l net.Listener, withGRPC, withHTTP bool, gwAddr net.Addr)
 			sv.gwConn = gwConn
 		}
 		handler, err := s.httpHandler(sv.gwConn)
+		if err == nil && o.TLS != nil && withGRPC {
+			// As etcd: over TLS, gRPC and HTTP share one HTTP server, which
+			// hands HTTP/2 gRPC requests to the gRPC server.
+			handler = grpcHandlerFunc(s.grpc, handler)
+		}
 		if err != nil {
 			s.mu.Unlock()
 			if sv.gwConn != nil {
@@ -199,16 +218,22 @@ func (s *Server) serve(l net.Listener, withGRPC, withHTTP bool, gwAddr net.Addr)
 			ErrorLog:          log.New(zapWriter{s.lg}, "", 0),
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       5 * time.Minute,
+			TLSConfig:         o.TLS, // nil for plaintext; l yields handshaken *tls.Conn otherwise
 		}
 	}
 	traffic := "grpc+http"
 	switch {
+	case withGRPC && withHTTP && o.TLS != nil:
+		traffic = "grpc+http over TLS"
 	case withGRPC && withHTTP:
 		sv.mux = newConnMux(l)
 	case withGRPC:
 		traffic = "grpc"
 	default:
 		traffic = "http"
+	}
+	if o.TLS != nil && !(withGRPC && withHTTP) {
+		traffic += " over TLS"
 	}
 	s.listeners = append(s.listeners, sv)
 	s.mu.Unlock()
@@ -237,7 +262,7 @@ func (s *Server) serve(l net.Listener, withGRPC, withHTTP bool, gwAddr net.Addr)
 			}
 		}
 		wg.Wait()
-	case withGRPC:
+	case withGRPC && !withHTTP:
 		err = s.grpc.Serve(l)
 	default:
 		err = sv.httpSrv.Serve(l)
@@ -257,13 +282,16 @@ func (s *Server) serve(l net.Listener, withGRPC, withHTTP bool, gwAddr net.Addr)
 
 // dialSelf opens the gateway's gRPC connection to this server's own
 // listener, as etcd's gateway does; it connects lazily.
-func dialSelf(addr net.Addr) (*grpc.ClientConn, error) {
+func dialSelf(addr net.Addr, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
 	target := "passthrough:///" + addr.String()
 	if addr.Network() == "unix" {
 		target = "unix://" + addr.String()
 	}
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	conn, err := grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 	)
 	if err != nil {

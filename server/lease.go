@@ -9,7 +9,6 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/node"
@@ -215,7 +214,7 @@ func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(s.clientCreds(urls[0])))
 	if err != nil {
 		return nil, fmt.Errorf("node: connecting to leader %x at %s: %w", lead, urls[0], err)
 	}

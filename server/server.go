@@ -71,6 +71,11 @@ type Config struct {
 	// PeerClient fetches from the peers' listeners (the hash check); nil
 	// means a plain HTTP client.
 	PeerClient *http.Client
+	// ClientCreds dial the leader's https client URL (forwarded
+	// keep-alives, time-to-live and promote): the client side's TLS, with
+	// its certificate, as etcd does. Plain http URLs are dialed in
+	// plaintext; https ones never are (tls.go).
+	ClientCreds ClientCredentials
 }
 
 // Server runs a Core on one goroutine (the loop) and gives the API layer

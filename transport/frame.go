@@ -23,6 +23,9 @@ const frameHeaderBytes = 4
 // ErrFrameTooLarge is returned when a frame exceeds the size limit.
 var ErrFrameTooLarge = errors.New("transport: frame too large")
 
+// ErrMalformedFrame is returned when a frame does not hold a raft message.
+var ErrMalformedFrame = errors.New("transport: malformed frame")
+
 // appendFrame appends m to buf as one frame: its marshalled length as a
 // 4-byte big-endian integer, then the marshalled message. On error buf is
 // returned unchanged.
@@ -89,7 +92,7 @@ func (d *frameReader) next() (*raftpb.Message, error) {
 	m := new(raftpb.Message)
 	// proto.Unmarshal copies bytes fields, so d.buf can be reused.
 	if err := proto.Unmarshal(d.buf, m); err != nil {
-		return nil, fmt.Errorf("transport: unmarshal frame of %d bytes: %w", n, err)
+		return nil, fmt.Errorf("%w: unmarshal frame of %d bytes: %w", ErrMalformedFrame, n, err)
 	}
 	return m, nil
 }

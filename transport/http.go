@@ -79,6 +79,10 @@ type HTTPConfig struct {
 	// TLS is the client configuration for dialing https peer URLs; nil
 	// means plain http.
 	TLS *tls.Config
+	// DialTLS, when set, dials https peer URLs instead of TLS: it can make
+	// a fresh TLS configuration per connection, so renewed certificate,
+	// key and CA files are used without a restart.
+	DialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
 	// DialTimeout bounds connecting to a peer; default DefaultDialTimeout.
 	DialTimeout time.Duration
 	// QueueSize is the per-peer outbound queue in messages; default
@@ -149,6 +153,8 @@ type HTTP struct {
 	// gone are the senders the Handler refused as removed from the
 	// cluster; their requests are answered 410 Gone.
 	gone map[uint64]bool
+	// warned holds what was logged once per peer (guard.go).
+	warned warnOnce
 }
 
 var _ Transport = (*HTTP)(nil)
@@ -164,6 +170,7 @@ func NewHTTP(cfg HTTPConfig) *HTTP {
 	tr := &http.Transport{
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       cfg.TLS,
+		DialTLSContext:        cfg.DialTLS,
 		TLSHandshakeTimeout:   cfg.DialTimeout + 4*time.Second,
 		ExpectContinueTimeout: cfg.DialTimeout + 4*time.Second,
 		ResponseHeaderTimeout: snapshotResponseTimeout,

@@ -50,6 +50,10 @@ func (t *HTTP) checkRequest(w http.ResponseWriter, r *http.Request) (from uint64
 		http.Error(w, fmt.Sprintf("cairn: member %s was removed from the cluster", idString(from)), http.StatusGone)
 		return 0, false
 	}
+	if !t.isPeer(from) {
+		t.refuseNonMember(w, r, from)
+		return 0, false
+	}
 	return from, true
 }
 
@@ -141,6 +145,9 @@ func (t *HTTP) serveStream(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				lg.Info("stream from peer ended", zap.NamedError("reason", err))
+			} else if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrMalformedFrame) {
+				recvFailures.Inc()
+				t.malformedStream(w, from, err)
 			} else {
 				recvFailures.Inc()
 				lg.Warn("stream from peer broke", zap.Error(err))

@@ -313,6 +313,7 @@ func TestHTTPPeerURLFallsBackToSecondURL(t *testing.T) {
 	a := startMember(t, 1, testClusterID, 0)
 	b := startMember(t, 2, testClusterID, 0)
 	a.tr.AddPeer(2, []string{deadURL(t), b.url()})
+	b.tr.AddPeer(1, []string{a.url()})
 	a.tr.Send([]*raftpb.Message{snapMsg(1, 2, []byte("s"))})
 	a.rec.waitSnap(t, 1)
 	// Until the stream to the second URL is up, messages may be dropped:
@@ -438,6 +439,7 @@ func TestHTTPRemovePeerStopsSending(t *testing.T) {
 
 func TestHTTPRejectsBadRequests(t *testing.T) {
 	b := startMember(t, 2, testClusterID, 0)
+	b.tr.AddPeer(1, []string{deadURL(t)})
 	for _, c := range []struct {
 		name, method, path, to string
 		want                   int

@@ -43,8 +43,7 @@ func membersHandler(srv *server.Server) http.Handler {
 // discover asks the other members named in --initial-cluster for the
 // cluster's ID and members, and finds this member, which `member add` must
 // have added with this member's --initial-advertise-peer-urls.
-func discover(cfg *config.Config, selfPeerURLs []string) (clusterID, self uint64, members []node.Member, err error) {
-	client := &http.Client{Timeout: 3 * time.Second}
+func discover(cfg *config.Config, selfPeerURLs []string, client *http.Client) (clusterID, self uint64, members []node.Member, err error) {
 	var errs []error
 	for _, m := range cfg.InitialCluster {
 		if m.Name == cfg.Name {

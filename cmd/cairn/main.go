@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/url"
@@ -179,11 +181,15 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		ids[i] = m.ID
 	}
 	clusterID := node.ClusterID(ids, token)
+	sec, err := newSecurity(cfg, lg)
+	if err != nil {
+		return nil, err
+	}
 	join := false
 	if _, err := os.Stat(walDir); err != nil && cfg.InitialClusterState == config.ClusterStateExisting {
 		// A new member of a running cluster: learn the cluster's ID,
 		// members and this member's ID from the others.
-		clusterID, self, members, err = discover(cfg, urlStrings(cfg.InitialAdvertisePeerURLs))
+		clusterID, self, members, err = discover(cfg, urlStrings(cfg.InitialAdvertisePeerURLs), sec.peerHTTPClient(3*time.Second))
 		if err != nil {
 			return nil, err
 		}
@@ -219,6 +225,10 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 			closeAll(ls)
 		}
 	}
+	peerLns = wrapTLS(sec.peer, peerLns, cfg.ListenPeerURLs)
+	clientLns = wrapTLS(sec.client, clientLns, cfg.ListenClientURLs)
+	metricsLns = wrapTLS(sec.client, metricsLns, cfg.ListenMetricsURLs)
+	httpLns = wrapTLS(sec.client, httpLns, cfg.ListenClientHTTPURLs)
 	if err := checkDirs(cfg.DataDir, walDir); err != nil {
 		closeListeners()
 		return nil, err
@@ -268,8 +278,11 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		AuthTokenTTL:         time.Duration(cfg.AuthTokenTTL) * time.Second,
 		BcryptCost:           int(cfg.BcryptCost),
 		ClientCertAuth:       cfg.ClientTLS.ClientCertAuth,
+		PeerClient:           sec.peerHTTPClient(0),
+		ClientCreds:          sec.leaderCreds(),
 	}, func(h transport.Handler) transport.Transport {
-		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport")})
+		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport"),
+			DialTLS: sec.peerDialTLS()})
 		return tr
 	})
 	if err != nil {
@@ -304,8 +317,9 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	peerMux.Handle("/", tr.Handler())
 	peerMux.Handle(membersPath, membersHandler(srv))
 	peerMux.Handle(server.HashKVPath, srv.HashKVHandler())
-	for _, l := range peerLns {
-		hs := &http.Server{Handler: peerMux, ReadHeaderTimeout: 10 * time.Second}
+	for i, l := range peerLns {
+		hs := &http.Server{Handler: peerMux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS(sec.peer, cfg.ListenPeerURLs[i]),
+			ErrorLog: log.New(io.Discard, "", 0)} // as etcd: peers' protocol errors are not logged
 		d.peers = append(d.peers, hs)
 		go func(l net.Listener) {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -317,28 +331,26 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	// As etcd: with --listen-client-http-urls, the client URLs serve gRPC
 	// only and the HTTP side (the gateway forwarding to the first client
 	// URL, the probes, /version, /metrics) is on the HTTP URLs alone.
-	for _, l := range clientLns {
-		serve := apiSrv.Serve
-		if len(httpLns) > 0 {
-			serve = apiSrv.ServeGRPC
-		}
+	for i, l := range clientLns {
+		o := sec.clientListenOptions(cfg.ListenClientURLs[i], true, len(httpLns) == 0, l.Addr(), cfg.ListenClientURLs[i])
 		go func(l net.Listener) {
-			if err := serve(l); err != nil && !errors.Is(err, api.ErrServerClosed) {
+			if err := apiSrv.ServeListener(l, o); err != nil && !errors.Is(err, api.ErrServerClosed) {
 				d.errc <- fmt.Errorf("client listener %s: %w", l.Addr(), err)
 			}
 		}(l)
 	}
-	for _, l := range httpLns {
+	for i, l := range httpLns {
+		o := sec.clientListenOptions(cfg.ListenClientHTTPURLs[i], false, true, clientLns[0].Addr(), cfg.ListenClientURLs[0])
 		go func(l net.Listener) {
-			if err := apiSrv.ServeHTTP(l, clientLns[0].Addr()); err != nil && !errors.Is(err, api.ErrServerClosed) {
+			if err := apiSrv.ServeListener(l, o); err != nil && !errors.Is(err, api.ErrServerClosed) {
 				d.errc <- fmt.Errorf("client HTTP listener %s: %w", l.Addr(), err)
 			}
 		}(l)
 	}
 	// As etcd: /metrics and the probes, plain HTTP, on each metrics URL.
 	metricsHandler := apiSrv.MetricsHandler()
-	for _, l := range metricsLns {
-		hs := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 10 * time.Second}
+	for i, l := range metricsLns {
+		hs := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS(sec.client, cfg.ListenMetricsURLs[i])}
 		d.metrics = append(d.metrics, hs)
 		go func(l net.Listener) {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -389,9 +401,7 @@ func listenAll(lc *net.ListenConfig, us []url.URL, flag string) ([]net.Listener,
 		switch u.Scheme {
 		case "unix", "unixs":
 			l, err = lc.Listen(ctx, "unix", u.Host+u.Path)
-		case "https", "unixs+tls":
-			err = errors.New("TLS listeners are not supported yet")
-		default:
+		default: // http, https (TLS is put on by wrapTLS)
 			l, err = lc.Listen(ctx, "tcp", u.Host)
 		}
 		if err != nil {

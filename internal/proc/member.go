@@ -2,6 +2,7 @@ package proc
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +67,10 @@ type Member struct {
 	LogPath string
 	// Env is added to the environment of every run.
 	Env []string
+	// TLS is the client configuration WaitHealthy asks an https
+	// ClientURL's /health with (its trusted CA, and a client certificate
+	// when the member asks for one).
+	TLS *tls.Config
 
 	mu     sync.Mutex
 	run    *run // the latest run, nil before the first Start
@@ -275,7 +280,7 @@ func (m *Member) WaitListening(ctx context.Context) error {
 // until it has a leader and serves a read. It returns an *ExitError if
 // the process exits first, and ctx's error if ctx is done first.
 func (m *Member) WaitHealthy(ctx context.Context) error {
-	return m.poll(ctx, "healthy", func(ctx context.Context) error { return Health(ctx, m.ClientURL) })
+	return m.poll(ctx, "healthy", func(ctx context.Context) error { return HealthTLS(ctx, m.ClientURL, m.TLS) })
 }
 
 // poll runs probe until it succeeds, the process exits or ctx is done.
@@ -358,12 +363,22 @@ func Tail(s string, n int) string {
 
 // Health asks the member serving clientURL for /health once: nil when it
 // says {"health":"true"}.
-func Health(ctx context.Context, clientURL string) error {
+func Health(ctx context.Context, clientURL string) error { return HealthTLS(ctx, clientURL, nil) }
+
+// HealthTLS is Health over TLS configured by tc (nil: plain http, or TLS
+// with the system's roots for an https URL).
+func HealthTLS(ctx context.Context, clientURL string, tc *tls.Config) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/health", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if tc != nil {
+		tr := &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,378 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/proc"
+	"github.com/cairnkv/cairn/internal/testcerts"
+	"github.com/cairnkv/cairn/internal/testutil"
+)
+
+// tlsCluster describes a cluster started by startTLSCluster.
+type tlsCluster struct {
+	*Cluster
+	ca *testcerts.CA
+	// certs are the members' certificates (client and peer side alike:
+	// they are good for server and client authentication).
+	certs []testcerts.Pair
+	// user is a client certificate of the CA (CN "root").
+	user testcerts.Pair
+}
+
+// tlsOptions select what startTLSCluster secures.
+type tlsOptions struct {
+	clientTLS, clientMTLS, peerTLS, peerMTLS bool
+	// certFiles, when set, gives each member's certificate files
+	// (rotation tests install new pairs there); otherwise fresh ones.
+	certFiles func(i int) (cert, key string)
+	// ca signs the members' certificates (default: a new CA); caFile,
+	// when set, is the members' --trusted-ca-file instead of ca's.
+	ca     *testcerts.CA
+	caFile string
+	extra  []string
+}
+
+// startTLSCluster starts an n-member cluster with the TLS opts asks for,
+// retrying on port collisions, and waits until every member is healthy.
+func startTLSCluster(t *testing.T, n int, opts tlsOptions) *tlsCluster {
+	t.Helper()
+	tc := &tlsCluster{ca: opts.ca}
+	if tc.ca == nil {
+		tc.ca = testcerts.NewCA(t)
+	}
+	caFile := opts.caFile
+	if caFile == "" {
+		caFile = tc.ca.CertFile
+	}
+	tc.user = tc.ca.Client(t, "root")
+	for i := range n {
+		p := tc.ca.Peer(t, fmt.Sprintf("m%d", i))
+		if opts.certFiles != nil {
+			cert, key := opts.certFiles(i)
+			p.InstallAt(t, cert, key)
+			p.CertFile, p.KeyFile = cert, key
+		}
+		tc.certs = append(tc.certs, p)
+	}
+	base := t.TempDir()
+	var lastErr error
+	for attempt := range 4 {
+		c := newCluster(t, opts.extra...)
+		urls := freeURLs(t, 2*n)
+		var peers []proc.Peer
+		for i := range n {
+			clientURL, peerURL := urls[2*i], urls[2*i+1]
+			if opts.clientTLS {
+				clientURL = toHTTPS(clientURL)
+			}
+			if opts.peerTLS {
+				peerURL = toHTTPS(peerURL)
+			}
+			dir := filepath.Join(base, fmt.Sprintf("try%d", attempt), fmt.Sprintf("m%d", i))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			m := c.newMember(t, fmt.Sprintf("m%d", i), dir, clientURL, peerURL)
+			var flags []string
+			if opts.clientTLS {
+				flags = append(flags, "--cert-file", tc.certs[i].CertFile, "--key-file", tc.certs[i].KeyFile)
+				m.Member.TLS = tc.clientConfig(t, &tc.user)
+			}
+			if opts.clientMTLS {
+				flags = append(flags, "--client-cert-auth", "--trusted-ca-file", caFile)
+			}
+			if opts.peerTLS {
+				flags = append(flags, "--peer-cert-file", tc.certs[i].CertFile, "--peer-key-file", tc.certs[i].KeyFile,
+					"--peer-trusted-ca-file", tc.ca.CertFile)
+			}
+			if opts.peerMTLS {
+				flags = append(flags, "--peer-client-cert-auth")
+			}
+			m.Extra = append(flags, m.Extra...)
+			c.Members = append(c.Members, m)
+			peers = append(peers, m.Peer())
+		}
+		for _, m := range c.Members {
+			m.InitialCluster = proc.InitialCluster(peers...)
+			if err := m.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := c.waitReadyAll()
+		if err == nil {
+			tc.Cluster = c
+			return tc
+		}
+		lastErr = err
+		if !errors.Is(err, proc.ErrAddrInUse) {
+			t.Fatalf("cluster did not become ready: %v", err)
+		}
+		c.killAll()
+	}
+	t.Fatalf("cluster did not start after retries: %v", lastErr)
+	return nil
+}
+
+func toHTTPS(u string) string { return "https://" + strings.TrimPrefix(u, "http://") }
+
+// clientConfig trusts the cluster's CA and presents cert, if any.
+func (tc *tlsCluster) clientConfig(t testing.TB, cert *testcerts.Pair) *tls.Config {
+	return caConfig(t, tc.ca, cert)
+}
+
+func caConfig(t testing.TB, ca *testcerts.CA, cert *testcerts.Pair) *tls.Config {
+	t.Helper()
+	data, err := os.ReadFile(ca.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(data)
+	c := &tls.Config{RootCAs: pool}
+	if cert != nil {
+		c.Certificates = []tls.Certificate{cert.TLS(t)}
+	}
+	return c
+}
+
+// tlsClient is a clientv3 client of endpoints with TLS config tc.
+func tlsClient(t testing.TB, tc *tls.Config, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), TLS: tc})
+	if err != nil {
+		t.Fatalf("clientv3.New(%v): %v", endpoints, err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// httpsGet GETs url with tc; it returns the status and body, or the
+// error.
+func httpsGet(t testing.TB, tc *tls.Config, url string) (int, string, error) {
+	t.Helper()
+	if tc != nil {
+		tc = tc.Clone() // net/http adds h2 to the NextProtos of the config it is given
+	}
+	tr := &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestTLSClientMTLS: a member with https client URLs and
+// --client-cert-auth serves clientv3, etcdctl (--cacert --cert --key), the
+// JSON gateway, /health, /metrics and /version over TLS on its client
+// port and on an https --listen-metrics-urls, and refuses clients without
+// a certificate, with one of another CA, with an expired one, and
+// plaintext.
+func TestTLSClientMTLS(t *testing.T) {
+	t.Parallel()
+	metrics := toHTTPS(freeURLs(t, 1)[0])
+	tc := startTLSCluster(t, 1, tlsOptions{clientTLS: true, clientMTLS: true, extra: []string{"--listen-metrics-urls", metrics}})
+	m := tc.Members[0]
+	good := tc.clientConfig(t, &tc.user)
+
+	cli := tlsClient(t, good, m.ClientURL)
+	if _, err := cli.Put(ctx(t), "k", "v1"); err != nil {
+		t.Fatalf("put over mTLS: %v", err)
+	}
+	ctl := func(args ...string) ctlResult {
+		return tc.etcdctlAt(t, []string{m.ClientURL}, "", append([]string{"--cacert", tc.ca.CertFile, "--cert", tc.user.CertFile, "--key", tc.user.KeyFile}, args...)...)
+	}
+	if r := ctl("put", "k", "v2"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "OK" {
+		t.Fatalf("etcdctl put over mTLS: %+v", r)
+	}
+	if r := ctl("get", "k", "--print-value-only"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "v2" {
+		t.Fatalf("etcdctl get over mTLS: %+v", r)
+	}
+	if r := ctl("endpoint", "health"); r.Code != 0 || !strings.Contains(r.Stdout+r.Stderr, "is healthy") {
+		t.Fatalf("etcdctl endpoint health over mTLS: %+v", r)
+	}
+	for _, url := range []string{m.ClientURL + "/health", m.ClientURL + "/metrics", m.ClientURL + "/version", metrics + "/health", metrics + "/metrics"} {
+		code, body, err := httpsGet(t, good, url)
+		if err != nil || code != http.StatusOK {
+			t.Errorf("GET %s: %d %v %.200s", url, code, err, body)
+		}
+	}
+	// The JSON gateway, over TLS.
+	tr := &http.Transport{TLSClientConfig: good.Clone()}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: requestTimeout}).Post(m.ClientURL+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"aw=="}`))
+	if err != nil {
+		t.Fatalf("gateway over TLS: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"value":"djI="`) {
+		t.Fatalf("gateway range over TLS: %s %s", resp.Status, body)
+	}
+
+	// Refusals.
+	other := testcerts.NewCA(t).Client(t, "root")
+	expired := tc.ca.Client(t, "root", testcerts.Expired())
+	for name, cfg := range map[string]*tls.Config{
+		"no cert": tc.clientConfig(t, nil), "another CA's cert": tc.clientConfig(t, &other), "expired cert": tc.clientConfig(t, &expired),
+	} {
+		bad := tlsClient(t, cfg, m.ClientURL)
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := bad.Get(c, "k")
+		cancel()
+		if err == nil {
+			t.Errorf("%s: clientv3 get succeeded", name)
+		}
+		if code, _, err := httpsGet(t, cfg, m.ClientURL+"/health"); err == nil {
+			t.Errorf("%s: GET /health answered %d", name, code)
+		}
+	}
+	if r := tc.etcdctlAt(t, []string{m.ClientURL}, "", "--cacert", tc.ca.CertFile, "--dial-timeout", "2s", "--command-timeout", "2s", "get", "k"); r.Code == 0 {
+		t.Errorf("etcdctl without a client certificate: %+v", r)
+	}
+	if r := tc.etcdctlAt(t, []string{m.ClientURL}, "", "--cacert", tc.ca.CertFile, "--cert", expired.CertFile, "--key", expired.KeyFile,
+		"--dial-timeout", "2s", "--command-timeout", "2s", "get", "k"); r.Code == 0 {
+		t.Errorf("etcdctl with an expired certificate: %+v", r)
+	}
+	if code, _, err := httpsGet(t, nil, strings.Replace(m.ClientURL, "https://", "http://", 1)+"/health"); err == nil && code == http.StatusOK {
+		t.Error("plaintext /health on the TLS port answered 200")
+	}
+	// Each refusal is logged, once per remote host and reason.
+	testutil.Eventually(t, requestTimeout, "the refusals in the log", func() (bool, string) {
+		n := strings.Count(m.Log(), "rejected connection")
+		return n >= 2, fmt.Sprint(n)
+	})
+	if n := strings.Count(m.Log(), `"level":"warn"`+`,`); n > 50 {
+		t.Errorf("%d warnings logged: refusals are not rate limited", n)
+	}
+}
+
+// TestTLSCertRotation: certificate, key and trusted CA files replaced on
+// disk are used for the next connection, without a restart; connections
+// already open go on.
+func TestTLSCertRotation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca1, ca2 := testcerts.NewCA(t), testcerts.NewCA(t)
+	caFile := filepath.Join(dir, "ca.pem")
+	writeFile(t, caFile, readFile(t, ca1.CertFile))
+	certFile, keyFile := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	tc := startTLSCluster(t, 1, tlsOptions{clientTLS: true, clientMTLS: true, ca: ca1, caFile: caFile,
+		certFiles: func(int) (string, string) { return certFile, keyFile }})
+	m := tc.Members[0]
+	addr := strings.TrimPrefix(m.ClientURL, "https://")
+	user1 := tc.user
+	cfg1 := caConfig(t, ca1, &user1)
+	old := tlsClient(t, cfg1, m.ClientURL)
+	if _, err := old.Put(ctx(t), "k", "before"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := serverSerial(t, cfg1, addr); err != nil || got != tc.certs[0].Cert.SerialNumber.String() {
+		t.Fatalf("server certificate serial %s (%v), want %s", got, err, tc.certs[0].Cert.SerialNumber)
+	}
+
+	// A renewed server certificate: the next handshake presents it.
+	renewed := ca1.Peer(t, "m0")
+	renewed.InstallAt(t, certFile, keyFile)
+	if got, err := serverSerial(t, cfg1, addr); err != nil || got != renewed.Cert.SerialNumber.String() {
+		t.Fatalf("after renewal: server certificate serial %s (%v), want %s", got, err, renewed.Cert.SerialNumber)
+	}
+	if _, err := tlsClient(t, cfg1, m.ClientURL).Put(ctx(t), "k", "renewed"); err != nil {
+		t.Fatalf("new client after renewal: %v", err)
+	}
+	if _, err := old.Put(ctx(t), "k", "old connection"); err != nil {
+		t.Fatalf("client connected before the renewal: %v", err)
+	}
+
+	// A new client CA: refused until the trusted CA file holds it, then
+	// accepted; the old CA is refused once the file no longer holds it.
+	user2 := ca2.Client(t, "root")
+	cfg2 := caConfig(t, ca1, &user2) // the server's certificate is still ca1's
+	if _, err := serverSerial(t, cfg2, addr); err == nil {
+		// TLS 1.3 reports a refused client certificate on first read.
+		if err := getOnce(t, cfg2, m.ClientURL); err == nil {
+			t.Fatal("a client certificate of a CA not yet trusted was accepted")
+		}
+	}
+	writeFile(t, caFile, append(readFile(t, ca1.CertFile), readFile(t, ca2.CertFile)...))
+	if err := getOnce(t, cfg2, m.ClientURL); err != nil {
+		t.Fatalf("a client certificate of the newly trusted CA: %v", err)
+	}
+	writeFile(t, caFile, readFile(t, ca2.CertFile))
+	if err := getOnce(t, cfg1, m.ClientURL); err == nil {
+		t.Fatal("a client certificate of a CA no longer trusted was accepted")
+	}
+	if err := getOnce(t, cfg2, m.ClientURL); err != nil {
+		t.Fatalf("a client certificate of the trusted CA: %v", err)
+	}
+}
+
+// getOnce reads a key through a new client connection.
+func getOnce(t testing.TB, cfg *tls.Config, endpoint string) error {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 3 * time.Second, Logger: zap.NewNop(), TLS: cfg})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	c, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = cli.Get(c, "k")
+	return err
+}
+
+func readFile(t testing.TB, f string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeFile replaces f atomically, as an operator's tooling would.
+func writeFile(t testing.TB, f string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(f+".tmp", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(f+".tmp", f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serverSerial handshakes with addr and returns the serial number of the
+// certificate the server presented.
+func serverSerial(t testing.TB, cfg *tls.Config, addr string) (string, error) {
+	t.Helper()
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: cfg}
+	c, err := d.DialContext(context.Background(), "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return c.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+}

@@ -376,3 +376,154 @@ func serverSerial(t testing.TB, cfg *tls.Config, addr string) (string, error) {
 	defer c.Close()
 	return c.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
 }
+
+// useTLSClients makes the cluster's MemberClient (and so leaderOf and
+// waitLeader) speak TLS with the user's certificate.
+func (tc *tlsCluster) useTLSClients(t *testing.T) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.clients == nil {
+		tc.clients = map[*Member]*clientv3.Client{}
+	}
+	for _, m := range tc.Members {
+		if tc.clients[m] == nil {
+			cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+				TLS: tc.clientConfig(t, &tc.user)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.clients[m] = cli
+		}
+	}
+}
+
+// TestTLSPeerMTLSClusterSurvivesLeaderKill: three members with mTLS on
+// their client and peer ports elect a leader, replicate, forward lease
+// keep-alives from a follower to the leader's https client URL, answer
+// the hash check over the peer port, refuse a peer without a good
+// certificate (logged once with its reason), survive the leader's kill,
+// take back the killed member, and let a fourth join through discovery
+// over TLS.
+func TestTLSPeerMTLSClusterSurvivesLeaderKill(t *testing.T) {
+	t.Parallel()
+	tc := startTLSCluster(t, 3, tlsOptions{clientTLS: true, clientMTLS: true, peerTLS: true, peerMTLS: true})
+	tc.useTLSClients(t)
+	lead := tc.waitLeader(t, tc.Members, -1)
+	follower := tc.Members[(lead+1)%3]
+	cli := tc.MemberClient(t, tc.Members[lead])
+	if _, err := cli.Put(ctx(t), "k", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	// A follower forwards keep-alives to the leader's client URL, over TLS
+	// with its client certificate.
+	fcli := tc.MemberClient(t, follower)
+	lease, err := fcli.Grant(ctx(t), 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ka, err := fcli.KeepAliveOnce(ctx(t), lease.ID); err != nil || ka.TTL <= 0 {
+		t.Fatalf("keep-alive through a follower: %v %v", ka, err)
+	}
+	if ttl, err := fcli.TimeToLive(ctx(t), lease.ID); err != nil || ttl.TTL <= 0 {
+		t.Fatalf("time-to-live through a follower: %v %v", ttl, err)
+	}
+
+	// The peer port: the hash check answers a member's certificate, and
+	// refuses one of another CA, none, and plaintext.
+	peerAddr := strings.TrimPrefix(follower.PeerURL, "https://")
+	member := tc.certs[lead]
+	put, err := cli.Put(ctx(t), "k", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx(t), put.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	code, body, err := httpsGet(t, tc.clientConfig(t, &member), fmt.Sprintf("%s/cairn/hashkv?rev=%d", follower.PeerURL, put.Header.Revision))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("hashkv over peer TLS: %d %v %s", code, err, body)
+	}
+	stranger := testcerts.NewCA(t).Peer(t, "m9")
+	for name, cfg := range map[string]*tls.Config{"another CA's cert": tc.clientConfig(t, &stranger), "no cert": tc.clientConfig(t, nil)} {
+		for range 3 {
+			if code, _, err := httpsGet(t, cfg, follower.PeerURL+"/cairn/members"); err == nil {
+				t.Fatalf("peer port with %s: answered %d", name, code)
+			}
+		}
+	}
+	if c, err := net.DialTimeout("tcp", peerAddr, time.Second); err == nil {
+		_, _ = io.WriteString(c, "GET /cairn/members HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if strings.Contains(string(b), "200 OK") {
+			t.Fatal("plaintext request on the peer TLS port answered 200")
+		}
+	}
+	testutil.Eventually(t, requestTimeout, "the peer refusals in the log", func() (bool, string) {
+		n := strings.Count(follower.Log(), "rejected connection")
+		return n >= 2, fmt.Sprint(n)
+	})
+	// Three attempts of each kind: each reason warned once for this host.
+	if n := strings.Count(follower.Log(), `"level":"warn","ts"`) - strings.Count(follower.Log(), `"msg":"serving /health false"`); n > 10 {
+		t.Errorf("%d warnings in the follower's log: refusals are not logged once", n)
+	}
+
+	// Kill the leader: the other two elect one and serve.
+	tc.Members[lead].Kill(t)
+	rest := []*Member{}
+	for i, m := range tc.Members {
+		if i != lead {
+			rest = append(rest, m)
+		}
+	}
+	newLead := tc.waitLeader(t, rest, lead)
+	if _, err := tc.MemberClient(t, tc.Members[newLead]).Put(ctx(t), "k", "v2"); err != nil {
+		t.Fatalf("put after the leader's kill: %v", err)
+	}
+	// The killed member comes back over peer TLS and catches up.
+	old := tc.Members[lead]
+	old.Restart(t)
+	old.WaitReady(t)
+	testutil.Eventually(t, readyTimeout, "the restarted member to catch up", func() (bool, string) {
+		r, err := tc.MemberClient(t, old).Get(ctx(t), "k", clientv3.WithSerializable())
+		if err != nil || len(r.Kvs) != 1 {
+			return false, fmt.Sprint(err)
+		}
+		return string(r.Kvs[0].Value) == "v2", string(r.Kvs[0].Value)
+	})
+
+	// A fourth member joins: member add, then discovery of the cluster
+	// over the peer port, with TLS.
+	urls := freeURLs(t, 2)
+	dir := t.TempDir()
+	j := tc.newMember(t, "m3", dir, toHTTPS(urls[0]), toHTTPS(urls[1]))
+	jc := tc.ca.Peer(t, "m3")
+	j.Extra = append([]string{"--cert-file", jc.CertFile, "--key-file", jc.KeyFile, "--client-cert-auth", "--trusted-ca-file", tc.ca.CertFile,
+		"--peer-cert-file", jc.CertFile, "--peer-key-file", jc.KeyFile, "--peer-trusted-ca-file", tc.ca.CertFile, "--peer-client-cert-auth"}, j.Extra...)
+	j.Member.TLS = tc.clientConfig(t, &tc.user)
+	// --strict-reconfig-check refuses the add until the restarted member
+	// has been connected for a while.
+	testutil.Eventually(t, readyTimeout, "member add", func() (bool, string) {
+		_, err := tc.MemberClient(t, tc.Members[newLead]).MemberAdd(ctx(t), []string{j.PeerURL})
+		return err == nil, fmt.Sprint(err)
+	})
+	var peers []proc.Peer
+	for _, m := range append(slicesClone(tc.Members), j) {
+		peers = append(peers, m.Peer())
+	}
+	j.join(t, proc.InitialCluster(peers...))
+	jcli := tlsClient(t, tc.clientConfig(t, &tc.user), j.ClientURL)
+	testutil.Eventually(t, readyTimeout, "the joined member to serve the data", func() (bool, string) {
+		r, err := jcli.Get(ctx(t), "k", clientv3.WithSerializable())
+		if err != nil || len(r.Kvs) != 1 {
+			return false, fmt.Sprint(err)
+		}
+		return string(r.Kvs[0].Value) == "v2", string(r.Kvs[0].Value)
+	})
+	if race := j.DataRace(); race != "" {
+		t.Errorf("joined member: %s", race)
+	}
+}
+
+func slicesClone(ms []*Member) []*Member { return append([]*Member(nil), ms...) }

@@ -70,11 +70,13 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	if s.Leader() == 0 {
 		return 0, ErrNoLeader
 	}
-	if s.Leader() != s.ID() {
-		return s.forwardRenew(ctx, id)
-	}
+	// Checked here, before a forward: the leader may see the caller's
+	// token but never its client certificate.
 	if err := s.leaseAuth(ctx, id, true); err != nil {
 		return 0, err
+	}
+	if s.Leader() != s.ID() {
+		return s.forwardRenew(ctx, id)
 	}
 	type renewal struct {
 		ttl int64
@@ -109,6 +111,10 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 // LeaseTimeToLive reports a lease's granted and remaining TTL, as the
 // leader's lessor knows them.
 func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	// Checked here, before a forward, as LeaseRenew.
+	if err := s.leaseAuth(ctx, r.GetID(), false); err != nil {
+		return nil, err
+	}
 	if s.Leader() != 0 && s.Leader() != s.ID() {
 		conn, err := s.leaderConn(ctx)
 		if err != nil {
@@ -117,9 +123,6 @@ func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveReque
 		return pb.NewLeaseClient(conn).LeaseTimeToLive(forwardContext(ctx), r)
 	}
 	if err := s.LinearizableRead(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.leaseAuth(ctx, r.GetID(), false); err != nil {
 		return nil, err
 	}
 	var granted, remaining int64

@@ -186,7 +186,8 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		return nil, err
 	}
 	join := false
-	if _, err := os.Stat(walDir); err != nil && cfg.InitialClusterState == config.ClusterStateExisting {
+	_, walErr := os.Stat(walDir)
+	if err := walErr; err != nil && cfg.InitialClusterState == config.ClusterStateExisting {
 		// A new member of a running cluster: learn the cluster's ID,
 		// members and this member's ID from the others.
 		clusterID, self, members, err = discover(cfg, urlStrings(cfg.InitialAdvertisePeerURLs), sec.peerHTTPClient(3*time.Second))
@@ -288,6 +289,16 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	if err != nil {
 		closeListeners()
 		return nil, explainStartError(err, cfg)
+	}
+	if walErr != nil && !join {
+		// A new cluster's members learn each other when they apply its
+		// first entries; until then the peer listener must already know
+		// them, since it refuses non-members.
+		for _, m := range members {
+			if m.ID != self {
+				tr.AddPeer(m.ID, m.PeerURLs)
+			}
+		}
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

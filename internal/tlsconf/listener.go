@@ -49,15 +49,21 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
+// Close closes the listener and the connections still handshaking; it is
+// safe to call more than once (net/http's Shutdown and its caller both
+// may), and only the first call reports the listener's error.
 func (l *listener) Close() error {
-	err := l.Listener.Close()
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
 	l.closed = true
 	for c := range l.pending {
 		c.Close()
 	}
 	l.mu.Unlock()
-	return err
+	return l.Listener.Close()
 }
 
 func (l *listener) acceptLoop() {

@@ -129,7 +129,7 @@ func (s *Side) check() error {
 func checkPair(cert, key, certFlag, keyFlag string) error {
 	for _, f := range [][2]string{{certFlag, cert}, {keyFlag, key}} {
 		if _, err := os.ReadFile(f[1]); err != nil {
-			return fmt.Errorf("%s %q: cannot read the file: %w", f[0], f[1], unwrapPath(err))
+			return fmt.Errorf("%s: %w", f[0], err) // "open PATH: ...", as etcd says it
 		}
 	}
 	pair, err := tls.LoadX509KeyPair(cert, key)

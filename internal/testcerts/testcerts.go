@@ -162,8 +162,8 @@ func (ca *CA) Client(t testing.TB, cn string, opts ...Option) Pair {
 }
 
 // CRL writes a certificate revocation list signed by the CA that revokes
-// the given certificates, and returns its file (etcd's --client-crl-file
-// and --peer-crl-file take it).
+// the given certificates, in DER, and returns its file (etcd's
+// --client-crl-file and --peer-crl-file read DER).
 func (ca *CA) CRL(t testing.TB, revoked ...Pair) string {
 	t.Helper()
 	var entries []x509.RevocationListEntry
@@ -179,8 +179,8 @@ func (ca *CA) CRL(t testing.TB, revoked ...Pair) string {
 	if err != nil {
 		t.Fatalf("testcerts: %v", err)
 	}
-	f := filepath.Join(ca.dir, "crl-"+big.NewInt(serials.Add(1)).String()+".pem")
-	writeAtomic(t, f, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+	f := filepath.Join(ca.dir, "crl-"+big.NewInt(serials.Add(1)).String()+".der")
+	writeAtomic(t, f, der) // DER, as etcd reads CRL files
 	return f
 }
 

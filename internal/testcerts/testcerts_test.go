@@ -3,7 +3,6 @@ package testcerts
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,7 +76,7 @@ func TestCRLRevokesTheNamedCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crl, err := x509.ParseRevocationList(pemBody(t, data))
+	crl, err := x509.ParseRevocationList(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,13 +104,4 @@ func TestInstallAtReplacesFiles(t *testing.T) {
 	if leaf.SerialNumber.Cmp(second.Cert.SerialNumber) != 0 {
 		t.Fatalf("installed serial %v, want %v", leaf.SerialNumber, second.Cert.SerialNumber)
 	}
-}
-
-func pemBody(t *testing.T, data []byte) []byte {
-	t.Helper()
-	b, _ := pem.Decode(data)
-	if b == nil {
-		t.Fatal("no PEM block")
-	}
-	return b.Bytes
 }

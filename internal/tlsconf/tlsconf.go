@@ -191,10 +191,11 @@ func checkCRL(f string) error {
 		return fmt.Errorf("cannot read the file: %w", unwrapPath(err))
 	}
 	if b, _ := pem.Decode(data); b != nil {
-		data = b.Bytes
+		// etcd reads DER only, and would refuse every certificate.
+		return errors.New("the certificate revocation list is PEM; give it in DER (openssl crl -in crl.pem -outform DER -out crl.der)")
 	}
 	if _, err := x509.ParseRevocationList(data); err != nil {
-		return fmt.Errorf("not a certificate revocation list: %w", err)
+		return fmt.Errorf("not a certificate revocation list in DER: %w", err)
 	}
 	return nil
 }

@@ -151,8 +151,8 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
 // Serve serves gRPC, the JSON gateway and the HTTP endpoints on l until
 // Shutdown, then returns ErrServerClosed; on a listener failure it stops
-// serving l and returns the error. l is plain TCP (or unix): TLS will wrap
-// l before the connection mux (one place: Serve), and route by ALPN.
+// serving l and returns the error. l is plain TCP (or unix); a TLS
+// listener is served with ServeListener and ListenOptions.TLS.
 // Serve may be called for several listeners, from several goroutines.
 func (s *Server) Serve(l net.Listener) error {
 	return s.serve(l, ListenOptions{GRPC: true, HTTP: true, GatewayAddr: l.Addr()})

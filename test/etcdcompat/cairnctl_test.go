@@ -103,6 +103,17 @@ func TestCairnctlStatusAndHashKVAsEtcdutl(t *testing.T) {
 			sameOutput(t, db, "snapshot", "status", "FILE", "-w", "json")
 			sameOutput(t, db, "hashkv", "FILE", "-w", "json")
 			sameDefrag(t, db)
+
+			// Before any compaction (hashkv's compact revision is -1).
+			fresh := startNew(t, k, "f1")
+			if _, err := fresh.cli.Put(opCtx(t), "k", "v"); err != nil {
+				t.Fatal(err)
+			}
+			freshSnap := saveSnapshot(t, fresh)
+			sameOutput(t, freshSnap, "snapshot", "status", "FILE", "-w", "json")
+			for rev := int64(0); rev <= 3; rev++ {
+				sameOutput(t, freshSnap, "hashkv", "FILE", "--rev", fmt.Sprint(rev), "-w", "json")
+			}
 		})
 	}
 	sameOutput(t, filepath.Join(t.TempDir(), "missing.db"), "snapshot", "status", "FILE")

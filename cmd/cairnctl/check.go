@@ -111,6 +111,8 @@ func checkDataDir(dataDir, walDir string, progressW io.Writer) *checkReport {
 	}
 	last := max(ws.lastIndex, ws.snapIndex)
 	switch {
+	case ci < ws.snapIndex && fileExists(filepath.Join(dataDir, "member", "snap", fmt.Sprintf("%016x.snap.db", ws.snapIndex))):
+		rep.warn("database %s: consistent index %d is behind the WAL's snapshot marker at %d, and the snapshot's database is staged beside it: an install a crash interrupted, which cairn finishes at start", node.DBPath(dataDir), ci, ws.snapIndex)
 	case ci < ws.snapIndex:
 		rep.problem("database %s: consistent index %d is behind the WAL's snapshot marker at %d: the database is older than the WAL (cairn refuses to start)", node.DBPath(dataDir), ci, ws.snapIndex)
 	case ci > last:
@@ -357,4 +359,9 @@ func checkDBInProcess(path string, progressW io.Writer) dbCheck {
 	})
 	p.done()
 	return res
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -201,6 +201,12 @@ func testRestoreCluster(t *testing.T, bump int64, move bool) {
 	for _, m := range c.Members {
 		m.Stop(t)
 	}
+	// A cleanly stopped member's files pass the offline check.
+	for _, m := range c.Members {
+		if out := runCairnctl(t, "check", "data-dir", m.DataDir); !strings.Contains(out, "no problem found") {
+			t.Fatalf("check data-dir of stopped member %s:\n%s", m.Name, out)
+		}
+	}
 	wantIDs := before.memberIDs
 	for attempt := 0; ; attempt++ {
 		for _, m := range c.Members {

@@ -177,7 +177,13 @@ func TestBackupRestoreClusterBumpRevision(t *testing.T) {
 // testRestoreCluster runs the procedure, with --bump-revision bump (0:
 // none), restoring every member onto new URLs if move.
 func testRestoreCluster(t *testing.T, bump int64, move bool) {
-	c := NewCluster(t, 3)
+	var extra []string
+	if bump > 0 {
+		// Raft snapshots: the stopped members' WALs, which check data-dir
+		// reads, hold snapshot markers.
+		extra = []string{"--snapshot-count", "10"}
+	}
+	c := NewClusterArgs(t, 3, extra...)
 	cli := c.Client(t)
 	lease, compactRev := fillCluster(t, cli)
 	before := readState(t, cli, lease, 0)
@@ -203,8 +209,12 @@ func testRestoreCluster(t *testing.T, bump int64, move bool) {
 	}
 	// A cleanly stopped member's files pass the offline check.
 	for _, m := range c.Members {
-		if out := runCairnctl(t, "check", "data-dir", m.DataDir); !strings.Contains(out, "no problem found") {
+		out := runCairnctl(t, "check", "data-dir", m.DataDir)
+		if !strings.Contains(out, "no problem found") {
 			t.Fatalf("check data-dir of stopped member %s:\n%s", m.Name, out)
+		}
+		if bump > 0 && strings.Contains(out, "snapshot marker 0 ") {
+			t.Fatalf("member %s: no raft snapshot in its WAL with --snapshot-count 10:\n%s", m.Name, out)
 		}
 	}
 	wantIDs := before.memberIDs

@@ -402,8 +402,8 @@ func (tc *tlsCluster) useTLSClients(t *testing.T) {
 // keep-alives from a follower to the leader's https client URL, answer
 // the hash check over the peer port, refuse a peer without a good
 // certificate (logged once with its reason), survive the leader's kill,
-// take back the killed member, and let a fourth join through discovery
-// over TLS.
+// take back the killed member, let a fourth join as a learner through
+// discovery over TLS, and promote it through a follower.
 func TestTLSPeerMTLSClusterSurvivesLeaderKill(t *testing.T) {
 	t.Parallel()
 	tc := startTLSCluster(t, 3, tlsOptions{clientTLS: true, clientMTLS: true, peerTLS: true, peerMTLS: true})
@@ -504,8 +504,12 @@ func TestTLSPeerMTLSClusterSurvivesLeaderKill(t *testing.T) {
 	j.Member.TLS = tc.clientConfig(t, &tc.user)
 	// --strict-reconfig-check refuses the add until the restarted member
 	// has been connected for a while.
-	testutil.Eventually(t, readyTimeout, "member add", func() (bool, string) {
-		_, err := tc.MemberClient(t, tc.Members[newLead]).MemberAdd(ctx(t), []string{j.PeerURL})
+	var joinID uint64
+	testutil.Eventually(t, readyTimeout, "member add --learner", func() (bool, string) {
+		r, err := tc.MemberClient(t, tc.Members[newLead]).MemberAddAsLearner(ctx(t), []string{j.PeerURL})
+		if err == nil {
+			joinID = r.Member.ID
+		}
 		return err == nil, fmt.Sprint(err)
 	})
 	var peers []proc.Peer
@@ -520,6 +524,19 @@ func TestTLSPeerMTLSClusterSurvivesLeaderKill(t *testing.T) {
 			return false, fmt.Sprint(err)
 		}
 		return string(r.Kvs[0].Value) == "v2", string(r.Kvs[0].Value)
+	})
+	// Promote it through a follower, which forwards to the leader's
+	// client URL over TLS.
+	testutil.Eventually(t, readyTimeout, "promote through a follower", func() (bool, string) {
+		for _, m := range tc.Members[:3] {
+			st, err := tc.MemberClient(t, m).Status(ctx(t), m.ClientURL)
+			if err != nil || st.Leader == st.Header.MemberId || st.Leader == 0 {
+				continue
+			}
+			_, err = tc.MemberClient(t, m).MemberPromote(ctx(t), joinID)
+			return err == nil, fmt.Sprintf("through %s: %v", m.Name, err)
+		}
+		return false, "no follower"
 	})
 	if race := j.DataRace(); race != "" {
 		t.Errorf("joined member: %s", race)

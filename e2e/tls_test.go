@@ -469,6 +469,15 @@ func TestTLSPeerMTLSClusterSurvivesLeaderKill(t *testing.T) {
 		t.Errorf("%d warnings in the follower's log: refusals are not logged once", n)
 	}
 
+	// A renewed peer certificate is served at the next handshake; the
+	// streams made after the leader's kill below use it.
+	fi := (lead + 1) % 3
+	renewed := tc.ca.Peer(t, follower.Name)
+	renewed.InstallAt(t, tc.certs[fi].CertFile, tc.certs[fi].KeyFile)
+	if got, err := serverSerial(t, tc.clientConfig(t, &member), peerAddr); err != nil || got != renewed.Cert.SerialNumber.String() {
+		t.Fatalf("peer port after renewal: serial %s (%v), want %s", got, err, renewed.Cert.SerialNumber)
+	}
+
 	// Kill the leader: the other two elect one and serve.
 	tc.Members[lead].Kill(t)
 	rest := []*Member{}

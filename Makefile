@@ -5,7 +5,7 @@ BIN   := bin
 PKGS  := ./...
 BENCHTIME ?= 1s
 
-.PHONY: help build run run-cluster test test-k8s test-monitoring test-etcdcompat unit lint vet fmt-check archlint sim sim-long chaos bench fuzz clean
+.PHONY: help build run run-cluster test test-k8s test-monitoring test-etcdcompat unit lint vet fmt-check archlint sim sim-long chaos bench bench-snapshot fuzz clean
 
 help:
 	@echo "make build       binaries into $(BIN)/: cairn, cairnctl, etcdctl, bench, chaos"
@@ -19,6 +19,7 @@ help:
 	@echo "make sim-long    long simulation swarm across all cores"
 	@echo "make chaos       Jepsen-style fault runs of the real binary"
 	@echo "make bench       benchmarks"
+	@echo "make bench-snapshot  a follower catching up from a 2 GiB database (streamed snapshot)"
 	@echo "make lint        gofmt check, go vet and the architecture rules (archlint)"
 	@echo "make clean       remove build output and local data"
 
@@ -97,6 +98,11 @@ chaos:
 # Benchmarks of every package; figures in README.md come from here.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS) | tee bench.txt
+
+# A follower catching up from a 2 GiB database through a streamed snapshot:
+# no election, and neither member holds the database in memory (#12).
+bench-snapshot:
+	CAIRN_E2E_SNAPSHOT_BYTES=$${CAIRN_E2E_SNAPSHOT_BYTES:-2147483648} $(GO) test ./e2e -run '^TestFollowerCatchesUpThroughStreamedSnapshot$$' -count=1 -v -timeout 30m
 
 fuzz:
 	$(GO) test ./node/wal -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s

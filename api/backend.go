@@ -50,7 +50,12 @@ type SnapshotOpener interface {
 
 // Snapshot is a point-in-time database image. WriteTo writes exactly
 // Size bytes. Close releases it and must be called once.
-type Snapshot interface {
+//
+// It is an alias of an unnamed interface, the same type as node.SnapshotBody
+// and transport.SnapshotBody, so that a backend returning an
+// mvcc.DBSnapshot as a node.SnapshotBody implements SnapshotOpener without
+// importing api.
+type Snapshot = interface {
 	Size() int64
 	WriteTo(w io.Writer) (int64, error)
 	Close() error

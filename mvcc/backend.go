@@ -21,16 +21,12 @@ func dirOf(path string) string { return filepath.Dir(path) }
 // entry's writes and its SetConsistentIndex: it would wait forever (the same
 // holds for Hash and Defrag).
 func (s *Store) Snapshot(w io.Writer) (int64, error) {
-	tx, err := s.commitAndBeginRead()
+	snap, err := s.OpenSnapshot()
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = tx.Rollback() }()
-	n, err := tx.WriteTo(w)
-	if err != nil {
-		return n, fmt.Errorf("mvcc: writing snapshot: %w", err)
-	}
-	return n, nil
+	defer func() { _ = snap.Close() }()
+	return snap.WriteTo(w)
 }
 
 // commitAndBeginRead commits at an entry boundary and returns a read

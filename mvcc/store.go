@@ -147,7 +147,8 @@ func Open(cfg Config) (*Store, error) {
 // etcd's --unsafe-no-fsync does, NoSync also skips the fsync of the file's
 // growth.
 func openDB(path string, cfg *Config) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: cfg.NoSync, NoGrowSync: cfg.NoSync, Mlock: cfg.Mlock, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: cfg.NoSync, NoGrowSync: cfg.NoSync, Mlock: cfg.Mlock,
+		FreelistType: bolt.FreelistMapType, InitialMmapSize: initialMmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("mvcc: opening %s: %w", path, err)
 	}

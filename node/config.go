@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -155,9 +156,24 @@ func (c *Config) withDefaults() (Config, error) {
 // code. Send must never block.
 type Transport interface {
 	Send(msgs []*raftpb.Message)
+	// SendSnapshot sends the MsgSnap m, whose database is db rather than
+	// m.Snapshot.Data, off the core's goroutine. The transport owns db:
+	// it writes it out (as often as it retries) and closes it, and reports
+	// the outcome through the Handler's ReportSnapshot.
+	SendSnapshot(m *raftpb.Message, db SnapshotBody)
 	AddPeer(id uint64, urls []string)
 	RemovePeer(id uint64)
 	UpdatePeer(id uint64, urls []string)
+	Close() error
+}
+
+// SnapshotBody is the database a snapshot carries: a consistent view of it
+// (mvcc.DBSnapshot) that can be written out without holding up the member.
+// It is an alias of an unnamed interface, so that transport.SnapshotBody,
+// the same alias, is the same type and transport.HTTP satisfies Transport.
+type SnapshotBody = interface {
+	Size() int64
+	WriteTo(w io.Writer) (int64, error)
 	Close() error
 }
 

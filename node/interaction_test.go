@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -198,6 +199,18 @@ func (e *ihEnv) close() {
 
 // ihTransport queues what a core sends; deliver hands it over.
 type ihTransport struct{ n *ihNode }
+
+// SendSnapshot queues m with its database read into its data.
+func (tr ihTransport) SendSnapshot(m *raftpb.Message, db SnapshotBody) {
+	var buf bytes.Buffer
+	_, err := db.WriteTo(&buf)
+	_ = db.Close()
+	if err != nil {
+		panic(fmt.Sprintf("reading a snapshot database: %v", err))
+	}
+	m.Snapshot.Data = buf.Bytes()
+	tr.Send([]*raftpb.Message{m})
+}
 
 func (tr ihTransport) Send(msgs []*raftpb.Message) {
 	e := tr.n.env
@@ -691,6 +704,15 @@ func (e *ihEnv) deliver(msgs []*raftpb.Message, b *strings.Builder) {
 			err = ErrStopped
 		default:
 			fmt.Fprintf(b, "%s\n", desc)
+			if m.GetType() == raftpb.MsgSnap {
+				// As the production shell does: the database is staged on
+				// the recipient's disk, the message names it.
+				if _, err := StageSnapshot(to.dir, m.GetSnapshot().GetMetadata().GetIndex(), bytes.NewReader(m.GetSnapshot().GetData())); err != nil {
+					panic(err)
+				}
+				m = proto.Clone(m).(*raftpb.Message)
+				m.Snapshot.Data = StagedSnapshotData
+			}
 			if err = to.core.Step(m); err != nil {
 				fmt.Fprintf(b, "  step: %v\n", err)
 			}

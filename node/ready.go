@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -147,23 +146,30 @@ func (c *Core) setSoftState(ss *raft.SoftState) {
 	c.role = ss.RaftState
 }
 
-// send hands messages to the transport, attaching the database to snapshots.
+// send hands messages to the transport. A MsgSnap goes with a view of the
+// database (opening it only commits the open batch; the transport reads it
+// out on its own goroutines), so a snapshot of any size costs the loop
+// nothing.
 func (c *Core) send(msgs []*raftpb.Message) error {
-	if len(msgs) == 0 {
+	if !slices.ContainsFunc(msgs, func(m *raftpb.Message) bool { return m.GetType() == raftpb.MsgSnap }) {
+		if len(msgs) > 0 {
+			c.tr.Send(msgs)
+		}
 		return nil
 	}
-	out, copied := msgs, false
-	for i, m := range msgs {
+	var batch []*raftpb.Message // in order: what precedes a snapshot goes first
+	for _, m := range msgs {
 		if m.GetType() != raftpb.MsgSnap {
+			batch = append(batch, m)
 			continue
 		}
-		var buf bytes.Buffer
-		n, err := c.kv.Snapshot(&buf)
+		if len(batch) > 0 {
+			c.tr.Send(batch)
+			batch = nil
+		}
+		db, err := c.kv.OpenSnapshot()
 		if err != nil {
 			return fmt.Errorf("node: snapshotting database for %x: %w", m.GetTo(), err)
-		}
-		if !copied { // never mutate raft's messages: they may share the storage's snapshot
-			out, copied = append([]*raftpb.Message(nil), msgs...), true
 		}
 		// The database holds everything applied, so the snapshot is taken
 		// at the applied index with the membership as of now, not at
@@ -175,13 +181,15 @@ func (c *Core) send(msgs []*raftpb.Message) error {
 			idx := c.applied
 			meta = &raftpb.SnapshotMetadata{Index: &idx, Term: &term, ConfState: proto.Clone(c.confState).(*raftpb.ConfState)}
 		}
-		cp := proto.Clone(m).(*raftpb.Message)
-		cp.Snapshot = &raftpb.Snapshot{Metadata: meta, Data: buf.Bytes()}
-		out[i] = cp
+		cp := proto.Clone(m).(*raftpb.Message) // never mutate raft's messages: they may share the storage's snapshot
+		cp.Snapshot = &raftpb.Snapshot{Metadata: meta}
 		c.lg.Info("sending snapshot", zap.String("to", fmt.Sprintf("%x", m.GetTo())),
-			zap.Uint64("index", meta.GetIndex()), zap.Int64("bytes", n))
+			zap.Uint64("index", meta.GetIndex()), zap.Int64("bytes", db.Size()))
+		c.tr.SendSnapshot(cp, db)
 	}
-	c.tr.Send(out)
+	if len(batch) > 0 {
+		c.tr.Send(batch)
+	}
 	return nil
 }
 

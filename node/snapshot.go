@@ -1,10 +1,13 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -16,13 +19,22 @@ import (
 // between leaves a database ahead of the log, which replay tolerates.
 func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	meta := snap.GetMetadata()
-	c.lg.Info("installing snapshot", zap.Uint64("index", meta.GetIndex()), zap.Uint64("term", meta.GetTerm()), zap.Int("bytes", len(snap.GetData())))
+	staged := snapDBPath(c.cfg.DataDir, meta.GetIndex())
 	// Crash-safe in three steps, as etcd: the database is saved beside the
 	// live one and synced, then the WAL marker, then the swap. A restart
 	// between marker and swap finishes the swap from the saved file.
-	staged := snapDBPath(c.cfg.DataDir, meta.GetIndex())
-	if err := writeFileSync(staged, snap.GetData()); err != nil {
-		return fmt.Errorf("node: saving snapshot database: %w", err)
+	if bytes.Equal(snap.GetData(), StagedSnapshotData) {
+		// The shell saved the database as it arrived (StageSnapshot).
+		st, err := os.Stat(staged)
+		if err != nil {
+			return fmt.Errorf("node: the database of snapshot %d was not staged: %w", meta.GetIndex(), err)
+		}
+		c.lg.Info("installing snapshot", zap.Uint64("index", meta.GetIndex()), zap.Uint64("term", meta.GetTerm()), zap.Int64("bytes", st.Size()))
+	} else {
+		c.lg.Info("installing snapshot", zap.Uint64("index", meta.GetIndex()), zap.Uint64("term", meta.GetTerm()), zap.Int("bytes", len(snap.GetData())))
+		if err := writeFileSync(staged, snap.GetData()); err != nil {
+			return fmt.Errorf("node: saving snapshot database: %w", err)
+		}
 	}
 	if err := c.wal.SaveSnapshot(meta); err != nil {
 		return fmt.Errorf("node: saving snapshot marker: %w", err)
@@ -30,6 +42,7 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	if err := c.replaceDBFrom(staged); err != nil {
 		return err
 	}
+	c.removeStagedSnapshots(meta.GetIndex(), false)
 	if ci, _ := c.kv.ConsistentIndex(); ci < meta.GetIndex() {
 		return fmt.Errorf("node: snapshot database at consistent index %d is behind its raft index %d", ci, meta.GetIndex())
 	}
@@ -127,20 +140,83 @@ func writeFileSync(path string, data []byte) error {
 	return d.Sync()
 }
 
-// replaceDBFrom swaps the database for the one saved at path, then
-// removes the file.
+// replaceDBFrom swaps the database for the one saved at path, which it
+// takes in place (no copy).
 func (c *Core) replaceDBFrom(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("node: opening snapshot database: %w", err)
-	}
-	err = c.kv.ReplaceDB(f)
-	f.Close()
-	if err != nil {
+	if err := c.kv.ReplaceDBFile(path); err != nil {
 		return fmt.Errorf("node: installing snapshot database: %w", err)
 	}
-	if err := os.Remove(path); err != nil {
-		c.lg.Warn("removing an installed snapshot database", zap.String("path", path), zap.Error(err))
-	}
 	return nil
+}
+
+// StagedSnapshotData is the data of a received MsgSnap whose database the
+// shell has already saved with StageSnapshot: the core installs that file
+// instead of writing the message's data.
+var StagedSnapshotData = []byte("cairn:staged-snapshot-db")
+
+// StageSnapshot saves the database of the snapshot at index, read from r,
+// where the core installs it from, durably, and returns its size. It is
+// written under a temporary name and renamed into place, so a partial file
+// is never installed and concurrent deliveries of the same snapshot do not
+// mix. The production shell calls it for a snapshot streamed from a peer,
+// then steps the message with its data set to StagedSnapshotData.
+func StageSnapshot(dataDir string, index uint64, r io.Reader) (int64, error) {
+	path := snapDBPath(dataDir, index)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".part*")
+	if err != nil {
+		return 0, fmt.Errorf("node: staging snapshot database: %w", err)
+	}
+	n, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return n, fmt.Errorf("node: staging snapshot database: %w", err)
+	}
+	return n, nil
+}
+
+// removeStagedSnapshots removes the staged snapshot databases of indexes
+// below below, which raft would refuse now, and with all set, every staged
+// or partial one (at start, before the transport receives anything: while
+// running, the shell may be staging one).
+func (c *Core) removeStagedSnapshots(below uint64, all bool) {
+	dir := filepath.Dir(snapDBPath(c.cfg.DataDir, 0))
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		var index uint64
+		stale := all && strings.Contains(name, ".snap.db")
+		if n, err := fmt.Sscanf(name, "%016x.snap.db", &index); err == nil && n == 1 && name == filepath.Base(snapDBPath("", index)) && index < below {
+			stale = true
+		}
+		if !stale {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			c.lg.Warn("removing a staged snapshot database", zap.String("path", name), zap.Error(err))
+		}
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

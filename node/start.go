@@ -305,6 +305,9 @@ func (c *Core) restart(walCfg wal.Config) error {
 			ci, _ = c.kv.ConsistentIndex()
 		}
 	}
+	// Snapshot databases received but never installed (or partly received)
+	// before a restart are of no use now.
+	c.removeStagedSnapshots(0, true)
 	if snapMeta != nil && snapMeta.GetIndex() > 0 {
 		if ci < snapMeta.GetIndex() {
 			return fmt.Errorf("node: database consistent index %d is behind the WAL snapshot at %d: the database file is older than the WAL", ci, snapMeta.GetIndex())

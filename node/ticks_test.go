@@ -16,11 +16,12 @@ import (
 // one whose peers must never answer.
 type dropTransport struct{}
 
-func (dropTransport) Send([]*raftpb.Message)      {}
-func (dropTransport) AddPeer(uint64, []string)    {}
-func (dropTransport) RemovePeer(uint64)           {}
-func (dropTransport) UpdatePeer(uint64, []string) {}
-func (dropTransport) Close() error                { return nil }
+func (dropTransport) Send([]*raftpb.Message)                          {}
+func (dropTransport) SendSnapshot(_ *raftpb.Message, db SnapshotBody) { _ = db.Close() }
+func (dropTransport) AddPeer(uint64, []string)                        {}
+func (dropTransport) RemovePeer(uint64)                               {}
+func (dropTransport) UpdatePeer(uint64, []string)                     {}
+func (dropTransport) Close() error                                    { return nil }
 
 func newTestCore(t *testing.T, n int) *Core {
 	t.Helper()

@@ -208,7 +208,11 @@ func TestProposalsFailedAndPending(t *testing.T) {
 // recordingTransport is a node.Transport that keeps nothing.
 type recordingTransport struct{ n int }
 
-func (r *recordingTransport) Send(msgs []*raftpb.Message)         { r.n += len(msgs) }
+func (r *recordingTransport) Send(msgs []*raftpb.Message) { r.n += len(msgs) }
+func (r *recordingTransport) SendSnapshot(_ *raftpb.Message, db node.SnapshotBody) {
+	r.n++
+	_ = db.Close()
+}
 func (r *recordingTransport) AddPeer(id uint64, urls []string)    {}
 func (r *recordingTransport) RemovePeer(id uint64)                {}
 func (r *recordingTransport) UpdatePeer(id uint64, urls []string) {}

@@ -353,6 +353,23 @@ func (s *Server) Process(ctx context.Context, m *raftpb.Message) error {
 	})
 }
 
+// ProcessSnapshot implements transport.Handler: the database streams to
+// disk as it arrives (node.StageSnapshot, never whole in memory), then the
+// message is stepped with its data naming the staged file.
+func (s *Server) ProcessSnapshot(ctx context.Context, m *raftpb.Message, db io.Reader) error {
+	if r := s.removed.Load(); r != nil && (*r)[m.GetFrom()] {
+		return transport.ErrSenderRemoved
+	}
+	index := m.GetSnapshot().GetMetadata().GetIndex()
+	n, err := node.StageSnapshot(s.cfg.Core.DataDir, index, db)
+	if err != nil {
+		return err
+	}
+	s.lg.Info("saved snapshot database", zap.Uint64("snapshot-index", index), zap.Int64("size-bytes", n))
+	m.Snapshot.Data = node.StagedSnapshotData
+	return s.Process(ctx, m)
+}
+
 // ReportUnreachable implements transport.Handler.
 func (s *Server) ReportUnreachable(id uint64) {
 	_ = s.do(context.Background(), func() { s.core.ReportUnreachable(id) })
@@ -634,6 +651,13 @@ func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, err
 		compactRev = -1 // etcd's answer before any compaction
 	}
 	return &pb.HashKVResponse{Header: s.header(s.kv.Rev()), Hash: h, HashRevision: hashRev, CompactRevision: compactRev}, nil
+}
+
+// OpenSnapshot is Maintenance.Snapshot's view of the database
+// (api.SnapshotOpener): a read transaction streamed as the client takes it,
+// with no copy on disk or in memory.
+func (s *Server) OpenSnapshot(context.Context) (node.SnapshotBody, error) {
+	return s.kv.OpenSnapshot()
 }
 
 // Snapshot writes a consistent copy of the database to w.

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -46,10 +47,25 @@ type simNode struct {
 type simTransport struct{ n *simNode }
 
 func (t simTransport) Send(msgs []*raftpb.Message) { t.n.c.send(t.n, msgs) }
-func (simTransport) AddPeer(uint64, []string)      {}
-func (simTransport) RemovePeer(uint64)             {}
-func (simTransport) UpdatePeer(uint64, []string)   {}
-func (simTransport) Close() error                  { return nil }
+
+// SendSnapshot sends m with its database read into its data, at once: the
+// simulator's snapshots are small, and reading them here keeps the run
+// deterministic.
+func (t simTransport) SendSnapshot(m *raftpb.Message, db node.SnapshotBody) {
+	var buf bytes.Buffer
+	_, err := db.WriteTo(&buf)
+	_ = db.Close()
+	if err != nil {
+		t.n.c.violation("%s: reading a snapshot database: %v", t.n.name(), err)
+		return
+	}
+	m.Snapshot.Data = buf.Bytes()
+	t.n.c.send(t.n, []*raftpb.Message{m})
+}
+func (simTransport) AddPeer(uint64, []string)    {}
+func (simTransport) RemovePeer(uint64)           {}
+func (simTransport) UpdatePeer(uint64, []string) {}
+func (simTransport) Close() error                { return nil }
 
 // onApply checks state machine safety: every member applies the same entry
 // at each index.

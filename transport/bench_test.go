@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -25,6 +26,10 @@ func newCountingHandler() *countingHandler {
 	h := &countingHandler{}
 	h.cond = sync.NewCond(&h.mu)
 	return h
+}
+
+func (h *countingHandler) ProcessSnapshot(ctx context.Context, m *raftpb.Message, db io.Reader) error {
+	return ProcessInline(ctx, h, m, db)
 }
 
 func (h *countingHandler) Process(context.Context, *raftpb.Message) error {

@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 
 	"github.com/cairnkv/cairn/transport"
@@ -12,9 +13,12 @@ import (
 type server struct{}
 
 func (server) Process(context.Context, *raftpb.Message) error { return nil }
-func (server) ReportUnreachable(uint64)                       {}
-func (server) ReportSnapshot(uint64, raft.SnapshotStatus)     {}
-func (server) ReportRemoved(uint64)                           {}
+func (s server) ProcessSnapshot(ctx context.Context, m *raftpb.Message, db io.Reader) error {
+	return transport.ProcessInline(ctx, s, m, db)
+}
+func (server) ReportUnreachable(uint64)                   {}
+func (server) ReportSnapshot(uint64, raft.SnapshotStatus) {}
+func (server) ReportRemoved(uint64)                       {}
 
 // Mount the peer transport on the peer listener and tell it about the
 // other members.

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,10 @@ func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
 func (r *recorder) notifyLocked() {
 	close(r.changed)
 	r.changed = make(chan struct{})
+}
+
+func (r *recorder) ProcessSnapshot(ctx context.Context, m *raftpb.Message, db io.Reader) error {
+	return ProcessInline(ctx, r, m, db)
 }
 
 func (r *recorder) Process(_ context.Context, m *raftpb.Message) error {

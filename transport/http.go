@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 )
 
 // Paths served by HTTP.Handler. Mount the handler at PathPrefix+"/".
@@ -235,11 +236,10 @@ func (t *HTTP) Send(msgs []*raftpb.Message) {
 				t.rep.snapshot(to, raft.SnapshotFailure)
 			}
 		case m.GetType() == raftpb.MsgSnap:
-			p.snaps.Add(1)
-			t.wg.Go(func() {
-				defer p.snaps.Done()
-				t.sendSnapshot(p, m)
-			})
+			data := m.GetSnapshot().GetData()
+			cp := proto.Clone(m).(*raftpb.Message)
+			cp.Snapshot.Data = nil
+			t.goSnapshot(cp, bytesBody(data))
 		default:
 			p.enqueue(m)
 		}

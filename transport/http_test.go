@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -553,8 +554,11 @@ type lockingHandler struct {
 }
 
 func (h *lockingHandler) Process(context.Context, *raftpb.Message) error { return nil }
-func (h *lockingHandler) ReportSnapshot(uint64, raft.SnapshotStatus)     {}
-func (h *lockingHandler) ReportRemoved(uint64)                           {}
+func (h *lockingHandler) ProcessSnapshot(ctx context.Context, m *raftpb.Message, db io.Reader) error {
+	return ProcessInline(ctx, h, m, db)
+}
+func (h *lockingHandler) ReportSnapshot(uint64, raft.SnapshotStatus) {}
+func (h *lockingHandler) ReportRemoved(uint64)                       {}
 func (h *lockingHandler) ReportUnreachable(id uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -203,6 +203,17 @@ func (m *memMember) Send(msgs []*raftpb.Message) {
 	}
 }
 
+// SendSnapshot implements Transport: the database is read into the
+// message's data at once and the message travels as with Send.
+func (m *memMember) SendSnapshot(msg *raftpb.Message, db SnapshotBody) {
+	full, err := InlineSnapshot(msg, db)
+	if err != nil {
+		m.reportDropped(msg)
+		return
+	}
+	m.Send([]*raftpb.Message{full})
+}
+
 // reportDropped queues the reports for a message that was not delivered.
 func (m *memMember) reportDropped(msg *raftpb.Message) {
 	to := msg.GetTo()

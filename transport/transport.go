@@ -14,11 +14,14 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Handler receives what arrives from peers. It is implemented by server.Server.
@@ -35,6 +38,13 @@ type Handler interface {
 	// MsgSnap, a nil error tells the sender the snapshot arrived
 	// (SnapshotFinish); an error reports SnapshotFailure to it.
 	Process(ctx context.Context, m *raftpb.Message) error
+	// ProcessSnapshot delivers an inbound MsgSnap whose database (the
+	// snapshot's data) is streamed from db rather than held in
+	// m.Snapshot.Data, so that a database of any size arrives in bounded
+	// memory. The Handler reads db to its end (or fails), then answers as
+	// Process does. HTTP calls it; MemNetwork delivers snapshots through
+	// Process.
+	ProcessSnapshot(ctx context.Context, m *raftpb.Message, db io.Reader) error
 	// ReportUnreachable tells that a message to peer id could not be
 	// delivered. Reports may be coalesced: one report can stand for many
 	// dropped messages.
@@ -46,6 +56,46 @@ type Handler interface {
 	// ReportRemoved tells that peer id refused a message because this
 	// member was removed from the cluster (ErrSenderRemoved at the peer).
 	ReportRemoved(id uint64)
+}
+
+// SnapshotBody is the database a snapshot carries (mvcc.DBSnapshot): Size
+// bytes that WriteTo writes, as many times as asked, until Close. An alias
+// of an unnamed interface, like node.SnapshotBody, so that both name the
+// same type.
+type SnapshotBody = interface {
+	Size() int64
+	WriteTo(w io.Writer) (int64, error)
+	Close() error
+}
+
+// ProcessInline is a ProcessSnapshot for Handlers that take snapshots
+// whole: it reads db into m's snapshot data and calls h.Process.
+func ProcessInline(ctx context.Context, h Handler, m *raftpb.Message, db io.Reader) error {
+	data, err := io.ReadAll(db)
+	if err != nil {
+		return err
+	}
+	if m.Snapshot == nil {
+		m.Snapshot = &raftpb.Snapshot{}
+	}
+	m.Snapshot.Data = data
+	return h.Process(ctx, m)
+}
+
+// InlineSnapshot reads db into a copy of m's snapshot data and closes db:
+// for transports that deliver snapshots whole (MemNetwork, tests).
+func InlineSnapshot(m *raftpb.Message, db SnapshotBody) (*raftpb.Message, error) {
+	defer func() { _ = db.Close() }()
+	var buf bytes.Buffer
+	if _, err := db.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	cp := proto.Clone(m).(*raftpb.Message)
+	if cp.Snapshot == nil {
+		cp.Snapshot = &raftpb.Snapshot{}
+	}
+	cp.Snapshot.Data = buf.Bytes()
+	return cp, nil
 }
 
 // ErrSenderRemoved is what a Handler's Process returns for a message from a
@@ -67,6 +117,10 @@ type Transport interface {
 	// ownership of the messages: the caller must not modify them (nor the
 	// entries and snapshot they point to) afterwards.
 	Send(msgs []*raftpb.Message)
+	// SendSnapshot sends the MsgSnap m with db as its snapshot's data,
+	// written out on the Transport's own goroutines (as often as it takes),
+	// then closed. The outcome is reported with ReportSnapshot.
+	SendSnapshot(m *raftpb.Message, db SnapshotBody)
 	// AddPeer makes id a peer reachable at urls. Adding an existing peer
 	// updates its URLs.
 	AddPeer(id uint64, urls []string)

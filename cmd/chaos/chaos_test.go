@@ -96,3 +96,25 @@ func noDataRaces(t *testing.T, dir string, logs ...string) {
 		}
 	}
 }
+
+// TestShortRunWithAuth: the same checks pass with auth on and every client
+// logged in as root, through kills (which lose the members' tokens) and
+// partitions.
+func TestShortRunWithAuth(t *testing.T) {
+	code, out, dir := runShort(t, false, "-nodes", "3", "-duration", "20s", "-seed", "11", "-faults", "kill,partition", "-auth")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	for _, want := range []string{
+		`(?m)auth enabled: clients work as root`,
+		`(?m)^faults\s+\d+: .*kill \d+`,
+		`(?m)^linearizable\s+PASS`,
+		`(?m)^converged\s+PASS`,
+		`(?m)^operations\s+ok [1-9]\d{2,}`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("summary does not match %s", want)
+		}
+	}
+	noDataRaces(t, dir, "m0.log", "m1.log", "m2.log")
+}

@@ -123,8 +123,13 @@ func (c *cluster) stop() {
 
 // client returns a clientv3 client of m alone, reconnecting fast after a
 // restart.
-func (m *member) client() (*clientv3.Client, error) {
+func (m *member) client() (*clientv3.Client, error) { return m.clientAs("", "") }
+
+// clientAs is client logged in as user (none when empty).
+func (m *member) clientAs(user, password string) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
+		Username:    user,
+		Password:    password,
 		Endpoints:   []string{m.ClientURL},
 		DialTimeout: 2 * time.Second,
 		Logger:      zap.NewNop(),

@@ -65,6 +65,9 @@ type options struct {
 	recover      time.Duration
 	checkTimeout time.Duration
 	extra        []string
+	// auth turns etcd's auth on once the cluster serves; every client
+	// then works as root (auth.go).
+	auth bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -86,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.recover, "recover", 20*time.Second, "bound on the time the cluster may take to serve again after healing")
 	fs.DurationVar(&o.checkTimeout, "check-timeout", 2*time.Minute, "bound on the linearizability check")
 	fs.StringVar(&extra, "cairn-flags", "", "extra flags for every member, space separated")
+	fs.BoolVar(&o.auth, "auth", false, "turn auth on once the cluster serves: clients log in as root, so logins, lost tokens after restarts and the checks at apply run under faults too")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -222,6 +226,18 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 	}
 	if err := c.checkIDs(clis); err != nil {
 		return nil, err
+	}
+	if o.auth {
+		if err := enableAuth(clis[0]); err != nil {
+			return nil, err
+		}
+		for i, m := range c.members {
+			clis[i].Close()
+			if clis[i], err = m.clientAs(chaosRootUser, chaosRootPassword); err != nil {
+				return nil, err
+			}
+		}
+		rl.printf("auth enabled: clients work as %s", chaosRootUser)
 	}
 
 	// Watchers, one per member, from revision 1, if the Watch API is served.

@@ -148,7 +148,7 @@ func Open(cfg Config) (*Store, error) {
 // growth.
 func openDB(path string, cfg *Config) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: cfg.NoSync, NoGrowSync: cfg.NoSync, Mlock: cfg.Mlock,
-		FreelistType: bolt.FreelistMapType, InitialMmapSize: initialMmapSize})
+		FreelistType: bolt.FreelistMapType, NoFreelistSync: true, InitialMmapSize: initialMmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("mvcc: opening %s: %w", path, err)
 	}

@@ -91,11 +91,17 @@ func (s *Server) gatewayBodyLimit() int64 {
 // gateway reads a whole body before the gRPC size check, as etcd's does).
 // An oversized body is answered as gRPC answers an oversized message
 // through the gateway: 429 with ResourceExhausted, "grpc: received
-// message larger than max". Watch's request stream is left alone: it is
-// long-lived, and each of its messages is checked by the gRPC server.
+// message larger than max". Watch's request body is a long-lived stream
+// of JSON messages: each message, not the stream, is held to limit
+// (watchBodyCap).
 func capBody(gwmux *runtime.ServeMux, limit int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody || r.URL.Path == "/v3/watch" {
+		if r.Body == nil || r.Body == http.NoBody {
+			gwmux.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/v3/watch" {
+			r.Body = &watchBodyCap{rc: r.Body, limit: limit}
 			gwmux.ServeHTTP(w, r)
 			return
 		}
@@ -124,3 +130,57 @@ func capBody(gwmux *runtime.ServeMux, limit int64) http.Handler {
 		gwmux.ServeHTTP(w, r)
 	})
 }
+
+// errWatchMessageTooLarge ends a gateway watch stream whose next message
+// grows past the cap.
+var errWatchMessageTooLarge = errors.New("api: watch request message larger than max")
+
+// watchBodyCap holds each top-level JSON value of a stream to limit bytes:
+// it follows strings, escapes and nesting just enough to see where a
+// value ends, and fails the read once one grows past limit, so the
+// gateway's decoder never buffers more than that.
+type watchBodyCap struct {
+	rc    io.ReadCloser
+	limit int64
+	n     int64 // bytes of the current value
+	depth int
+	inStr bool
+	esc   bool
+	err   error
+}
+
+func (b *watchBodyCap) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.rc.Read(p)
+	for i, c := range p[:n] {
+		b.n++
+		if b.n > b.limit {
+			b.err = errWatchMessageTooLarge
+			return i, b.err
+		}
+		switch {
+		case b.inStr:
+			switch {
+			case b.esc:
+				b.esc = false
+			case c == '\\':
+				b.esc = true
+			case c == '"':
+				b.inStr = false
+			}
+		case c == '"':
+			b.inStr = true
+		case c == '{' || c == '[':
+			b.depth++
+		case c == '}' || c == ']':
+			if b.depth--; b.depth <= 0 {
+				b.depth, b.n = 0, 0 // a top-level value ended
+			}
+		}
+	}
+	return n, err
+}
+
+func (b *watchBodyCap) Close() error { return b.rc.Close() }

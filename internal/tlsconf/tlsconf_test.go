@@ -144,3 +144,21 @@ func TestAutoTLSMakesAndReusesACertificate(t *testing.T) {
 		t.Errorf("no TLS: %v %v", s, err)
 	}
 }
+
+// TestListenerAllowedHostname: with --client-cert-allowed-hostname only
+// client certificates valid for one of the names are accepted.
+func TestListenerAllowedHostname(t *testing.T) {
+	ca := testcerts.NewCA(t)
+	srv := ca.Server(t)
+	side := newSide(t, config.TLSInfo{CertFile: srv.CertFile, KeyFile: srv.KeyFile, TrustedCAFile: ca.CertFile,
+		ClientCertAuth: true, AllowedHostnames: []string{"app.example", "ops.example"}}, zap.NewNop())
+	addr := serve(t, side)
+	ok := ca.Client(t, "anyone", testcerts.Hosts("ops.example"))
+	bad := ca.Client(t, "anyone", testcerts.Hosts("other.example"))
+	if err := dial(t, ca, &ok, addr); err != nil {
+		t.Fatalf("allowed host name: %v", err)
+	}
+	if err := dial(t, ca, &bad, addr); err == nil {
+		t.Fatal("a certificate for another host name was accepted")
+	}
+}

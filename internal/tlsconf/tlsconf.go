@@ -201,7 +201,8 @@ func checkCRL(f string) error {
 }
 
 // ServerConfig is the configuration to accept connections with. Each
-// handshake reads the certificate, key, trusted CA and CRL files again.
+// handshake reads the certificate, key, trusted CA and CRL files again,
+// and sessions are not resumed.
 // NextProtos offers h2 (HTTP/1.1 clients still connect).
 func (s *Side) ServerConfig() *tls.Config {
 	return &tls.Config{
@@ -213,6 +214,10 @@ func (s *Side) ServerConfig() *tls.Config {
 				return nil, err
 			}
 			c.NextProtos = []string{"h2", "http/1.1"}
+			// No resumption: every connection is verified against the
+			// files as they are now (a resumed session would keep a
+			// certificate the renewed CA or CRL no longer accepts).
+			c.SessionTicketsDisabled = true
 			s.info.ConfigureCRLVerification(c)
 			return c, nil
 		},

@@ -4,11 +4,17 @@ GO    ?= go
 BIN   := bin
 PKGS  := ./...
 BENCHTIME ?= 1s
+# The git version stamped into cairn and cairnctl (cairn --version, /version).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS   := -X github.com/cairnkv/cairn/version.Git=$(VERSION)
+DIST      ?= dist
+PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: help build run run-cluster test test-k8s test-monitoring test-etcdcompat unit lint vet fmt-check archlint sim sim-long chaos bench bench-snapshot fuzz clean
+.PHONY: help build release run run-cluster test test-k8s test-monitoring test-etcdcompat unit lint vet fmt-check archlint sim sim-long chaos bench bench-snapshot fuzz clean
 
 help:
 	@echo "make build       binaries into $(BIN)/: cairn, cairnctl, etcdctl, bench, chaos"
+	@echo "make release     static cairn, cairnctl, etcdctl for $(PLATFORMS) into $(DIST)/, with SHA256SUMS"
 	@echo "make run         one-node cairn on localhost, data under ./data"
 	@echo "make run-cluster three-node local cluster"
 	@echo "make test        lint + unit and end-to-end tests (-race) + sim swarm + test-k8s + test-monitoring + test-etcdcompat (what CI runs)"
@@ -25,8 +31,24 @@ help:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 	$(GO) build -o $(BIN)/etcdctl go.etcd.io/etcd/etcdctl/v3
+
+# Static binaries (CGO_ENABLED=0) of cairn, cairnctl and etcdctl for each of
+# PLATFORMS, stamped with VERSION: $(DIST)/cairn-VERSION-OS-ARCH/ and its
+# .tar.gz, and $(DIST)/SHA256SUMS of every file (`cd dist && sha256sum -c SHA256SUMS`).
+release:
+	@test -n "$(VERSION)" || { echo "make release: no VERSION (not a git checkout? pass VERSION=...)"; exit 1; }
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; name=cairn-$(VERSION)-$$os-$$arch; \
+		echo "$$name"; mkdir -p $(DIST)/$$name; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$name/ ./cmd/cairn ./cmd/cairnctl; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -o $(DIST)/$$name/etcdctl go.etcd.io/etcd/etcdctl/v3; \
+		tar -C $(DIST) --owner=0 --group=0 -czf $(DIST)/$$name.tar.gz $$name; \
+	done
+	cd $(DIST) && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
 
 run: build
 	@mkdir -p data
@@ -108,4 +130,4 @@ fuzz:
 	$(GO) test ./node/wal -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s
 
 clean:
-	rm -rf $(BIN) data bench.txt
+	rm -rf $(BIN) $(DIST) data bench.txt

@@ -43,6 +43,7 @@ type Config struct {
 	ServerVersion  string // Status.version and /version "etcdserver"; "" means DefaultServerVersion
 	ClusterVersion string // /version "etcdcluster"; "" means DefaultClusterVersion
 	CairnVersion   string // /version "cairn"
+	GitVersion     string // /version "git" (omitted when empty): the git version stamped at build
 
 	// Registry receives the gRPC server metrics and is what /metrics
 	// serves. nil means a private registry.

@@ -324,19 +324,20 @@ func onlyGet(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // versions is the /version body: etcd's fields, in etcd's order, then
-// Cairn's own version.
+// Cairn's own version and the git version it was built from.
 type versions struct {
 	Server  string `json:"etcdserver"`
 	Cluster string `json:"etcdcluster"`
 	Storage string `json:"storage"`
 	Cairn   string `json:"cairn"`
+	Git     string `json:"git,omitempty"`
 }
 
 func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) {
 	if !onlyGet(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, versions{Server: s.cfg.ServerVersion, Cluster: s.cfg.ClusterVersion, Storage: s.storageVersion, Cairn: s.cfg.CairnVersion})
+	writeJSON(w, http.StatusOK, versions{Server: s.cfg.ServerVersion, Cluster: s.cfg.ClusterVersion, Storage: s.storageVersion, Cairn: s.cfg.CairnVersion, Git: s.cfg.GitVersion})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -227,6 +227,14 @@ func TestVersionEndpoint(t *testing.T) {
 	}
 }
 
+func TestVersionEndpointGitVersion(t *testing.T) {
+	ts := startServer(t, newMemBackend(t), func(c *Config) { c.GitVersion = "v0.1.0-3-gabcdef0-dirty" })
+	code, body, _ := httpDo(t, http.MethodGet, "http://"+ts.addr+"/version", "")
+	if code != http.StatusOK || body != `{"etcdserver":"3.7.0","etcdcluster":"3.7.0","storage":"3.7.0","cairn":"0.1.0-test","git":"v0.1.0-3-gabcdef0-dirty"}` {
+		t.Fatalf("/version: %d %q", code, body)
+	}
+}
+
 func TestMetricsCountHandledRPCs(t *testing.T) {
 	ts := startServer(t, newMemBackend(t), func(c *Config) { c.MetricsExtensive = true })
 	c := newClient(t, ts.addr, nil)

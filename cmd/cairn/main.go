@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -44,7 +45,8 @@ func run(args, environ []string) error {
 		fmt.Print(config.Usage())
 		return nil
 	case errors.Is(err, config.ErrVersion):
-		fmt.Printf("cairn Version: %s\netcd API Version: %s\n", version.Cairn, version.Etcd)
+		fmt.Printf("cairn Version: %s\nGit Version: %s\netcd API Version: %s\nGo Version: %s\nGo OS/Arch: %s/%s\n",
+			version.Cairn, version.Describe(), version.Etcd, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	case err != nil:
 		return err
@@ -306,7 +308,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	apiSrv, err := api.New(api.Config{
 		Backend: srv, Logger: lg.Named("api"),
 		MaxRequestBytes: int(cfg.MaxRequestBytes), MaxTxnOps: int(cfg.MaxTxnOps),
-		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn,
+		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn, GitVersion: version.GitVersion(),
 		Registry: reg, EnablePprof: cfg.EnablePprof, MetricsExtensive: cfg.Metrics == "extensive",
 		GRPCKeepAliveMinTime: cfg.GRPCKeepAliveMinTime, GRPCKeepAliveInterval: cfg.GRPCKeepAliveInterval, GRPCKeepAliveTimeout: cfg.GRPCKeepAliveTimeout,
 		WarningUnaryRequestDuration: cfg.WarningUnaryRequestDuration,
@@ -372,7 +374,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	}
 	lg.Info("cairn serving",
 		zap.String("name", cfg.Name), zap.String("member-id", fmt.Sprintf("%x", self)),
-		zap.String("cluster-id", fmt.Sprintf("%x", clusterID)), zap.String("version", version.Cairn),
+		zap.String("cluster-id", fmt.Sprintf("%x", clusterID)), zap.String("version", version.Cairn), zap.String("git", version.Describe()),
 		zap.String("etcd-api", version.Etcd), zap.Strings("client-urls", urlStrings(cfg.ListenClientURLs)),
 		zap.Strings("peer-urls", urlStrings(cfg.ListenPeerURLs)), zap.String("data-dir", cfg.DataDir))
 	if ok, err := config.NotifyReady(os.Environ()); err != nil {

@@ -86,7 +86,7 @@ func newRootCommand() *cobra.Command {
 	snapshot := command.NewSnapshotCommand()
 	snapshot.AddCommand(newSnapshotRestoreCommand(), newSnapshotStatusCommand())
 	check := command.NewCheckCommand()
-	check.AddCommand(newCheckDataDirCommand())
+	check.AddCommand(newCheckDataDirCommand(), newCheckHealthCommand())
 	hashkv := newHashKVCommand()
 	hashkv.GroupID = maintenance
 

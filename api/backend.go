@@ -23,8 +23,8 @@ type KVBackend interface {
 
 // MaintenanceBackend executes maintenance requests. Error contract as KVBackend.
 type MaintenanceBackend interface {
-	// Status describes this member; the api layer fills Version and
-	// StorageVersion, and DowngradeInfo when left nil.
+	// Status describes this member; the api layer fills Version, and
+	// StorageVersion and DowngradeInfo when left empty.
 	Status(ctx context.Context) (*pb.StatusResponse, error)
 	Hash(ctx context.Context) (*pb.HashResponse, error)
 	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
@@ -36,6 +36,14 @@ type MaintenanceBackend interface {
 	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
 	MoveLeader(ctx context.Context, target uint64) (*pb.MoveLeaderResponse, error)
 	Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error)
+}
+
+// VersionReporter is optionally implemented by a Backend whose cluster and
+// storage versions change (a replicated cluster version that a downgrade
+// lowers): /version reports them. Without it /version reports
+// Config.ClusterVersion and the storage version of Config.ServerVersion.
+type VersionReporter interface {
+	Versions(ctx context.Context) (cluster, storage string, err error)
 }
 
 // SnapshotOpener is optionally implemented by a MaintenanceBackend that

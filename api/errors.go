@@ -89,7 +89,12 @@ var errorTable = []struct {
 	{server.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
 	{server.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
 	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
-	{server.ErrDowngradeNotSupported, status.Error(codes.Unimplemented, server.ErrDowngradeNotSupported.Error())},
+	{server.ErrWrongDowngradeVersionFormat, rpctypes.ErrGRPCWrongDowngradeVersionFormat},
+	{server.ErrInvalidDowngradeTargetVersion, rpctypes.ErrGRPCInvalidDowngradeTargetVersion},
+	{server.ErrDowngradeInProcess, rpctypes.ErrGRPCDowngradeInProcess},
+	{server.ErrNoInflightDowngrade, rpctypes.ErrGRPCNoInflightDowngrade},
+	{server.ErrClusterVersionUnavailable, rpctypes.ErrGRPCClusterVersionUnavailable},
+	{server.ErrUnknownMethod, status.Error(codes.Unknown, server.ErrUnknownMethod.Error())},             // etcd has no row for it either
 	{server.ErrInvalidAuthOpts, status.Error(codes.InvalidArgument, server.ErrInvalidAuthOpts.Error())}, // from New only
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -337,7 +338,17 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) {
 	if !onlyGet(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, versions{Server: s.cfg.ServerVersion, Cluster: s.cfg.ClusterVersion, Storage: s.storageVersion, Cairn: s.cfg.CairnVersion, Git: s.cfg.GitVersion})
+	v := versions{Server: s.cfg.ServerVersion, Cluster: s.cfg.ClusterVersion, Storage: s.storageVersion, Cairn: s.cfg.CairnVersion, Git: s.cfg.GitVersion}
+	if vr, ok := s.cfg.Backend.(VersionReporter); ok {
+		cluster, storage, err := vr.Versions(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		// etcd reports "not_decided" before the cluster version is set.
+		v.Cluster, v.Storage = cmp.Or(cluster, "not_decided"), cmp.Or(storage, "unknown")
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

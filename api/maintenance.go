@@ -43,16 +43,19 @@ func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.
 	return resp, nil
 }
 
-// Status returns the backend's status with the versions Cairn claims
-// (etcd server and storage) and, as etcd reports when no downgrade is in
-// progress, an empty DowngradeInfo unless the backend set one.
+// Status returns the backend's status with the etcd server version Cairn
+// claims, the storage version of that version unless the backend gave its
+// own and, as etcd reports when no downgrade is in progress, an empty
+// DowngradeInfo unless the backend set one.
 func (s *maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
 	resp, err := s.be.Status(ctx)
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
 	resp.Version = s.serverVersion
-	resp.StorageVersion = s.storageVersion
+	if resp.StorageVersion == "" {
+		resp.StorageVersion = s.storageVersion
+	}
 	if resp.DowngradeInfo == nil {
 		resp.DowngradeInfo = &pb.DowngradeInfo{}
 	}

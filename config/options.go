@@ -298,7 +298,7 @@ func options() []option {
 		{name: "compaction-sleep-interval", group: groupFeatures, def: "10ms", yamlNanos: true, help: "Pause between compaction batches.",
 			ignored: true, why: "cairn runs one compaction batch per raft tick", set: checkDuration},
 		{name: "downgrade-check-time", group: groupFeatures, def: "5s", yamlNanos: true, help: "Interval between two downgrade status checks.",
-			ignored: true, why: "cairn does not implement downgrades yet", set: checkDuration},
+			ignored: true, why: "only downgrade cancel ends a cairn downgrade job: etcd's check ends it once every member runs the target version, which cairn members never do", set: checkDuration},
 		{name: "snapshot-catchup-entries", group: groupFeatures, def: "5000", help: "Number of entries for a slow follower to catch up after compacting the raft storage entries.",
 			set: setUint64(func(c *Config) *uint64 { return &c.SnapshotCatchUpEntries })},
 

@@ -189,6 +189,14 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 		c.applyMemberAttrs(r.GetClusterMemberAttrSet().GetMember_ID(), r.GetClusterMemberAttrSet().GetMemberAttributes().GetName(), r.GetClusterMemberAttrSet().GetMemberAttributes().GetClientUrls())
 	case isAuthRequest(r):
 		resp, err = c.applyAuth(r, c.applyingIndex)
+	case r.GetClusterVersionSet() != nil:
+		if err := c.applyClusterVersionSet(r.GetClusterVersionSet()); err != nil {
+			return Result{}, err
+		}
+	case r.GetDowngradeInfoSet() != nil:
+		if err := c.applyDowngradeInfoSet(r.GetDowngradeInfoSet()); err != nil {
+			return Result{}, err
+		}
 	default:
 		return Result{}, fmt.Errorf("node: request %d carries nothing Cairn can apply", r.GetID())
 	}

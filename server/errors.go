@@ -24,7 +24,13 @@ var (
 	ErrLearnerNotReady        = errors.New("etcdserver: can only promote a learner member which is in sync with leader")
 	ErrTooManyLearners        = errors.New("etcdserver: too many learner members in cluster")
 	ErrUnhealthy              = errors.New("etcdserver: unhealthy cluster")
-	ErrDowngradeNotSupported  = errors.New("cairn: downgrade is not implemented")
+	// Downgrade errors (version.go), etcd's.
+	ErrWrongDowngradeVersionFormat   = errors.New("etcdserver: wrong downgrade target version format")
+	ErrInvalidDowngradeTargetVersion = errors.New("etcdserver: invalid downgrade target version")
+	ErrDowngradeInProcess            = errors.New("etcdserver: cluster has a downgrade job in progress")
+	ErrNoInflightDowngrade           = errors.New("etcdserver: no inflight downgrade job")
+	ErrClusterVersionUnavailable     = errors.New("etcdserver: cluster version not found during downgrade")
+	ErrUnknownMethod                 = errors.New("etcdserver: unknown method")
 )
 
 // ctxError turns a context's cancellation into etcd's "request canceled",

@@ -76,6 +76,10 @@ type Config struct {
 	// its certificate, as etcd does. Plain http URLs are dialed in
 	// plaintext; https ones never are (tls.go).
 	ClientCreds ClientCredentials
+	// VersionCheckInterval is how often the cluster and storage versions
+	// are brought in line with the downgrade job (version.go); the daemon
+	// uses DefaultVersionCheckInterval, 0 turns the monitor off.
+	VersionCheckInterval time.Duration
 }
 
 // Server runs a Core on one goroutine (the loop) and gives the API layer
@@ -194,6 +198,9 @@ func (s *Server) Start() {
 	}
 	if s.cfg.CompactHashCheckTime >= 0 {
 		go s.hashChecker()
+	}
+	if s.cfg.VersionCheckInterval > 0 {
+		go s.versionMonitor(s.cfg.VersionCheckInterval)
 	}
 }
 
@@ -584,15 +591,19 @@ func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Comp
 	return res.Resp.(*pb.CompactionResponse), nil
 }
 
-// Status serves Maintenance.Status (the API layer fills the versions).
+// Status serves Maintenance.Status with this member's storage version and
+// the downgrade job (the API layer fills the server version).
 func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	var st raft.Status
 	var isLearner bool
 	var alarms []*pb.AlarmMember
+	var storageVersion string
+	var downgrade node.DowngradeInfo
 	done := make(chan struct{})
 	if err := s.do(ctx, func() {
 		st = s.core.Status()
 		alarms = s.core.Alarms()
+		storageVersion, downgrade = s.core.StorageVersion(), s.core.Downgrade()
 		for _, m := range s.core.Members() {
 			if m.ID == s.core.ID() {
 				isLearner = m.IsLearner
@@ -618,6 +629,8 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		RaftTerm:         st.HardState.GetTerm(),
 		RaftAppliedIndex: s.applied.Load(),
 		IsLearner:        isLearner,
+		StorageVersion:   storageVersion,
+		DowngradeInfo:    &pb.DowngradeInfo{Enabled: downgrade.Enabled, TargetVersion: downgrade.TargetVersion},
 	}
 	if st.Lead == 0 {
 		resp.Errors = append(resp.Errors, ErrNoLeader.Error())
@@ -747,11 +760,6 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) (*pb.MoveLeaderR
 		}
 	}
 	return &pb.MoveLeaderResponse{Header: s.header(s.kv.Rev())}, nil
-}
-
-// Downgrade is not supported.
-func (s *Server) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
-	return nil, ErrDowngradeNotSupported
 }
 
 // MemberList lists the members, after a linearizable read if asked.

@@ -283,6 +283,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		ClientCertAuth:       cfg.ClientTLS.ClientCertAuth,
 		PeerClient:           sec.peerHTTPClient(0),
 		ClientCreds:          sec.leaderCreds(),
+		VersionCheckInterval: server.DefaultVersionCheckInterval,
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport"),
 			DialTLS: sec.peerDialTLS()})

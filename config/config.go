@@ -112,6 +112,7 @@ type Config struct {
 	InitialCluster          []Member
 	InitialClusterState     string // ClusterStateNew | ClusterStateExisting
 	InitialClusterToken     string
+	Discovery               Discovery // v3 discovery (discovery.go)
 	StrictReconfigCheck     bool
 	MaxLearners             int // learners the cluster may hold at once
 	PreVote                 bool
@@ -180,6 +181,7 @@ type Config struct {
 // "etcd-cluster", and the rest as documented on each flag in Usage().
 func Default() *Config {
 	return &Config{
+		Discovery:                   defaultDiscovery(),
 		Name:                        DefaultName,
 		DataDir:                     DefaultName + ".etcd",
 		SnapshotCount:               DefaultSnapshotCount,

@@ -94,7 +94,7 @@ func options() []option {
 		}
 		panic("config: no security field for " + name)
 	}
-	return []option{
+	return withDiscovery([]option{
 		// Member.
 		{name: "name", group: groupMember, def: DefaultName, help: "Human-readable name for this member.",
 			set: func(c *Config, v string) error { c.Name = v; return nil }},
@@ -307,7 +307,7 @@ func options() []option {
 			set: setBool(func(c *Config) *bool { return &c.ForceNewCluster })},
 		{name: "unsafe-no-fsync", group: groupUnsafe, def: "false", isBool: true, help: "Disable fsync of the WAL and the backend: fast, and a crash of the machine (not only of cairn) loses data.",
 			set: setBool(func(c *Config) *bool { return &c.UnsafeNoFsync })},
-	}
+	})
 }
 
 // removedFlag is an etcd flag that etcd 3.7 no longer has.

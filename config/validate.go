@@ -51,6 +51,9 @@ func (c *Config) Validate() error {
 			c.where("advertise-client-urls"), c.where("listen-client-urls"), formatURLs(c.ListenClientURLs))
 	}
 
+	if err := c.prepareDiscovery(); err != nil {
+		return err
+	}
 	if err := c.validateCluster(); err != nil {
 		return err
 	}

@@ -63,6 +63,12 @@ func run(args, environ []string) error {
 	// held until the member is up, then shuts it down cleanly.
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	dctx, stopDiscovery := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err = bootstrapByDiscovery(dctx, cfg, lg)
+	stopDiscovery()
+	if err != nil {
+		return err
+	}
 	d, err := start(cfg, lg)
 	if errors.Is(err, node.ErrRemoved) {
 		// Its data dir records its own removal: etcd's two warnings, then
@@ -183,6 +189,11 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		ids[i] = m.ID
 	}
 	clusterID := node.ClusterID(ids, token)
+	if id, err := discoveredClusterID(cfg, walDir); err != nil {
+		return nil, err
+	} else if id != 0 {
+		clusterID = id
+	}
 	sec, err := newSecurity(cfg, lg)
 	if err != nil {
 		return nil, err

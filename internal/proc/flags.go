@@ -20,7 +20,8 @@ type Flags struct {
 	// AdvertisePeerURL is set (a proxy in front of PeerURL, say).
 	PeerURL          string
 	AdvertisePeerURL string
-	// InitialCluster is --initial-cluster (see InitialCluster).
+	// InitialCluster is --initial-cluster (see InitialCluster); empty
+	// leaves the flag out.
 	InitialCluster string
 	// Existing starts a member added to a running cluster
 	// (--initial-cluster-state existing) rather than one of a new cluster.
@@ -58,9 +59,11 @@ func (f *Flags) Args() []string {
 		"--advertise-client-urls", f.ClientURL,
 		"--listen-peer-urls", f.PeerURL,
 		"--initial-advertise-peer-urls", f.AdvertisedPeerURL(),
-		"--initial-cluster", f.InitialCluster,
-		"--initial-cluster-state", state,
 	}
+	if f.InitialCluster != "" { // none: a member bootstrapped by discovery (Extra)
+		a = append(a, "--initial-cluster", f.InitialCluster)
+	}
+	a = append(a, "--initial-cluster-state", state)
 	if f.Token != "" {
 		a = append(a, "--initial-cluster-token", f.Token)
 	}

@@ -69,8 +69,7 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 			"server_id", strconv.FormatUint(s.ID(), 16)),
 		info("server", "version", "Which version is running. 1 for 'server_version' label with current version.",
 			"server_version", version.Etcd),
-		info("", "cluster_version", "Which version is running. 1 for 'cluster_version' label with current cluster version",
-			"cluster_version", majorMinor(version.EtcdCluster)),
+		s.clusterVersionMetric.gauge(), // follows the cluster version (version.go)
 		info("server", "go_version", "Which Go version server is running with. 1 for 'server_go_version' label with current version.",
 			"server_go_version", runtime.Version()),
 		gauge("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.",

@@ -123,6 +123,8 @@ type Server struct {
 	// clock times the shell's periodic work (auto-compaction, retries):
 	// Core.Clock, so tests can run it under fake time.
 	clock clock.Clock
+	// clusterVersionMetric is etcd_cluster_version (version.go).
+	clusterVersionMetric clusterVersionMetric
 }
 
 // New opens the member's state. newTransport builds the transport that

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-semver/semver"
+	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.uber.org/zap"
@@ -250,6 +252,7 @@ func (s *Server) checkVersions(ctx context.Context) {
 			st.cluster = ver
 		}
 	}
+	s.clusterVersionMetric.set(st.cluster)
 	cv := parseVersion(st.cluster)
 	if cv == nil || cv.String() == minClusterVersion {
 		return
@@ -302,4 +305,37 @@ func (s *Server) decideClusterVersion(st versionState) *semver.Version {
 		return local
 	}
 	return nil
+}
+
+// clusterVersionMetric is etcd_cluster_version: 1 for the label of the
+// cluster version as this member's monitor last saw it, 0 for the ones
+// before, as etcd's.
+type clusterVersionMetric struct {
+	once sync.Once
+	mu   sync.Mutex
+	g    *prometheus.GaugeVec
+	cur  string
+}
+
+func (m *clusterVersionMetric) gauge() *prometheus.GaugeVec {
+	m.once.Do(func() {
+		m.g = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "etcd_cluster_version",
+			Help: "Which version is running. 1 for 'cluster_version' label with current cluster version"}, []string{"cluster_version"})
+		m.cur = majorMinor(version.EtcdCluster)
+		m.g.WithLabelValues(m.cur).Set(1)
+	})
+	return m.g
+}
+
+// set records the cluster version v ("3.6.0").
+func (m *clusterVersionMetric) set(v string) {
+	g := m.gauge()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v = majorMinor(v); v == "" || v == m.cur {
+		return
+	}
+	g.WithLabelValues(m.cur).Set(0)
+	g.WithLabelValues(v).Set(1)
+	m.cur = v
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/cairnkv/cairn/clock"
@@ -118,6 +119,19 @@ func TestDowngradeValidateEnableCancel(t *testing.T) {
 	}
 
 	advanceUntil(t, clocks, "the cluster downgraded to 3.6", func() (bool, string) { return allVersions(c, "3.6.0", "3.6.0") })
+	for _, s := range c.running() {
+		g := s.clusterVersionMetric.gauge()
+		value := func(label string) float64 {
+			var m dto.Metric
+			if err := g.WithLabelValues(label).Write(&m); err != nil {
+				t.Fatal(err)
+			}
+			return m.GetGauge().GetValue()
+		}
+		if v36, v37 := value("3.6"), value("3.7"); v36 != 1 || v37 != 0 {
+			t.Fatalf("%s: etcd_cluster_version 3.6=%v 3.7=%v, want 1 and 0", s.cfg.Core.Name, v36, v37)
+		}
+	}
 	if _, err := downgrade(f, pb.DowngradeRequest_VALIDATE, "3.6"); !errors.Is(err, ErrInvalidDowngradeTargetVersion) {
 		t.Fatalf("validate 3.6 at cluster version 3.6: %v", err)
 	}

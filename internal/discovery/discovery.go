@@ -100,7 +100,11 @@ func JoinCluster(ctx context.Context, cfg Config, id uint64, self string) (strin
 	d := &discovery{cfg: cfg, lg: lg, cli: cli, id: id}
 	cs, err := d.join(ctx, self)
 	if err != nil {
-		lg.Error("discovery failed to join cluster", zap.String("cluster", cs), zap.Error(err))
+		if ctx.Err() != nil {
+			lg.Info("discovery interrupted", zap.Error(err))
+		} else {
+			lg.Error("discovery failed to join cluster", zap.String("cluster", cs), zap.Error(err))
+		}
 		return cs, err
 	}
 	lg.Info("discovery joined cluster successfully", zap.String("cluster", cs))

@@ -150,14 +150,22 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream grpc.ServerSt
 	}()
 
 	total := snap.Size()
+	// Every message carries the database's storage version, which a
+	// downgrade lowers.
+	storageVersion := s.storageVersion
+	if vr, ok := s.be.(VersionReporter); ok {
+		if _, v, err := vr.Versions(ctx); err == nil && v != "" {
+			storageVersion = v
+		}
+	}
 	s.lg.Info("sending database snapshot to client",
 		zap.Int64("total-bytes", total),
-		zap.String("storage-version", s.storageVersion),
+		zap.String("storage-version", storageVersion),
 	)
 	w := &snapshotSender{
 		stream:  stream,
 		lg:      s.lg,
-		version: s.storageVersion,
+		version: storageVersion,
 		total:   total,
 		h:       sha256.New(),
 		buf:     make([]byte, 0, snapshotChunkBytes),
@@ -178,13 +186,13 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream grpc.ServerSt
 		zap.Int64("total-bytes", total),
 		zap.Int("checksum-size", len(sum)),
 	)
-	if err := stream.Send(&pb.SnapshotResponse{RemainingBytes: 0, Blob: sum, Version: s.storageVersion}); err != nil {
+	if err := stream.Send(&pb.SnapshotResponse{RemainingBytes: 0, Blob: sum, Version: storageVersion}); err != nil {
 		return toGRPCError(err)
 	}
 	s.lg.Info("successfully sent database snapshot to client",
 		zap.Int64("total-bytes", total),
 		zap.Duration("took", time.Since(start)),
-		zap.String("storage-version", s.storageVersion),
+		zap.String("storage-version", storageVersion),
 	)
 	return nil
 }

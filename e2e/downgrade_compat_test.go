@@ -181,6 +181,17 @@ func TestDowngradeCompat(t *testing.T) {
 		}
 	}
 
+	// A snapshot says which storage version it holds.
+	snap, err := c.MemberClient(t, c.Members[1]).SnapshotWithVersion(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, snap.Snapshot)
+	snap.Snapshot.Close()
+	if snap.Version != "3.6.0" {
+		t.Fatalf("snapshot of a downgraded member: version %q, want 3.6.0", snap.Version)
+	}
+
 	// The database records it, and a restart keeps it.
 	m := c.Members[0]
 	stopCompat(t, m)

@@ -174,3 +174,46 @@ func TestDiscoveryFlagsCompat(t *testing.T) {
 		}
 	}
 }
+
+// A discovery service with auth on: the members authenticate with
+// --discovery-user and --discovery-password.
+func TestDiscoveryAuthCompat(t *testing.T) {
+	svc := NewCluster(t, 1)
+	svc.Etcdctl(t, "user", "add", "root", "--new-user-password", "rootpw")
+	svc.Etcdctl(t, "user", "add", "disc", "--new-user-password", "discpw")
+	svc.Etcdctl(t, "role", "add", "disc")
+	svc.Etcdctl(t, "role", "grant-permission", "disc", "--prefix=true", "readwrite", "/_etcd/registry/")
+	svc.Etcdctl(t, "user", "grant-role", "disc", "disc")
+	svc.Etcdctl(t, "auth", "enable")
+
+	token := fmt.Sprintf("auth-%d", time.Now().UnixNano())
+	svc.Etcdctl(t, "--user", "root:rootpw", "put", "/_etcd/registry/"+token+"/_config/size", "1")
+	dir := t.TempDir()
+	c := newCluster(t, append(discoveryFlags(svc, token), "--discovery-user", "disc", "--discovery-password", "discpw")...)
+	urls := freeURLs(t, 2)
+	m := c.newMember(t, "a0", dir, urls[0], urls[1])
+	m.Token = ""
+	c.Members = append(c.Members, m)
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.WaitReady(t)
+	regs := svc.Etcdctl(t, "--user", "root:rootpw", "get", "--prefix", "/_etcd/registry/"+token+"/members/")
+	if !strings.Contains(regs, "a0="+m.PeerURL) {
+		t.Fatalf("registrations %q lack a0", regs)
+	}
+
+	// A wrong password is refused by the service: the member does not start.
+	token2 := fmt.Sprintf("authbad-%d", time.Now().UnixNano())
+	svc.Etcdctl(t, "--user", "root:rootpw", "put", "/_etcd/registry/"+token2+"/_config/size", "1")
+	dir2 := t.TempDir()
+	urls = freeURLs(t, 2)
+	cmdArgs := append([]string{"--name", "bad", "--data-dir", filepath.Join(dir2, "data"),
+		"--listen-client-urls", urls[0], "--advertise-client-urls", urls[0],
+		"--listen-peer-urls", urls[1], "--initial-advertise-peer-urls", urls[1], "--log-outputs", "stderr"},
+		append(discoveryFlags(svc, token2), "--discovery-user", "disc", "--discovery-password", "wrong")...)
+	r := runCairn(t, dir2, cmdArgs...)
+	if out := r.Stdout + r.Stderr; r.Code == 0 || !strings.Contains(out, "authentication failed, invalid user ID or password") {
+		t.Fatalf("a wrong discovery password: exit %d\n%s", r.Code, out)
+	}
+}

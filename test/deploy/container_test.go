@@ -1,0 +1,411 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/internal/testutil"
+)
+
+// containerRuntime runs podman or docker commands.
+type containerRuntime struct {
+	name string   // "podman" or "docker"
+	path string   // its binary
+	env  []string // extra environment (podman's CONTAINERS_CONF)
+}
+
+func (r *containerRuntime) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, r.path, args...)
+	c.Env = append(os.Environ(), r.env...)
+	return c
+}
+
+// run runs one command and returns its combined output.
+func (r *containerRuntime) run(ctx context.Context, args ...string) (string, error) {
+	out, err := r.cmd(ctx, args...).CombinedOutput()
+	s := strings.TrimSpace(string(dropRuntimeNoise(out)))
+	if err != nil {
+		return s, fmt.Errorf("%s %s: %w\n%s", r.name, strings.Join(args, " "), err, s)
+	}
+	return s, nil
+}
+
+// dropRuntimeNoise removes podman's complaints that it cannot reach
+// systemd to time health checks (the tests run them themselves).
+func dropRuntimeNoise(out []byte) []byte {
+	var keep [][]byte
+	for l := range bytes.SplitSeq(out, []byte("\n")) {
+		if bytes.Contains(l, []byte("unable to get systemd connection")) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return bytes.Join(keep, []byte("\n"))
+}
+
+// standInImages makes the two bases the Dockerfile names, from this
+// machine, where the registries that hold golang and distroless images
+// cannot be reached: the Go stand-in is this GOROOT with a shell and mkdir
+// (what the build stage's RUN lines use), the runtime stand-in an empty
+// root with distroless' passwd (nonroot is 65532). It returns their names.
+func standInImages(t *testing.T, ctx context.Context, rt *containerRuntime, suffix string) (goImage, runImage string) {
+	t.Helper()
+	dir := t.TempDir()
+	rootfs := filepath.Join(dir, "rootfs")
+	for _, d := range []string{"etc", "tmp", "bin"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(rootfs, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	write := func(rel, s string) {
+		if err := os.WriteFile(filepath.Join(rootfs, rel), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("etc/passwd", "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")
+	write("etc/group", "root:x:0:\nnonroot:x:65532:\n")
+	runImage = "localhost/cairn-deploy-test-runtime:" + suffix
+	tarRun := exec.CommandContext(ctx, "tar", "-C", rootfs, "-cf", "-", ".")
+	importImage(t, ctx, rt, tarRun, runImage)
+
+	// The Go stand-in: the shell and mkdir with their libraries.
+	for _, bin := range []string{"/bin/sh", "/bin/mkdir"} {
+		copyWithLibs(t, bin, rootfs)
+	}
+	goroot := runtime.GOROOT()
+	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
+		goroot = strings.TrimSpace(string(out))
+	}
+	goImage = "localhost/cairn-deploy-test-go:" + suffix
+	tarGo := exec.CommandContext(ctx, "tar", "-C", filepath.Dir(goroot),
+		"--transform", "s,^"+filepath.Base(goroot)+",usr/local/go,",
+		"-cf", "-", filepath.Base(goroot), "-C", rootfs, ".")
+	proxy := "off" // podman's build mounts this machine's module cache
+	if rt.name == "docker" {
+		proxy = goEnv(t, "GOPROXY")
+	}
+	importImage(t, ctx, rt, tarGo, goImage,
+		"ENV PATH=/usr/local/go/bin:/usr/bin:/bin", "ENV GOPATH=/go", "ENV HOME=/root", "ENV GOPROXY="+proxy)
+	return goImage, runImage
+}
+
+func goEnv(t *testing.T, key string) string {
+	out, err := exec.Command("go", "env", key).Output()
+	if err != nil {
+		t.Fatalf("go env %s: %v", key, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// importImage makes image from the tar stream tarCmd writes.
+func importImage(t *testing.T, ctx context.Context, rt *containerRuntime, tarCmd *exec.Cmd, image string, changes ...string) {
+	t.Helper()
+	args := []string{"import"}
+	for _, c := range changes {
+		args = append(args, "--change", c)
+	}
+	imp := rt.cmd(ctx, append(args, "-", image)...)
+	pipe, err := tarCmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tarErr bytes.Buffer
+	tarCmd.Stderr = &tarErr
+	imp.Stdin = pipe
+	if err := tarCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := imp.CombinedOutput()
+	if werr := tarCmd.Wait(); werr != nil {
+		t.Fatalf("tar for %s: %v %s", image, werr, tarErr.String())
+	}
+	if err != nil {
+		t.Fatalf("%s import %s: %v\n%s", rt.name, image, err, out)
+	}
+	t.Cleanup(func() { _, _ = rt.run(context.Background(), "rmi", "-f", image) })
+}
+
+// copyWithLibs copies bin and the shared libraries ldd lists into root
+// at the same paths (symbolic links followed).
+func copyWithLibs(t *testing.T, bin, root string) {
+	t.Helper()
+	paths := []string{bin}
+	out, err := exec.Command("ldd", bin).Output()
+	if err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if strings.HasPrefix(f, "/") {
+				paths = append(paths, f)
+			}
+		}
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// findContainerRuntime returns a runtime that can run a container here,
+// or why none can. Podman gets a containers.conf for machines like this
+// one (no CAP_SYS_RESOURCE, cgroups v1 with an empty unified hierarchy)
+// when it cannot run with its defaults: runc, and limits no higher than
+// this process's.
+func findContainerRuntime(t *testing.T, ctx context.Context, probe func(*containerRuntime) error) (*containerRuntime, string) {
+	var why []string
+	if p, err := exec.LookPath("podman"); err == nil {
+		rt := &containerRuntime{name: "podman", path: p}
+		if err := probe(rt); err == nil {
+			return rt, ""
+		} else {
+			why = append(why, fmt.Sprintf("podman with its defaults: %v", err))
+		}
+		conf := filepath.Join(t.TempDir(), "containers.conf")
+		lim := "nofile=1024:1024\", \"nproc=1024:1024"
+		engine := ""
+		if _, err := exec.LookPath("runc"); err == nil {
+			engine = "[engine]\nruntime = \"runc\"\n"
+		}
+		if err := os.WriteFile(conf, []byte("[containers]\ndefault_ulimits = [\""+lim+"\"]\n"+engine), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rt.env = []string{"CONTAINERS_CONF=" + conf}
+		if err := probe(rt); err == nil {
+			t.Logf("podman runs containers here with runc and ulimits of 1024 (%s)", conf)
+			return rt, ""
+		} else {
+			why = append(why, fmt.Sprintf("podman with runc and lower limits: %v", err))
+		}
+	} else {
+		why = append(why, "no podman")
+	}
+	if p, err := exec.LookPath("docker"); err == nil {
+		rt := &containerRuntime{name: "docker", path: p}
+		if _, err := rt.run(ctx, "info"); err != nil {
+			why = append(why, fmt.Sprintf("docker is only a client here (no engine): %v", firstLine(err.Error())))
+		} else if err := probe(rt); err != nil {
+			why = append(why, fmt.Sprintf("docker: %v", err))
+		} else {
+			return rt, ""
+		}
+	} else {
+		why = append(why, "no docker")
+	}
+	return nil, strings.Join(why, "; ")
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// TestContainerCluster builds the image from the Dockerfile, starts
+// compose.yaml's three members as the handbook's `docker run` lines do (one
+// network, a named volume each, listening on 0.0.0.0 and advertising the
+// members' names), waits for each container's HEALTHCHECK to pass, writes
+// and reads through etcdctl in another container, kills a member and sees
+// the other two serve, then restarts it on its volume and sees it catch
+// up. Where no container runtime can run, it says so in its log and
+// checks nothing more (TestDockerfileEssentials and TestComposeEssentials
+// still check the files).
+func TestContainerCluster(t *testing.T) {
+	ctx := ctxT(t, 20*time.Minute)
+	suffix := fmt.Sprintf("%d-%d", os.Getpid(), rand.IntN(1e6))
+	var goImage, runImage string
+	var rt *containerRuntime
+	// The probe runs a shell in the Go stand-in image, made once.
+	probe := func(r *containerRuntime) error {
+		if goImage == "" || rt != r {
+			rt = r
+			goImage, runImage = standInImages(t, ctx, r, suffix)
+		}
+		out, err := r.run(ctx, "run", "--rm", goImage, "/bin/sh", "-c", "echo ready")
+		if err == nil && out != "ready" {
+			err = fmt.Errorf("ran, printed %q", out)
+		}
+		return err
+	}
+	if _, err := exec.LookPath("podman"); err != nil {
+		if _, err := exec.LookPath("docker"); err != nil {
+			t.Logf("no container runtime: neither podman nor docker is on this machine (Debian: apt-get install podman runc); the image was not built, the Dockerfile and compose.yaml are checked by TestDockerfileEssentials and TestComposeEssentials")
+			return
+		}
+	}
+	rt, why := findContainerRuntime(t, ctx, probe)
+	if rt == nil {
+		t.Logf("no container runtime can run a container here (%s); the image was not built, the Dockerfile and compose.yaml are checked by TestDockerfileEssentials and TestComposeEssentials", why)
+		return
+	}
+	if goImage == "" {
+		goImage, runImage = standInImages(t, ctx, rt, suffix)
+	}
+	t.Logf("%s: the image's bases are local stand-ins (%s, %s) for golang and distroless, which this machine cannot pull", rt.name, goImage, runImage)
+
+	// Build, as `docker build --build-arg VERSION=... -t cairn .`.
+	image := "localhost/cairn-deploy-test:" + suffix
+	const stamp = "deploy-test"
+	build := []string{"build", "-f", rootPath("Dockerfile"), "-t", image,
+		"--build-arg", "GO_IMAGE=" + goImage, "--build-arg", "RUNTIME_IMAGE=" + runImage, "--build-arg", "VERSION=" + stamp}
+	if rt.name == "podman" {
+		// docker format keeps HEALTHCHECK; the module and build caches of
+		// this machine spare the download and most of the compiling; no
+		// layers are kept (the build stage would stay as an unnamed image).
+		build = append(build, "--format", "docker", "--layers=false",
+			"-v", goEnv(t, "GOMODCACHE")+":/go/pkg/mod", "-v", goEnv(t, "GOCACHE")+":/root/.cache/go-build")
+	}
+	start := time.Now()
+	if _, err := rt.run(ctx, append(build, root)...); err != nil {
+		t.Fatalf("building the image: %v", err)
+	}
+	t.Cleanup(func() { _, _ = rt.run(context.Background(), "rmi", "-f", image) })
+	t.Logf("built %s in %v", image, time.Since(start).Round(time.Second))
+	cfg, err := rt.run(ctx, "image", "inspect", "--format", "{{.Config.User}}|{{json .Config.ExposedPorts}}|{{json .Config.Volumes}}|{{json .Config.Healthcheck}}", image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"65532:65532|", `"2379/tcp"`, `"2380/tcp"`, `"/var/lib/cairn"`, `"check","health"`} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("image config %s lacks %s", cfg, want)
+		}
+	}
+	if out, err := rt.run(ctx, "run", "--rm", image, "--version"); err != nil || !strings.Contains(out, "Git Version: "+stamp) {
+		t.Errorf("cairn --version in the image: %v %q, want Git Version: %s", err, out, stamp)
+	}
+
+	// compose.yaml's members, each as the handbook's docker run line.
+	c := readCompose(t)
+	names := make([]string, 0, len(c.Services))
+	for n := range c.Services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	network, ips := createNetwork(t, ctx, rt, "cairn-deploy-"+suffix, len(names))
+	var hosts []string
+	for i, n := range names {
+		hosts = append(hosts, "--add-host", n+":"+ips[i])
+	}
+	ctr := func(n string) string { return "cairn-deploy-" + suffix + "-" + n }
+	for i, n := range names {
+		s := c.Services[n]
+		args := []string{"run", "-d", "--name", ctr(n), "--network", network, "--ip", ips[i], "--hostname", s.Hostname}
+		args = append(args, hosts...)
+		vol, path, _ := strings.Cut(s.Volumes[0], ":")
+		args = append(args, "-v", ctr(vol)+":"+path)
+		env := memberEnvFromCompose(nil, s.Environment)
+		for _, kv := range env {
+			args = append(args, "-e", kv)
+		}
+		if _, err := rt.run(ctx, append(args, image)...); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				logs, _ := rt.run(context.Background(), "logs", "--tail", "20", ctr(n))
+				t.Logf("%s logs %s (tail):\n%s", rt.name, ctr(n), logs)
+			}
+			_, _ = rt.run(context.Background(), "rm", "-f", ctr(n))
+			_, _ = rt.run(context.Background(), "volume", "rm", "-f", ctr(vol))
+		})
+	}
+	healthy := func(n string) (bool, string) {
+		if rt.name == "podman" {
+			// podman times health checks through systemd, absent here:
+			// run the image's HEALTHCHECK now.
+			out, err := rt.run(ctx, "healthcheck", "run", ctr(n))
+			return err == nil, fmt.Sprint(out, err)
+		}
+		out, err := rt.run(ctx, "inspect", "--format", "{{.State.Health.Status}}", ctr(n))
+		return err == nil && out == "healthy", fmt.Sprint(out, err)
+	}
+	for _, n := range names {
+		testutil.Eventually(t, 2*time.Minute, n+"'s HEALTHCHECK", func() (bool, string) { return healthy(n) })
+	}
+	if out, err := rt.run(ctx, "logs", ctr(names[1])); err != nil || !strings.Contains(out, "cairn serving") {
+		t.Errorf("%s logs %s: %v, no \"cairn serving\" line", rt.name, ctr(names[1]), err)
+	}
+
+	// etcdctl in another container on the members' network.
+	etcdctl := func(endpoints []string, args ...string) (string, error) {
+		a := []string{"run", "--rm", "--network", network}
+		a = append(a, hosts...)
+		var eps []string
+		for _, n := range endpoints {
+			eps = append(eps, n+":2379")
+		}
+		a = append(a, "--entrypoint", "/usr/local/bin/etcdctl", image, "--endpoints", strings.Join(eps, ","))
+		return rt.run(ctx, append(a, args...)...)
+	}
+	testutil.Eventually(t, time.Minute, "etcdctl put from another container", func() (bool, string) {
+		out, err := etcdctl(names, "put", "handbook", "docker")
+		return err == nil && out == "OK", fmt.Sprint(out, err)
+	})
+	if out, err := etcdctl(names[2:], "get", "handbook", "--print-value-only"); err != nil || out != "docker" {
+		t.Fatalf("etcdctl get through %s: %q %v, want docker", names[2], out, err)
+	}
+
+	// A member killed: the other two serve writes and reads.
+	if _, err := rt.run(ctx, "kill", ctr(names[0])); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Minute, "etcdctl put with "+names[0]+" killed", func() (bool, string) {
+		out, err := etcdctl(names[1:], "put", "handbook", "one down")
+		return err == nil && out == "OK", fmt.Sprint(out, err)
+	})
+	if out, err := etcdctl(names[1:], "get", "handbook", "--print-value-only"); err != nil || out != "one down" {
+		t.Fatalf("etcdctl get with %s killed: %q %v", names[0], out, err)
+	}
+	// Restarted on its volume, it catches up: docker exec ... etcdctl.
+	if _, err := rt.run(ctx, "start", ctr(names[0])); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Minute, names[0]+" restarted catches up", func() (bool, string) {
+		out, err := rt.run(ctx, "exec", ctr(names[0]), "etcdctl", "get", "handbook", "--print-value-only", "--consistency=s")
+		return err == nil && out == "one down", fmt.Sprint(out, err)
+	})
+	testutil.Eventually(t, time.Minute, names[0]+"'s HEALTHCHECK after its restart", func() (bool, string) { return healthy(names[0]) })
+	out, err := etcdctl(names, "member", "list")
+	if err != nil || strings.Count(out, "started") != 3 {
+		t.Errorf("etcdctl member list: %v\n%s\nwant 3 started members", err, out)
+	}
+}
+
+// createNetwork makes a network with a subnet of its own and returns its
+// name and n addresses in it (compose's service names resolve to them
+// through --add-host, which needs no DNS plugin).
+func createNetwork(t *testing.T, ctx context.Context, rt *containerRuntime, name string, n int) (string, []string) {
+	t.Helper()
+	var lastErr error
+	for range 5 {
+		third := 100 + rand.IntN(150)
+		subnet := fmt.Sprintf("10.89.%d.0/24", third)
+		if _, err := rt.run(ctx, "network", "create", "--subnet", subnet, name); err != nil {
+			lastErr = err
+			continue
+		}
+		t.Cleanup(func() { _, _ = rt.run(context.Background(), "network", "rm", "-f", name) })
+		ips := make([]string, n)
+		for i := range ips {
+			ips[i] = fmt.Sprintf("10.89.%d.%d", third, 11+i)
+		}
+		return name, ips
+	}
+	t.Fatalf("create a network: %v", lastErr)
+	return "", nil
+}

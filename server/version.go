@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -29,9 +30,12 @@ import (
 //     member sets the storage version recorded in its database to the
 //     cluster version's major.minor (etcd's monitors).
 //
-// etcd's leader asks each member's peer listener for its server version;
-// every Cairn member speaks the same etcd version (version.Etcd), so the
-// smallest server version is this member's own.
+// etcd's leader asks each member's peer listener for its server version,
+// and leaves the cluster version alone while any member does not answer.
+// Every Cairn member speaks the same etcd version (version.Etcd), so the
+// smallest server version is this member's own once every member is
+// reachable: the leader changes the cluster version only while its
+// transport has a working stream to every other member, learners included.
 
 // DefaultVersionCheckInterval is etcd's monitorVersionInterval
 // (rafthttp.ConnWriteTimeout - 1s).
@@ -83,12 +87,13 @@ type versionState struct {
 	cluster   string
 	storage   string
 	downgrade node.DowngradeInfo
+	members   []node.Member
 }
 
 func (s *Server) versionState(ctx context.Context) (versionState, error) {
 	var st versionState
 	err := s.onLoop(ctx, func() {
-		st = versionState{cluster: s.core.ClusterVersion(), storage: s.core.StorageVersion(), downgrade: s.core.Downgrade()}
+		st = versionState{cluster: s.core.ClusterVersion(), storage: s.core.StorageVersion(), downgrade: s.core.Downgrade(), members: s.core.Members()}
 	})
 	return st, err
 }
@@ -240,7 +245,7 @@ func (s *Server) checkVersions(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	if s.Leader() == s.ID() {
+	if s.Leader() == s.ID() && s.allMembersReachable(st.members) {
 		if next := s.decideClusterVersion(st); next != nil {
 			ver := next.String()
 			s.lg.Info("updating cluster version using v3 API", zap.String("from", majorMinor(st.cluster)), zap.String("to", majorMinor(ver)))
@@ -273,6 +278,19 @@ func (s *Server) checkVersions(ctx context.Context) {
 	if st.downgrade.Enabled {
 		s.lg.Info("The server is ready to downgrade", zap.String("target-version", st.downgrade.TargetVersion), zap.String("server-version", version.Etcd))
 	}
+}
+
+// allMembersReachable reports whether the transport has a working stream
+// to every other member: etcd's leader knows every member's version only
+// then.
+func (s *Server) allMembersReachable(ms []node.Member) bool {
+	for _, m := range ms {
+		if m.ID != s.ID() && s.activeSince(m.ID).IsZero() {
+			s.lg.Debug("cluster version left alone: a member is unreachable", zap.String("remote-member-id", fmt.Sprintf("%x", m.ID)))
+			return false
+		}
+	}
+	return true
 }
 
 // decideClusterVersion is etcd's: the next cluster version, or nil to

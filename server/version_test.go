@@ -167,3 +167,28 @@ func TestDowngradeUnknownAction(t *testing.T) {
 		t.Fatalf("unknown action: %v", err)
 	}
 }
+
+// As etcd's leader, which needs every member's version, the monitor leaves
+// the cluster version alone while a member is down.
+func TestDowngradeWaitsForEveryMember(t *testing.T) {
+	c, clocks := startVersioned(t)
+	lead := c.server(c.waitLeader())
+	down := c.follower(lead.ID())
+	c.stop(down.ID())
+	if _, err := downgrade(lead, pb.DowngradeRequest_ENABLE, "3.6"); err != nil {
+		t.Fatalf("enable with a member down: %v", err)
+	}
+	// Three rounds of the leader's monitor (tick waits until each is done).
+	for i := 0; i < 3; i++ {
+		tick(t, clocks[lead.ID()], time.Second)
+	}
+	if cv, sv, err := lead.Versions(context.Background()); err != nil || cv != "3.7.0" || sv != "3.7.0" {
+		t.Fatalf("versions with a member down: %s/%s %v, want 3.7.0 until it is back", cv, sv, err)
+	}
+	c.startWith(down.ID(), func(cfg *Config) {
+		cfg.Core.Clock = clocks[down.ID()]
+		cfg.CompactHashCheckTime = -1
+		cfg.VersionCheckInterval = time.Second
+	})
+	advanceUntil(t, clocks, "the cluster downgraded once every member is back", func() (bool, string) { return allVersions(c, "3.6.0", "3.6.0") })
+}

@@ -217,3 +217,33 @@ func TestDiscoveryAuthCompat(t *testing.T) {
 		t.Fatalf("a wrong discovery password: exit %d\n%s", r.Code, out)
 	}
 }
+
+// A discovery service over client mTLS: the members dial it with
+// --discovery-cacert, --discovery-cert and --discovery-key.
+func TestDiscoveryTLSCompat(t *testing.T) {
+	svc := startTLSCluster(t, 1, tlsOptions{clientTLS: true, clientMTLS: true})
+	token := fmt.Sprintf("tls-%d", time.Now().UnixNano())
+	cli := tlsClient(t, svc.clientConfig(t, &svc.user), svc.Members[0].ClientURL)
+	if _, err := cli.Put(ctx(t), "/_etcd/registry/"+token+"/_config/size", "1"); err != nil {
+		t.Fatal(err)
+	}
+	cert := svc.ca.Client(t, "discovery")
+	c := newCluster(t, "--discovery-endpoints", svc.Members[0].ClientURL, "--discovery-token", token,
+		"--discovery-insecure-transport=false", "--discovery-cacert", svc.ca.CertFile,
+		"--discovery-cert", cert.CertFile, "--discovery-key", cert.KeyFile)
+	urls := freeURLs(t, 2)
+	m := c.newMember(t, "t0", t.TempDir(), urls[0], urls[1])
+	m.Token = ""
+	c.Members = append(c.Members, m)
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.WaitReady(t)
+	resp, err := cli.Get(ctx(t), "/_etcd/registry/"+token+"/members/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "t0="+m.PeerURL {
+		t.Fatalf("registrations %v, want t0=%s", resp.Kvs, m.PeerURL)
+	}
+}

@@ -69,6 +69,7 @@ func BenchmarkHTTPSendSmall(b *testing.B) {
 		bt.Close()
 		srv.Close()
 	}()
+	bt.AddPeer(1, []string{"http://127.0.0.1:1"}) // a member: the peer listener refuses strangers
 	a.AddPeer(2, []string{srv.URL})
 	msgs := make([]*raftpb.Message, batch)
 	for i := range msgs {

@@ -63,12 +63,25 @@ func startMember(t testing.TB, id, clusterID uint64, queueSize int) *httpMember 
 	return m
 }
 
-// connect makes every member a peer of every other.
+// connect makes every member a peer of every other, and waits (bounded)
+// until every stream is open: a member refuses a stream from a sender it
+// does not know yet, and a sender drops what it is given while it backs
+// off, so a test's first messages could be lost otherwise.
 func connect(ms ...*httpMember) {
 	for _, a := range ms {
 		for _, b := range ms {
 			if a != b {
 				a.tr.AddPeer(b.id, []string{b.url()})
+			}
+		}
+	}
+	deadline := time.Now().Add(waitLimit)
+	for _, a := range ms {
+		for _, b := range ms {
+			// Members of different clusters never get a stream.
+			same := a != b && a.tr.cfg.ClusterID == b.tr.cfg.ClusterID
+			for same && a.tr.ActiveSince(b.id).IsZero() && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond) // polling, bounded by deadline
 			}
 		}
 	}

@@ -60,6 +60,8 @@ func TestHTTPOverPeerMTLS(t *testing.T) {
 	a.tr.AddPeer(2, []string{b.url})
 	b.tr.AddPeer(1, []string{a.url})
 	b.tr.AddPeer(3, []string{"https://127.0.0.1:1"})
+	waitStream(t, a, 2)
+	waitStream(t, b, 1)
 	a.tr.Send(batch(1, 2, 1, 10, 8))
 	checkInOrder(t, b.rec.waitMsgs(t, 10), 1, 2, 1, 8)
 	b.tr.Send(batch(2, 1, 1, 5, 8))
@@ -95,6 +97,7 @@ func TestHTTPPeerAllowedCN(t *testing.T) {
 	b.tr.AddPeer(1, []string{a.url})
 	b.tr.AddPeer(3, []string{x.url})
 	x.tr.AddPeer(2, []string{b.url})
+	waitStream(t, a, 2)
 	a.tr.Send(batch(1, 2, 1, 3, 8))
 	checkInOrder(t, b.rec.waitMsgs(t, 3), 1, 2, 1, 8)
 	x.tr.Send(batch(3, 2, 1, 1, 8))
@@ -111,4 +114,14 @@ func batch(from, to, first uint64, n, payload int) []*raftpb.Message {
 		out = append(out, appMsg(from, to, first+uint64(i), payload))
 	}
 	return out
+}
+
+// waitStream waits until m's stream to peer id is open (a stream opened
+// before the peer knew m was refused, and m drops messages while it backs
+// off).
+func waitStream(t *testing.T, m *tlsMember, id uint64) {
+	t.Helper()
+	eventually(t, waitLimit, "the stream to the peer", func() (bool, string) {
+		return !m.tr.ActiveSince(id).IsZero(), ""
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/internal/proc"
 	"github.com/cairnkv/cairn/internal/testutil"
 )
 
@@ -216,15 +218,11 @@ func findContainerRuntime(t *testing.T, ctx context.Context, probe func(*contain
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
-// TestContainerCluster builds the image from the Dockerfile, starts
-// compose.yaml's three members as the handbook's `docker run` lines do (one
-// network, a named volume each, listening on 0.0.0.0 and advertising the
-// members' names), waits for each container's HEALTHCHECK to pass, writes
-// and reads through etcdctl in another container, kills a member and sees
-// the other two serve, then restarts it on its volume and sees it catch
-// up. Where no container runtime can run, it says so in its log and
-// checks nothing more (TestDockerfileEssentials and TestComposeEssentials
-// still check the files).
+// TestContainerCluster builds the image from the Dockerfile and runs two
+// three-member clusters of it: compose.yaml's and the handbook's docker run
+// lines (docs/deploy.md). Where no container runtime can run, it says so in
+// its log and checks nothing more (TestDockerfileEssentials and
+// TestComposeEssentials still check the files).
 func TestContainerCluster(t *testing.T) {
 	ctx := ctxT(t, 20*time.Minute)
 	suffix := fmt.Sprintf("%d-%d", os.Getpid(), rand.IntN(1e6))
@@ -289,7 +287,41 @@ func TestContainerCluster(t *testing.T) {
 		t.Errorf("cairn --version in the image: %v %q, want Git Version: %s", err, out, stamp)
 	}
 
-	// compose.yaml's members, each as the handbook's docker run line.
+	t.Run("compose", func(t *testing.T) { testComposeCluster(t, ctx, rt, image, suffix) })
+	t.Run("docker run", func(t *testing.T) { testHandbookDockerRun(t, ctx, rt, image, suffix) })
+}
+
+// healthy runs container's HEALTHCHECK (podman, which times health checks
+// through systemd, absent here) or reads its last result (docker).
+func healthy(ctx context.Context, rt *containerRuntime, container string) (bool, string) {
+	if rt.name == "podman" {
+		out, err := rt.run(ctx, "healthcheck", "run", container)
+		return err == nil, fmt.Sprint(out, err)
+	}
+	out, err := rt.run(ctx, "inspect", "--format", "{{.State.Health.Status}}", container)
+	return err == nil && out == "healthy", fmt.Sprint(out, err)
+}
+
+// removeAtEnd removes the containers and volumes at the end of the test,
+// printing the containers' logs first if it failed.
+func removeAtEnd(t *testing.T, rt *containerRuntime, container, volume string) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := rt.run(context.Background(), "logs", "--tail", "20", container)
+			t.Logf("%s logs %s (tail):\n%s", rt.name, container, logs)
+		}
+		_, _ = rt.run(context.Background(), "rm", "-f", container)
+		_, _ = rt.run(context.Background(), "volume", "rm", "-f", volume)
+	})
+}
+
+// testComposeCluster starts compose.yaml's three members as its services
+// say (one network, a named volume each, listening on 0.0.0.0 and
+// advertising the members' names as peers), waits for each container's
+// HEALTHCHECK to pass, writes and reads through etcdctl in another
+// container, kills a member and sees the other two serve, then restarts it
+// on its volume and sees it catch up.
+func testComposeCluster(t *testing.T, ctx context.Context, rt *containerRuntime, image, suffix string) {
 	c := readCompose(t)
 	names := make([]string, 0, len(c.Services))
 	for n := range c.Services {
@@ -315,27 +347,10 @@ func TestContainerCluster(t *testing.T) {
 		if _, err := rt.run(ctx, append(args, image)...); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				logs, _ := rt.run(context.Background(), "logs", "--tail", "20", ctr(n))
-				t.Logf("%s logs %s (tail):\n%s", rt.name, ctr(n), logs)
-			}
-			_, _ = rt.run(context.Background(), "rm", "-f", ctr(n))
-			_, _ = rt.run(context.Background(), "volume", "rm", "-f", ctr(vol))
-		})
-	}
-	healthy := func(n string) (bool, string) {
-		if rt.name == "podman" {
-			// podman times health checks through systemd, absent here:
-			// run the image's HEALTHCHECK now.
-			out, err := rt.run(ctx, "healthcheck", "run", ctr(n))
-			return err == nil, fmt.Sprint(out, err)
-		}
-		out, err := rt.run(ctx, "inspect", "--format", "{{.State.Health.Status}}", ctr(n))
-		return err == nil && out == "healthy", fmt.Sprint(out, err)
+		removeAtEnd(t, rt, ctr(n), ctr(vol))
 	}
 	for _, n := range names {
-		testutil.Eventually(t, 2*time.Minute, n+"'s HEALTHCHECK", func() (bool, string) { return healthy(n) })
+		testutil.Eventually(t, 2*time.Minute, n+"'s HEALTHCHECK", func() (bool, string) { return healthy(ctx, rt, ctr(n)) })
 	}
 	if out, err := rt.run(ctx, "logs", ctr(names[1])); err != nil || !strings.Contains(out, "cairn serving") {
 		t.Errorf("%s logs %s: %v, no \"cairn serving\" line", rt.name, ctr(names[1]), err)
@@ -379,11 +394,102 @@ func TestContainerCluster(t *testing.T) {
 		out, err := rt.run(ctx, "exec", ctr(names[0]), "etcdctl", "get", "handbook", "--print-value-only", "--consistency=s")
 		return err == nil && out == "one down", fmt.Sprint(out, err)
 	})
-	testutil.Eventually(t, time.Minute, names[0]+"'s HEALTHCHECK after its restart", func() (bool, string) { return healthy(names[0]) })
+	testutil.Eventually(t, time.Minute, names[0]+"'s HEALTHCHECK after its restart", func() (bool, string) { return healthy(ctx, rt, ctr(names[0])) })
 	out, err := etcdctl(names, "member", "list")
 	if err != nil || strings.Count(out, "started") != 3 {
 		t.Errorf("etcdctl member list: %v\n%s\nwant 3 started members", err, out)
 	}
+}
+
+// testHandbookDockerRun runs docs/deploy.md's docker run lines, which are
+// the handbook's: three members on this host, each publishing its client
+// and peer ports on the host and advertising the host's address with them,
+// so that the members reach each other, and clients reach them, through
+// the host. It then reads the cluster's status through the advertised
+// URLs (etcdctl endpoint status --cluster, in a member's container) and
+// /health and /version from this host.
+func testHandbookDockerRun(t *testing.T, ctx context.Context, rt *containerRuntime, image, suffix string) {
+	host, err := hostAddress()
+	if err != nil {
+		t.Fatalf("this host's address: %v", err)
+	}
+	ports, err := proc.FreePorts(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, peer := ports[:3], ports[3:]
+	var cluster []string
+	for i := range 3 {
+		cluster = append(cluster, fmt.Sprintf("cairn-%d=http://%s:%d", i, host, peer[i]))
+	}
+	ctr := func(i int) string { return fmt.Sprintf("cairn-deploy-%s-hb-%d", suffix, i) }
+	for i := range 3 {
+		removeAtEnd(t, rt, ctr(i), ctr(i))
+		_, err := rt.run(ctx, "run", "-d", "--name", ctr(i),
+			"-p", fmt.Sprintf("%d:2379", client[i]), "-p", fmt.Sprintf("%d:2380", peer[i]), "-v", ctr(i)+":/var/lib/cairn", image,
+			"--name", fmt.Sprintf("cairn-%d", i),
+			"--initial-advertise-peer-urls", fmt.Sprintf("http://%s:%d", host, peer[i]),
+			"--advertise-client-urls", fmt.Sprintf("http://%s:%d", host, client[i]),
+			"--initial-cluster", strings.Join(cluster, ","), "--initial-cluster-state", "new", "--initial-cluster-token", "cairn-docker")
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		testutil.Eventually(t, 2*time.Minute, ctr(i)+"'s HEALTHCHECK", func() (bool, string) { return healthy(ctx, rt, ctr(i)) })
+	}
+	testutil.Eventually(t, time.Minute, "etcdctl endpoint status --cluster in "+ctr(1), func() (bool, string) {
+		out, err := rt.run(ctx, "exec", ctr(1), "etcdctl", "endpoint", "status", "--cluster", "-w", "fields")
+		leaders, members := statusFields(out, "Leader"), statusFields(out, "MemberID")
+		ok := err == nil && strings.Count(out, `"Endpoint" : "http://`+host) == 3 && len(members) == 3 &&
+			len(leaders) == 3 && leaders[0] == leaders[1] && leaders[1] == leaders[2] && slices.Contains(members, leaders[0])
+		return ok, fmt.Sprint(out, err)
+	})
+	for i := range 3 {
+		var v map[string]string
+		if err := httpJSON(ctx, fmt.Sprintf("http://%s:%d/version", host, client[i]), "", &v); err != nil || v["git"] == "" {
+			t.Errorf("/version from this host through %s's published port: %v %v", ctr(i), v, err)
+		}
+	}
+}
+
+// statusFields are the values of key in etcdctl's -w fields output.
+func statusFields(out, key string) []string {
+	var vals []string
+	for line := range strings.SplitSeq(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), `"`+key+`" : `); ok {
+			vals = append(vals, v)
+		}
+	}
+	return vals
+}
+
+// hostAddress is an IPv4 address of this host that containers reach it
+// by: the first up, non-loopback interface's, bridges of container
+// runtimes left out.
+func hostAddress() (string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return "", err
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		if slices.ContainsFunc([]string{"cni-", "podman", "docker", "br-", "veth", "virbr"}, func(p string) bool { return strings.HasPrefix(ifc.Name, p) }) {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+				return ipn.IP.String(), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no up, non-loopback IPv4 interface")
 }
 
 // createNetwork makes a network with a subnet of its own and returns its

@@ -17,20 +17,38 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // newGatewayMux returns a grpc-gateway mux that speaks JSON as etcd's
 // gateway does: proto field names (cluster_id, not clusterId), 64-bit
 // integers as strings, bytes as base64, unset fields omitted, unknown
-// request fields ignored.
+// request fields ignored. Every request it forwards is marked as the
+// gateway's (gatewayMetadata).
 func newGatewayMux() *runtime.ServeMux {
 	return runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard,
 		&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}},
-	))
+	), runtime.WithMetadata(gatewayMetadata))
+}
+
+// GatewayMetadataKey is the gRPC metadata key of every request the JSON
+// gateway forwards. The gateway dials the member's gRPC side with the
+// member's own certificate, so with --client-cert-auth the member must
+// never take that certificate's Common Name for the user of such a
+// request. etcd recognises the gateway by this key, which grpc-gateway
+// sets from the HTTP Accept header: a request without one (Go's
+// net/http sends none; curl -H 'Accept:') or with one that is not valid
+// metadata went unmarked and was served as the member's certificate's
+// user. The gateway now sets it on every request. A gRPC client that
+// sends it itself only gives up its own certificate's user.
+const GatewayMetadataKey = "grpcgateway-accept"
+
+func gatewayMetadata(context.Context, *http.Request) metadata.MD {
+	return metadata.Pairs(GatewayMetadataKey, "*/*")
 }
 
 // httpHandler is everything served over HTTP/1: the gateway under /v3/
@@ -72,8 +90,40 @@ func (s *Server) httpHandler(gwConn *grpc.ClientConn) (http.Handler, error) {
 			return
 		}
 		r.URL.Path = gatewayPath(r.URL.Path)
+		if gwConn != nil && s.refuseGatewayCertificate(w, r) {
+			return
+		}
 		mux.ServeHTTP(w, r)
 	}), nil
+}
+
+// CertAuthGate is implemented by an AuthGate whose members take a verified
+// client certificate's Common Name for the user of a request without a
+// token (etcd's --client-cert-auth, while auth is on).
+type CertAuthGate interface {
+	CertAuthActive() bool
+}
+
+// errGatewayCommonName is etcd's refusal of a gateway request made with a
+// client certificate that names a user.
+const errGatewayCommonName = "CommonName of client sending a request against gateway will be ignored and not used as expected"
+
+// refuseGatewayCertificate is etcd's check before its gateway: while
+// certificates name users, a /v3/ request over TLS whose verified client
+// certificate has a Common Name is refused (400), since the gateway cannot
+// pass that certificate on and would serve the request as someone else.
+func (s *Server) refuseGatewayCertificate(w http.ResponseWriter, r *http.Request) bool {
+	g, ok := s.cfg.AuthGate.(CertAuthGate)
+	if !ok || r.TLS == nil || !strings.HasPrefix(r.URL.Path, "/v3/") || !g.CertAuthActive() {
+		return false
+	}
+	for _, chain := range r.TLS.VerifiedChains {
+		if len(chain) > 0 && chain[0].Subject.CommonName != "" {
+			http.Error(w, errGatewayCommonName, http.StatusBadRequest)
+			return true
+		}
+	}
+	return false
 }
 
 // allowCORS does what etcd's default --cors=* does on the client

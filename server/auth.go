@@ -97,12 +97,20 @@ func (s *Server) authInfoFromTLS(ctx context.Context, md metadata.MD) *auth.Info
 		if len(chain) == 0 {
 			continue
 		}
-		if len(md["grpcgateway-accept"]) > 0 {
+		if len(md["grpcgateway-accept"]) > 0 { // api.GatewayMetadataKey: on every gateway request
 			return nil
 		}
 		return &auth.Info{Username: chain[0].Subject.CommonName, Revision: s.authStore().Revision()}
 	}
 	return nil
+}
+
+// CertAuthActive tells whether a verified client certificate's Common Name
+// is the user of a request without a token: --client-cert-auth while auth
+// is on (api.CertAuthGate, for etcd's refusal of such certificates on the
+// JSON gateway).
+func (s *Server) CertAuthActive() bool {
+	return s.cfg.ClientCertAuth && s.authStore().Enabled()
 }
 
 // redactToken is a token's fingerprint for logs, as etcd's: the first 12

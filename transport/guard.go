@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -71,6 +73,7 @@ func (t *HTTP) refuseNonMember(w http.ResponseWriter, r *http.Request, from uint
 		http.Error(w, fmt.Sprintf("cairn: member %s was removed from the cluster", idString(from)), http.StatusGone)
 		return
 	}
+	t.verifyLater(from)
 	t.warnOnceFor("unknown\x00"+idString(from), "refused a request from an unknown member",
 		zap.String("remote-peer-id", idString(from)), zap.String("remote-addr", r.RemoteAddr), zap.String("path", r.URL.Path))
 	w.Header().Set(HeaderReject, "unknown-member")
@@ -92,4 +95,65 @@ func (t *HTTP) malformedStream(w http.ResponseWriter, from uint64, err error) {
 		return
 	}
 	panic(http.ErrAbortHandler)
+}
+
+// How often a sender may be checked with VerifyMember, how many checks
+// may run at once, and how long one may take.
+const (
+	memberCheckEvery   = 2 * time.Second
+	maxMemberChecks    = 2
+	memberCheckTimeout = 5 * time.Second
+)
+
+// memberChecks rate-limits the VerifyMember calls.
+type memberChecks struct {
+	mu       sync.Mutex
+	last     map[uint64]time.Time
+	inflight int
+}
+
+// verifyLater asks HTTPConfig.VerifyMember, in the background, whether
+// the refused sender id is a member this member does not know yet (one
+// added while it was down or behind, which may even lead); if so it
+// becomes a peer, and its next stream is accepted. Checks are limited per
+// ID and in number, so strangers cannot make this member flood its peers.
+func (t *HTTP) verifyLater(id uint64) {
+	if t.cfg.VerifyMember == nil {
+		return
+	}
+	c := &t.checks
+	c.mu.Lock()
+	now := time.Now()
+	if last, ok := c.last[id]; (ok && now.Sub(last) < memberCheckEvery) || c.inflight >= maxMemberChecks {
+		c.mu.Unlock()
+		return
+	}
+	if c.last == nil || len(c.last) >= maxWarned {
+		c.last = map[uint64]time.Time{}
+	}
+	c.last[id] = now
+	c.inflight++
+	c.mu.Unlock()
+	done := func() {
+		c.mu.Lock()
+		c.inflight--
+		c.mu.Unlock()
+	}
+	if !t.enter() {
+		done()
+		return
+	}
+	go func() {
+		defer t.wg.Done()
+		defer done()
+		ctx, cancel := context.WithTimeout(t.ctx, memberCheckTimeout)
+		urls, ok := t.cfg.VerifyMember(ctx, id)
+		cancel()
+		if !ok || len(urls) == 0 {
+			return
+		}
+		t.lg.Info("the cluster's members list a member this one does not know yet; accepting it as a peer",
+			zap.String("remote-peer-id", idString(id)), zap.Strings("urls", urls))
+		t.AddPeer(id, urls)
+	}()
 }

@@ -84,6 +84,13 @@ type HTTPConfig struct {
 	// a fresh TLS configuration per connection, so renewed certificate,
 	// key and CA files are used without a restart.
 	DialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
+	// VerifyMember, when set, is asked in the background (at most every
+	// few seconds per ID) about a sender the transport refused as
+	// unknown: a member added while this one was down or behind is listed
+	// by the cluster's other members, and then the transport adds it as a
+	// peer with the URLs returned, so its next stream is accepted
+	// (guard.go).
+	VerifyMember func(ctx context.Context, id uint64) (urls []string, ok bool)
 	// DialTimeout bounds connecting to a peer; default DefaultDialTimeout.
 	DialTimeout time.Duration
 	// QueueSize is the per-peer outbound queue in messages; default
@@ -156,6 +163,8 @@ type HTTP struct {
 	gone map[uint64]bool
 	// warned holds what was logged once per peer (guard.go).
 	warned warnOnce
+	// checks are the VerifyMember calls made (guard.go).
+	checks memberChecks
 }
 
 var _ Transport = (*HTTP)(nil)

@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -10,10 +11,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // rawStream opens a stream to m by hand: HTTP/1.1 headers claiming to be
@@ -152,5 +156,50 @@ func TestHTTPRemovedSenderIsToldGone(t *testing.T) {
 		if rec.Code != want {
 			t.Errorf("stream from %s: %d, want %d", from, rec.Code, want)
 		}
+	}
+}
+
+// TestHTTPUnknownSenderListedByTheClusterIsAccepted: a sender refused as
+// unknown is checked in the background with VerifyMember; one the cluster
+// lists (a member added while this one was behind) becomes a peer and its
+// next stream is accepted, a stranger stays refused, and checks are
+// rate-limited per sender.
+func TestHTTPUnknownSenderListedByTheClusterIsAccepted(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[uint64]int{}
+	m := &httpMember{id: 2, rec: newRecorder()}
+	core, logs := observer.New(zapcore.DebugLevel)
+	m.logs = logs
+	m.tr = NewHTTP(HTTPConfig{ID: 2, ClusterID: testClusterID, Handler: m.rec, Logger: zap.New(core),
+		VerifyMember: func(_ context.Context, id uint64) ([]string, bool) {
+			mu.Lock()
+			calls[id]++
+			mu.Unlock()
+			if id == 5 {
+				return []string{"http://127.0.0.1:1"}, true
+			}
+			return nil, false
+		}})
+	mux := http.NewServeMux()
+	mux.Handle(PathPrefix+"/", m.tr.Handler())
+	m.srv = httptest.NewServer(mux)
+	t.Cleanup(m.close)
+
+	if got := rawStream(t, m, 5, nil); !strings.Contains(got, " 403 ") {
+		t.Fatalf("first stream from the not-yet-known member 5: %q, want 403", got)
+	}
+	eventually(t, waitLimit, "member 5 accepted once the cluster lists it", func() (bool, string) {
+		got := rawStream(t, m, 5, nil)
+		return strings.Contains(got, " 200 "), got
+	})
+	for range 10 {
+		if got := rawStream(t, m, 6, nil); !strings.Contains(got, " 403 ") {
+			t.Fatalf("stream from stranger 6: %q, want 403", got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls[6] < 1 || calls[6] > 2 {
+		t.Errorf("VerifyMember asked about the stranger %d times in quick succession, want 1 or 2", calls[6])
 	}
 }

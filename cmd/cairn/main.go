@@ -279,6 +279,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		lg.Warn("--unsafe-no-fsync: the WAL and the backend are never fsynced; a crash of the machine will lose acknowledged writes")
 	}
 	var tr *transport.HTTP
+	var knownMembers func(context.Context) ([]node.Member, error) // set once srv exists, before peers are served
 	srv, err := server.New(server.Config{
 		Core:                 core,
 		ClientURLs:           urlStrings(cfg.AdvertiseClientURLs),
@@ -297,13 +298,21 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		VersionCheckInterval: server.DefaultVersionCheckInterval,
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport"),
-			DialTLS: sec.peerDialTLS()})
+			DialTLS: sec.peerDialTLS(),
+			VerifyMember: verifyMember(func(ctx context.Context) ([]node.Member, error) {
+				if knownMembers == nil {
+					return nil, errors.New("not started")
+				}
+				return knownMembers(ctx)
+			},
+				sec.peerHTTPClient(3*time.Second), self, clusterID)})
 		return tr
 	})
 	if err != nil {
 		closeListeners()
 		return nil, explainStartError(err, cfg)
 	}
+	knownMembers = srv.Members
 	if walErr != nil && !join {
 		// A new cluster's members learn each other when they apply its
 		// first entries; until then the peer listener must already know

@@ -126,13 +126,16 @@ func (s *Store) Load(be Backend) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	wasEnabled := s.enabled
+	reload, oldRev := s.be != nil, s.revision
 	s.be, s.users, s.roles, s.enabled, s.revision = be, users, roles, enabled, rev
 	if s.revision == 0 {
 		s.commitRevision()
 	}
 	s.refreshPerms()
-	if wasEnabled && !enabled && s.sink != nil {
+	// A snapshot skipped the log's changes, and the tokens they dropped
+	// (a new password, a deleted user, auth off): when the revision moved,
+	// every token goes, and clients log in again.
+	if reload && s.revision != oldRev && s.sink != nil {
 		s.sink.InvalidateAll()
 	}
 	return nil

@@ -354,3 +354,53 @@ func TestAuthenticateAssignsSimpleTokens(t *testing.T) {
 		t.Errorf("unknown user: %v", err)
 	}
 }
+
+// TestLoadDropsTokensASkippedLogWould: a snapshot's database replaces the
+// member's state in Load, skipping the log's requests and the tokens they
+// would have dropped. A member that caught up by snapshot over a password
+// change, a user's deletion (and a new user of that name) or auth off and
+// on again kept the old simple tokens, each use extending its life: a
+// changed password did not end the sessions on that member. Load now
+// drops every token when the auth revision moved; a reload of the same
+// state drops none.
+func TestLoadDropsTokensASkippedLogWould(t *testing.T) {
+	setup := func(s *Store) {
+		addUser(t, s, "root", "root")
+		addUser(t, s, "alice")
+		must(t, s.AuthEnable())
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(s *Store)
+	}{
+		{"password changed", func(s *Store) {
+			must(t, s.UserChangePassword(&pb.AuthUserChangePasswordRequest{Name: "alice", HashedPassword: hashed("new")}))
+		}},
+		{"user deleted and added again", func(s *Store) {
+			must(t, s.UserDelete("alice"))
+			must(t, s.UserAdd(&pb.AuthUserAddRequest{Name: "alice", HashedPassword: hashed("someone else")}))
+		}},
+		{"auth disabled and enabled again", func(s *Store) {
+			s.AuthDisable()
+			must(t, s.AuthEnable())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, be, sink := newTestStore(t)
+			setup(s)
+			leader, lbe, _ := newTestStore(t)
+			setup(leader)
+			tc.change(leader)
+
+			sink.invalidated = nil
+			must(t, s.Load(be)) // a restart: the same state
+			if len(sink.invalidated) != 0 {
+				t.Errorf("reloading the same state dropped %v", sink.invalidated)
+			}
+			must(t, s.Load(lbe)) // the leader's snapshot
+			if len(sink.invalidated) != 1 || sink.invalidated[0] != "*" {
+				t.Errorf("installing a snapshot past %s dropped %v, want every token", tc.name, sink.invalidated)
+			}
+		})
+	}
+}

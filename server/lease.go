@@ -111,9 +111,13 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 // LeaseTimeToLive reports a lease's granted and remaining TTL, as the
 // leader's lessor knows them.
 func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
-	// Checked here, before a forward, as LeaseRenew.
-	if err := s.leaseAuth(ctx, r.GetID(), false); err != nil {
-		return nil, err
+	// Checked here, before a forward, as LeaseRenew. As etcd, the keys'
+	// permissions only when the keys are asked for; the API layer has
+	// required a user.
+	if r.GetKeys() {
+		if err := s.leaseAuth(ctx, r.GetID(), false); err != nil {
+			return nil, err
+		}
 	}
 	if s.Leader() != 0 && s.Leader() != s.ID() {
 		conn, err := s.leaderConn(ctx)

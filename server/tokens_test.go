@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/cairnkv/cairn/clock"
 )
 
@@ -156,5 +158,56 @@ func TestJWTTokens(t *testing.T) {
 		if _, err := newTokenProvider(bad, 0, clk); !errors.Is(err, ErrInvalidAuthOpts) {
 			t.Errorf("%q: %v, want ErrInvalidAuthOpts", bad, err)
 		}
+	}
+}
+
+// A JWT is verified with the configured method and key only: a token
+// signed HS256 with the public key's PEM as the secret (the classic
+// RS/ES-to-HS confusion) and an unsigned alg "none" token, both claiming
+// root at a far revision and no expiry, are refused.
+func TestJWTTokensRefuseOtherAlgorithms(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1000, 0))
+	priv, pub := writeECKeys(t)
+	p, err := newTokenProvider("jwt,priv-key="+priv+",pub-key="+pub+",sign-method=ES256,ttl=1m", 0, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := jwt.MapClaims{"username": "root", "revision": 1 << 40}
+	hs, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"HS256 with the public key": hs, "alg none": none} {
+		if ai, ok := p.info(tok, 0); ok {
+			t.Errorf("%s: accepted as %v", name, ai)
+		}
+	}
+	// An HMAC member refuses an ES256 token, even one signed by a key it
+	// could otherwise verify.
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, pubPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hmac, err := newTokenProvider("jwt,priv-key="+secret+",sign-method=HS256", 0, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := p.sign("alice", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ai, ok := hmac.info(es, 0); ok {
+		t.Errorf("an HS256 member accepted an ES256 token as %v", ai)
+	}
+	if ai, ok := hmac.info(hs, 0); !ok || ai.Username != "root" {
+		t.Errorf("an HS256 member refused its own kind of token: %v %v", ai, ok)
 	}
 }

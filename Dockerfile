@@ -18,7 +18,8 @@ ENV CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false"
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# The git version cairn --version and /version report (make image passes it).
+# The git version cairn --version and /version report:
+# --build-arg VERSION=$(git describe --tags --always --dirty).
 ARG VERSION=
 RUN go build -ldflags "-X github.com/cairnkv/cairn/version.Git=${VERSION}" -o /out/bin/ ./cmd/cairn ./cmd/cairnctl \
     && go build -o /out/bin/etcdctl go.etcd.io/etcd/etcdctl/v3 \

@@ -507,8 +507,8 @@ func majorMinor0(v string) string {
 
 // TestAPICompatVersion: /version is etcd's {"etcdserver","etcdcluster",
 // "storage"} in that order (etcd 3.7.3: {"etcdserver":"3.7.3",
-// "etcdcluster":"3.7.0","storage":"3.7.0"}); Cairn adds "cairn" after
-// them. storage is the storage version Status and snapshots report.
+// "etcdcluster":"3.7.0","storage":"3.7.0"}); Cairn adds "cairn" and
+// "git" after them. storage is the storage version Status and snapshots report.
 func TestAPICompatVersion(t *testing.T) {
 	t.Parallel()
 	c := NewCluster(t, 1)
@@ -518,6 +518,9 @@ func TestAPICompatVersion(t *testing.T) {
 	want := fmt.Sprintf(`{"etcdserver":%q,"etcdcluster":%q,"storage":%q`, st.Version, majorMinor0(st.Version), st.StorageVersion)
 	if cairn, ok := v["cairn"]; ok {
 		want += fmt.Sprintf(`,"cairn":%q`, cairn)
+	}
+	if git, ok := v["git"]; ok { // the build's git version, when it knows it
+		want += fmt.Sprintf(`,"git":%q`, git)
 	}
 	want += "}"
 	if body != want {

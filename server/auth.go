@@ -352,13 +352,20 @@ func (s *Server) UserList(ctx context.Context, r *pb.AuthUserListRequest) (*pb.A
 	return resp.(*pb.AuthUserListResponse), nil
 }
 
-// UserChangePassword sets a user's password, hashed before proposing.
+// UserChangePassword sets a user's password, hashed before proposing. As
+// etcd, a request without a password keeps its hashed_password (base64
+// bcrypt, as given; none leaves the user no password to log in with): the
+// empty password is never hashed.
 func (s *Server) UserChangePassword(ctx context.Context, r *pb.AuthUserChangePasswordRequest) (*pb.AuthUserChangePasswordResponse, error) {
-	h, err := s.hashPassword(r.GetPassword())
-	if err != nil {
-		return nil, err
+	req := &pb.AuthUserChangePasswordRequest{Name: r.GetName(), HashedPassword: r.GetHashedPassword()}
+	if r.GetPassword() != "" {
+		h, err := s.hashPassword(r.GetPassword())
+		if err != nil {
+			return nil, err
+		}
+		req.HashedPassword = h
 	}
-	resp, err := s.authPropose(ctx, &pb.InternalRaftRequest{AuthUserChangePassword: &pb.AuthUserChangePasswordRequest{Name: r.GetName(), HashedPassword: h}})
+	resp, err := s.authPropose(ctx, &pb.InternalRaftRequest{AuthUserChangePassword: req})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -120,9 +121,11 @@ func TestAuthCompatGatewayRefusesCertificatesWithCommonName(t *testing.T) {
 // TestAuthGatewayNeverActsAsItsOwnCertificate: a plain
 // --listen-client-http-urls gateway forwards to the https gRPC URL with
 // the member's certificate; a request without a token and without an
-// Accept header is made by no user (etcd 3.7.3 serves it as the
-// certificate's user, here root, to anyone who can reach the port: not a
-// Compat test), and a token still works.
+// Accept header, unary or a watch, is made by no user, and a token still
+// works. etcd 3.7.3 serves such a request as the certificate's user, here
+// root, to anyone who can reach the port, whenever its gateway dials the
+// https client URL (it picks one of the client URLs at random): not a
+// Compat test.
 func TestAuthGatewayNeverActsAsItsOwnCertificate(t *testing.T) {
 	t.Parallel()
 	ca := testcerts.NewCA(t)
@@ -131,6 +134,20 @@ func TestAuthGatewayNeverActsAsItsOwnCertificate(t *testing.T) {
 		if code, body := gatewayPost(t, http.DefaultClient, gwURL, path, `{"key":"b3RoZXI=","value":"dg=="}`, nil); code != 400 || !strings.Contains(body, "etcdserver: user name is empty") {
 			t.Errorf("no token, no Accept header: %s: %d %s, want 400 user name is empty", path, code, body)
 		}
+	}
+	// A watch through the gateway (a stream) is refused too.
+	req, err := http.NewRequestWithContext(ctx(t), http.MethodPost, gwURL+"/v3/watch", strings.NewReader(`{"create_request":{"key":"b3RoZXI="}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := bufio.NewReader(resp.Body).ReadString('\n')
+	resp.Body.Close()
+	if err != nil || !strings.Contains(first, `"canceled":true`) || !strings.Contains(first, "etcdserver: user name is empty") {
+		t.Errorf("no token, no Accept header: watch other: %q %v, want canceled: user name is empty", first, err)
 	}
 	code, body := gatewayPost(t, http.DefaultClient, gwURL, "/v3/auth/authenticate", `{"name":"root","password":"rootpw"}`, nil)
 	tok := between(body, `"token":"`, `"`)

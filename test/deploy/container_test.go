@@ -204,7 +204,7 @@ func findContainerRuntime(t *testing.T, ctx context.Context, probe func(*contain
 	if p, err := exec.LookPath("docker"); err == nil {
 		rt := &containerRuntime{name: "docker", path: p}
 		if _, err := rt.run(ctx, "info"); err != nil {
-			why = append(why, fmt.Sprintf("docker is only a client here (no engine): %v", firstLine(err.Error())))
+			why = append(why, fmt.Sprintf("docker is only a client here (no engine): %v", engineError(err.Error())))
 		} else if err := probe(rt); err != nil {
 			why = append(why, fmt.Sprintf("docker: %v", err))
 		} else {
@@ -216,7 +216,17 @@ func findContainerRuntime(t *testing.T, ctx context.Context, probe func(*contain
 	return nil, strings.Join(why, "; ")
 }
 
-func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+// engineError is the line of docker info's output that says why no engine
+// answered, else its first line.
+func engineError(s string) string {
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, "Cannot connect") || strings.Contains(l, "ERROR") {
+			return strings.TrimSpace(l)
+		}
+	}
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
 
 // TestContainerCluster builds the image from the Dockerfile and runs two
 // three-member clusters of it: compose.yaml's and the handbook's docker run

@@ -229,6 +229,12 @@ func copyDB(src, dst *bolt.DB, progress func(done, total int64)) error {
 		total += int64(b.Stats().KeyN)
 		return nil
 	})
+	// A new bbolt file starts with a freelist page that, with the freelist
+	// not written (NoFreelistSync), the first commit frees: commit once
+	// empty, so the copy can reuse that page rather than grow the file.
+	if err := dst.Update(func(*bolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("mvcc: defrag: %w", err)
+	}
 	dtx, err := dst.Begin(true)
 	if err != nil {
 		return fmt.Errorf("mvcc: defrag: %w", err)

@@ -45,3 +45,41 @@ func TestRevisionPagesAreFilled(t *testing.T) {
 		t.Fatalf("%d KiB of records take %d KiB of database", records>>10, inUse>>10)
 	}
 }
+
+// Defragmentation never makes the file larger, however small the database
+// (a new bbolt file wastes its first freelist page unless the copy can
+// reuse it).
+func TestDefragNeverGrowsTheFile(t *testing.T) {
+	for _, n := range []int{0, 5, 20, 60, 200, 2000} {
+		s := openTest(t, testConfig(t))
+		for i := range n {
+			mustPut(t, s, fmt.Sprintf("k%d", i%50), fmt.Sprintf("v%d", i))
+			s.SetConsistentIndex(uint64(i+1), 1)
+		}
+		if n > 0 {
+			if err := s.Compact(int64(n/2 + 1)); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				done, err := s.CompactStep()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if done {
+					break
+				}
+			}
+			s.SetConsistentIndex(uint64(n+1), 1)
+		}
+		if err := s.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		before := s.Size()
+		if err := s.Defrag(nil); err != nil {
+			t.Fatal(err)
+		}
+		if after := s.Size(); after > before {
+			t.Errorf("%d writes: defrag grew the database from %d to %d bytes", n, before, after)
+		}
+	}
+}

@@ -118,3 +118,40 @@ func TestShortRunWithAuth(t *testing.T) {
 	}
 	noDataRaces(t, dir, "m0.log", "m1.log", "m2.log")
 }
+
+// TestShortRunWithTLSAndAuth: the same checks pass with mutual TLS on the
+// client and peer ports and auth on, through kills and partitions. The
+// peer proxies terminate the senders' TLS and dial the members again
+// with the sender's certificate, so partitions still cut the right links.
+func TestShortRunWithTLSAndAuth(t *testing.T) {
+	code, out, dir := runShort(t, false, "-nodes", "3", "-duration", "20s", "-seed", "13", "-faults", "kill,partition", "-auth", "-tls")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	for _, want := range []string{
+		`(?m)mutual TLS on client and peer ports`,
+		`(?m)auth enabled: clients work as root`,
+		`(?m)^faults\s+\d+: .*kill \d+`,
+		`(?m)^faults\s+\d+: .*partition/`,
+		`(?m)^linearizable\s+PASS`,
+		`(?m)^converged\s+PASS`,
+		`(?m)^watch\s+PASS`,
+		`(?m)^operations\s+ok [1-9]\d{2,}`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("summary does not match %s", want)
+		}
+	}
+	for _, f := range []string{"m0.log", "m1.log", "m2.log"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"starting with client TLS", "starting with peer TLS"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s: no %q: the member did not run with TLS", f, want)
+			}
+		}
+	}
+	noDataRaces(t, dir, "m0.log", "m1.log", "m2.log")
+}

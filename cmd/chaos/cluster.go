@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -32,13 +33,17 @@ type cluster struct {
 	members []*member
 	net     *Network
 	proxies []*Proxy
+	// tls is the run's certificates with -tls, nil without.
+	tls *runTLS
 }
 
 // newCluster lays out n members of the binary bin under dir, with the
 // extra flags and environment, and starts their proxies; the members
-// themselves are started by startMember.
-func newCluster(bin, dir string, n int, token string, env, extra []string) (*cluster, error) {
-	c := &cluster{}
+// themselves are started by startMember. With rt the members serve
+// clients and peers over mutual TLS and the proxies speak TLS on both
+// sides.
+func newCluster(bin, dir string, n int, token string, env, extra []string, rt *runTLS) (*cluster, error) {
+	c := &cluster{tls: rt}
 	// The proxies listen first, so that their ports are not among the
 	// free ones picked for the members.
 	var proxyLns []net.Listener
@@ -53,14 +58,26 @@ func newCluster(bin, dir string, n int, token string, env, extra []string) (*clu
 	if err != nil {
 		return nil, err
 	}
+	scheme := "http://"
+	if rt != nil {
+		scheme = "https://"
+		for i := range urls {
+			urls[i] = scheme + strings.TrimPrefix(urls[i], "http://")
+		}
+	}
 	var peers []proc.Peer
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("m%d", i)
+		mextra := extra
+		if rt != nil {
+			// The run's extra flags come last, so they override.
+			mextra = append(rt.memberFlags(i), extra...)
+		}
 		m := &member{idx: i, Member: &proc.Member{
 			Flags: proc.Flags{
 				Name: name, DataDir: filepath.Join(dir, name+".data"),
-				ClientURL: urls[2*i], PeerURL: urls[2*i+1], AdvertisePeerURL: "http://" + proxyLns[i].Addr().String(),
-				Token: token, Extra: extra,
+				ClientURL: urls[2*i], PeerURL: urls[2*i+1], AdvertisePeerURL: scheme + proxyLns[i].Addr().String(),
+				Token: token, Extra: mextra,
 			},
 			Bin: bin, LogPath: filepath.Join(dir, name+".log"), Env: env,
 		}}
@@ -72,8 +89,9 @@ func newCluster(bin, dir string, n int, token string, env, extra []string) (*clu
 		m.InitialCluster = proc.InitialCluster(peers...)
 	}
 	c.net = NewNetwork(n, c.indexOf)
+	c.net.tls = rt
 	for i, m := range c.members {
-		c.proxies = append(c.proxies, c.net.NewProxy(i, proxyLns[i], strings.TrimPrefix(m.PeerURL, "http://")))
+		c.proxies = append(c.proxies, c.net.NewProxy(i, proxyLns[i], strings.TrimPrefix(m.PeerURL, scheme)))
 	}
 	return c, nil
 }
@@ -123,11 +141,17 @@ func (c *cluster) stop() {
 
 // client returns a clientv3 client of m alone, reconnecting fast after a
 // restart.
-func (m *member) client() (*clientv3.Client, error) { return m.clientAs("", "") }
+func (m *member) client(rt *runTLS) (*clientv3.Client, error) { return m.clientAs(rt, "", "") }
 
-// clientAs is client logged in as user (none when empty).
-func (m *member) clientAs(user, password string) (*clientv3.Client, error) {
+// clientAs is client logged in as user (none when empty), over TLS with
+// the run's client certificate when rt is set.
+func (m *member) clientAs(rt *runTLS, user, password string) (*clientv3.Client, error) {
+	var tc *tls.Config
+	if rt != nil {
+		tc = rt.clientConfig()
+	}
 	cli, err := clientv3.New(clientv3.Config{
+		TLS:         tc,
 		Username:    user,
 		Password:    password,
 		Endpoints:   []string{m.ClientURL},

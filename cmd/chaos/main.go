@@ -68,6 +68,9 @@ type options struct {
 	// auth turns etcd's auth on once the cluster serves; every client
 	// then works as root (auth.go).
 	auth bool
+	// tls runs the members with mutual TLS on client and peer ports
+	// (tls.go).
+	tls bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -90,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.checkTimeout, "check-timeout", 2*time.Minute, "bound on the linearizability check")
 	fs.StringVar(&extra, "cairn-flags", "", "extra flags for every member, space separated")
 	fs.BoolVar(&o.auth, "auth", false, "turn auth on once the cluster serves: clients log in as root, so logins, lost tokens after restarts and the checks at apply run under faults too")
+	fs.BoolVar(&o.tls, "tls", false, "client and peer mutual TLS with certificates made for the run (the peer proxies terminate and re-originate TLS)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -202,7 +206,13 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 	rl := &runLog{w: io.MultiWriter(nlf, stdout), start: time.Now()}
 
 	token := fmt.Sprintf("cairn-chaos-%d-%d", o.seed, time.Now().UnixNano())
-	c, err := newCluster(bin, o.out, o.nodes, token, env, o.extra)
+	var rt *runTLS
+	if o.tls {
+		if rt, err = newRunTLS(filepath.Join(o.out, "tls"), o.nodes); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
+	c, err := newCluster(bin, o.out, o.nodes, token, env, o.extra, rt)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +224,7 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 	}
 	clis := make([]*clientv3.Client, len(c.members))
 	for i, m := range c.members {
-		if clis[i], err = m.client(); err != nil {
+		if clis[i], err = m.client(rt); err != nil {
 			return nil, err
 		}
 		defer clis[i].Close()
@@ -223,6 +233,9 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 		return nil, fmt.Errorf("cluster did not start: %w", err)
 	} else {
 		rl.printf("cluster serving after %s", fmtDur(d))
+	}
+	if rt != nil {
+		rl.printf("mutual TLS on client and peer ports, certificates in %s", rt.dir)
 	}
 	if err := c.checkIDs(clis); err != nil {
 		return nil, err
@@ -233,7 +246,7 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 		}
 		for i, m := range c.members {
 			clis[i].Close()
-			if clis[i], err = m.clientAs(chaosRootUser, chaosRootPassword); err != nil {
+			if clis[i], err = m.clientAs(rt, chaosRootUser, chaosRootPassword); err != nil {
 				return nil, err
 			}
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,9 @@ const maxHeaderBytes = 64 << 10
 type Network struct {
 	n    int
 	idOf func(uint64) int // member ID → index, -1 if unknown
+	// tls, when set, makes the proxies terminate the senders' TLS and
+	// dial the members with TLS again (see runTLS).
+	tls *runTLS
 
 	mu     sync.Mutex
 	links  [][]linkState
@@ -228,6 +232,9 @@ func (c *pconn) closeBoth() {
 }
 
 func (p *Proxy) handle(client net.Conn) {
+	if p.nw.tls != nil {
+		client = tls.Server(client, p.nw.tls.proxyServer())
+	}
 	br := bufio.NewReaderSize(client, 4096)
 	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	head, from, err := readHead(br)
@@ -267,7 +274,7 @@ func (p *Proxy) handle(client net.Conn) {
 		_, _ = io.Copy(io.Discard, br)
 		return
 	}
-	b, err := net.DialTimeout("tcp", p.backend, 2*time.Second)
+	b, err := p.dial(idx)
 	if err != nil {
 		return // the member is down: the sender sees its stream end
 	}
@@ -293,6 +300,16 @@ func (p *Proxy) handle(client net.Conn) {
 	}()
 	p.pumpClient(c, br, head, b)
 	<-done
+}
+
+// dial connects to the member, with TLS as sender from when the run has
+// TLS.
+func (p *Proxy) dial(from int) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	if p.nw.tls == nil {
+		return d.Dial("tcp", p.backend)
+	}
+	return tls.DialWithDialer(d, "tcp", p.backend, p.nw.tls.proxyDial(from))
 }
 
 // pumpClient forwards the sender's bytes (starting with the request head

@@ -20,6 +20,11 @@ for i in "${!pids[@]}"; do
   if ! wait "${pids[$i]}"; then fail=1; grep -E "found|replay|artefacts" "/tmp/cairn-sim-long.$i.log" || tail -20 "/tmp/cairn-sim-long.$i.log"; fi
 done
 end=$(date +%s.%N)
+# Each process's summary line, and the inconclusive checks of the whole sweep.
+logs=(); for ((p = 0; p < procs; p++)); do logs+=("/tmp/cairn-sim-long.$p.log"); done
+grep -h '^sim:' "${logs[@]}" || true
+cat "${logs[@]}" | awk '/^sim:/ { for (i = 1; i < NF; i++) if ($(i+1) == "checks" && $(i+2) == "inconclusive") n += $i }
+  END { printf "sim-long: %d linearizability checks inconclusive (out of steps)\n", n }'
 total=$((per * procs))
 awk -v n="$total" -v a="$start" -v b="$end" -v f="$first" \
   'BEGIN { printf "sim-long: %d runs (seeds %d..%d) in %.1fs: %.1f runs/s\n", n, f, f + n - 1, b - a, n / (b - a) }'

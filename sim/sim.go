@@ -57,6 +57,9 @@ type Options struct {
 	// something else (a corrupted member's history can take porcupine a
 	// long while to refute).
 	NoLinearizability bool
+	// LinearizabilitySteps overrides the step budget of each partition of
+	// the linearizability checks (0: registerSteps and kvSteps).
+	LinearizabilitySteps int
 	// Compaction turns on compaction and the compact hash check (see
 	// corrupt.go) whatever the seed draws; otherwise half the seeds run them.
 	Compaction bool
@@ -78,8 +81,10 @@ type Report struct {
 	// CorruptAlarms names the members the cluster raised CORRUPT alarms
 	// for (its compact hash check), sorted.
 	CorruptAlarms []string
-	// Inconclusive counts linearizability checks that ran out of time.
-	Inconclusive int
+	// Inconclusive counts the linearizability checks (one per model) that
+	// ran out of steps without a verdict (see registerSteps); LinSteps the
+	// steps the checks took. Both depend on the seed alone.
+	Inconclusive, LinSteps int
 	// AuthChecks counts the applied entries whose auth fingerprint was
 	// compared with another member's at the same index (auth.go), and
 	// AuthChanges the auth changes applied, AuthDenied the writes of the

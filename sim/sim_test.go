@@ -95,11 +95,15 @@ func TestSim(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	inconclusive, compacting, hashChecks := 0, 0, 0
+	inconclusive, compacting, hashChecks, failing, maxSteps := 0, 0, 0, 0, 0
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			rep := runSeed(t, seed, "")
 			inconclusive += rep.Inconclusive
+			maxSteps = max(maxSteps, rep.LinSteps)
+			if !rep.Ok() {
+				failing++
+			}
 			if rep.Compaction {
 				compacting++
 				hashChecks += rep.HashChecks
@@ -112,8 +116,12 @@ func TestSim(t *testing.T) {
 		})
 	}
 	el := time.Since(start)
-	t.Logf("%d runs in %v: %.2f runs/s; %d whole-history checks inconclusive (timed out); %d runs compacted, with %d compact hash checks decided",
-		len(seeds), el.Round(time.Millisecond), float64(len(seeds))/el.Seconds(), inconclusive, compacting, hashChecks)
+	// The summary goes to stdout as well, so a sweep prints it without -v
+	// (make sim runs the package in local directory mode).
+	summary := fmt.Sprintf("sim: %d runs in %v: %.2f runs/s; %d failing; linearizability: %d checks inconclusive (out of steps), at most %d steps a run; %d runs compacted, with %d compact hash checks decided",
+		len(seeds), el.Round(time.Millisecond), float64(len(seeds))/el.Seconds(), failing, inconclusive, maxSteps, compacting, hashChecks)
+	t.Log(summary)
+	fmt.Println(summary)
 	if compacting >= 4 && hashChecks == 0 {
 		t.Errorf("%d runs compacted but no compact hash check ever decided: the check is not exercised", compacting)
 	}
@@ -132,5 +140,25 @@ func TestSameSeedSameRun(t *testing.T) {
 				t.Fatalf("seed %d completed only %d operations: too little to compare", seed, a.Ops.OK)
 			}
 		})
+	}
+}
+
+// TestInconclusiveIsNotAViolation: a check that runs out of steps is
+// counted as inconclusive, apart from violations, and the same for the
+// same seed however fast the machine.
+func TestInconclusiveIsNotAViolation(t *testing.T) {
+	var reps []*Report
+	for i := 0; i < 2; i++ {
+		reps = append(reps, runOpts(t, Options{Seed: 3, LinearizabilitySteps: 10}))
+	}
+	if reps[0].Inconclusive != 2 || !reps[0].Ok() {
+		t.Fatalf("with 10 steps: %d checks inconclusive, violations %v; want both checks inconclusive and no violation", reps[0].Inconclusive, reps[0].Violations)
+	}
+	if reps[0].LinSteps != reps[1].LinSteps || reps[0].TraceHash != reps[1].TraceHash {
+		t.Fatalf("the same seed took %d then %d steps", reps[0].LinSteps, reps[1].LinSteps)
+	}
+	full := runOpts(t, Options{Seed: 3})
+	if full.Inconclusive != 0 || !full.Ok() {
+		t.Fatalf("with the default budget: %d checks inconclusive, violations %v", full.Inconclusive, full.Violations)
 	}
 }

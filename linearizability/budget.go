@@ -1,0 +1,104 @@
+package linearizability
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Verdict is the outcome of CheckSteps: the same for the same history and budget on every
+// machine, however fast.
+type Verdict int
+
+const (
+	// Linearizable: every partition of the history has a linearization.
+	Linearizable Verdict = iota
+	// NotLinearizable: some partition was searched exhaustively and has none.
+	NotLinearizable
+	// Inconclusive: no partition is refuted, but the search of at least one ran out of
+	// steps before it found a linearization.
+	Inconclusive
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Linearizable:
+		return "linearizable"
+	case NotLinearizable:
+		return "not linearizable"
+	case Inconclusive:
+		return "inconclusive"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// StepsResult is what CheckSteps found.
+type StepsResult struct {
+	Verdict Verdict
+	// Partitions is how many independent partitions the model split the history into;
+	// Inconclusive how many of them ran out of steps.
+	Partitions, Inconclusive int
+	// Steps counts the model transitions tried, over every partition.
+	Steps int
+	// Failed is the first partition found not linearizable (nil otherwise): check it again
+	// with Check to draw it with WriteVisualization.
+	Failed []porcupine.Operation
+}
+
+// CheckSteps validates history for m and checks it partition by partition (as m partitions
+// it), each partition with porcupine's search bounded by maxSteps model transitions rather
+// than by wall-clock time, so the verdict depends on the history alone. A partition whose
+// search runs out of steps is inconclusive, never a violation; every partition is checked, so
+// a refuted partition makes the verdict NotLinearizable even if another was inconclusive.
+func CheckSteps(m Model, history []porcupine.Operation, maxSteps int) (StepsResult, error) {
+	if err := m.Validate(history); err != nil {
+		return StepsResult{}, err
+	}
+	if maxSteps <= 0 {
+		return StepsResult{}, fmt.Errorf("linearizability: CheckSteps needs a positive step budget, not %d", maxSteps)
+	}
+	parts := [][]porcupine.Operation{history}
+	if m.Porcupine.Partition != nil {
+		parts = m.Porcupine.Partition(history)
+	}
+	res := StepsResult{Partitions: len(parts)}
+	for _, part := range parts {
+		steps, exhausted := 0, false
+		bounded := m.Porcupine
+		bounded.Partition, bounded.PartitionEvent = nil, nil
+		inner := m.Porcupine.Step
+		if inner == nil {
+			sc := m.Porcupine.StepContext
+			inner = func(s, in, out interface{}) (bool, interface{}) { return sc(context.Background(), s, in, out) }
+		}
+		bounded.StepContext = nil
+		// porcupine runs a single partition on one goroutine and returns after it
+		// finished, so the counter needs no lock. Once the budget is spent every step
+		// fails, which unwinds the search at once; the outcome is then ignored.
+		bounded.Step = func(s, in, out interface{}) (bool, interface{}) {
+			if steps >= maxSteps {
+				exhausted = true
+				return false, nil
+			}
+			steps++
+			return inner(s, in, out)
+		}
+		ok := porcupine.CheckOperations(bounded, part)
+		res.Steps += steps
+		switch {
+		case ok:
+		case exhausted:
+			res.Inconclusive++
+		case res.Failed == nil:
+			res.Failed = part
+		}
+	}
+	switch {
+	case res.Failed != nil:
+		res.Verdict = NotLinearizable
+	case res.Inconclusive > 0:
+		res.Verdict = Inconclusive
+	}
+	return res, nil
+}

@@ -325,12 +325,20 @@ func removeAtEnd(t *testing.T, rt *containerRuntime, container, volume string) {
 	})
 }
 
-// testComposeCluster starts compose.yaml's three members as its services
-// say (one network, a named volume each, listening on 0.0.0.0 and
-// advertising the members' names as peers), waits for each container's
-// HEALTHCHECK to pass, writes and reads through etcdctl in another
-// container, kills a member and sees the other two serve, then restarts it
-// on its volume and sees it catch up.
+// composeCluster is compose.yaml's cluster, running.
+type composeCluster struct {
+	container map[string]string // service -> its container
+	join      []string          // the run flags that put another container on its network
+}
+
+// testComposeCluster starts compose.yaml's three members (with the
+// machine's compose tool, else with run lines that do what compose
+// would: one network, a named volume each, the services' environments),
+// on free host ports (CAIRN_PORT_1-3), waits for each container's
+// HEALTHCHECK to pass, checks the client URLs published on this host and
+// advertised, writes and reads through etcdctl in another container, kills
+// a member and sees the other two serve, then restarts it on its volume and
+// sees it catch up.
 func testComposeCluster(t *testing.T, ctx context.Context, rt *containerRuntime, image, suffix string) {
 	c := readCompose(t)
 	names := make([]string, 0, len(c.Services))
@@ -338,38 +346,54 @@ func testComposeCluster(t *testing.T, ctx context.Context, rt *containerRuntime,
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	network, ips := createNetwork(t, ctx, rt, "cairn-deploy-"+suffix, len(names))
-	var hosts []string
-	for i, n := range names {
-		hosts = append(hosts, "--add-host", n+":"+ips[i])
+	ports, err := proc.FreePorts(len(names))
+	if err != nil {
+		t.Fatal(err)
 	}
-	ctr := func(n string) string { return "cairn-deploy-" + suffix + "-" + n }
-	for i, n := range names {
-		s := c.Services[n]
-		args := []string{"run", "-d", "--name", ctr(n), "--network", network, "--ip", ips[i], "--hostname", s.Hostname}
-		args = append(args, hosts...)
-		vol, path, _ := strings.Cut(s.Volumes[0], ":")
-		args = append(args, "-v", ctr(vol)+":"+path)
-		env := memberEnvFromCompose(nil, s.Environment)
-		for _, kv := range env {
-			args = append(args, "-e", kv)
-		}
-		if _, err := rt.run(ctx, append(args, image)...); err != nil {
-			t.Fatal(err)
-		}
-		removeAtEnd(t, rt, ctr(n), ctr(vol))
+	vars := map[string]string{"CAIRN_IMAGE": image}
+	for i := range names {
+		vars[fmt.Sprintf("CAIRN_PORT_%d", i+1)] = fmt.Sprint(ports[i])
 	}
+	var cl composeCluster
+	if tool, why := composeTool(rt); tool != nil {
+		cl = composeUp(t, ctx, rt, tool, names, vars, "cairn-deploy-"+suffix)
+	} else {
+		t.Logf("no compose tool here (%s): compose.yaml's services are started with %s run, as compose starts them", why, rt.name)
+		cl = composeByHand(t, ctx, rt, c, names, vars, image, suffix)
+	}
+	ctr := func(n string) string { return cl.container[n] }
 	for _, n := range names {
 		testutil.Eventually(t, 2*time.Minute, n+"'s HEALTHCHECK", func() (bool, string) { return healthy(ctx, rt, ctr(n)) })
 	}
 	if out, err := rt.run(ctx, "logs", ctr(names[1])); err != nil || !strings.Contains(out, "cairn serving") {
 		t.Errorf("%s logs %s: %v, no \"cairn serving\" line", rt.name, ctr(names[1]), err)
 	}
+	// From this host: each published port, and the client URLs the
+	// members advertise (CAIRN_HOST's default, 127.0.0.1, and the port).
+	var want []string
+	for i := range names {
+		want = append(want, fmt.Sprintf("http://127.0.0.1:%d", ports[i]))
+	}
+	for i, n := range names {
+		var ml struct {
+			Members []struct {
+				ClientURLs []string `json:"clientURLs"`
+			} `json:"members"`
+		}
+		testutil.Eventually(t, time.Minute, n+"'s member list from this host", func() (bool, string) {
+			err := httpJSON(ctx, want[i]+"/v3/cluster/member/list", "{}", &ml)
+			var got []string
+			for _, m := range ml.Members {
+				got = append(got, m.ClientURLs...)
+			}
+			slices.Sort(got)
+			return err == nil && slices.Equal(got, sorted(want)), fmt.Sprint(got, err)
+		})
+	}
 
 	// etcdctl in another container on the members' network.
 	etcdctl := func(endpoints []string, args ...string) (string, error) {
-		a := []string{"run", "--rm", "--network", network}
-		a = append(a, hosts...)
+		a := append([]string{"run", "--rm"}, cl.join...)
 		var eps []string
 		for _, n := range endpoints {
 			eps = append(eps, n+":2379")
@@ -396,6 +420,9 @@ func testComposeCluster(t *testing.T, ctx context.Context, rt *containerRuntime,
 	if out, err := etcdctl(names[1:], "get", "handbook", "--print-value-only"); err != nil || out != "one down" {
 		t.Fatalf("etcdctl get with %s killed: %q %v", names[0], out, err)
 	}
+	if out, err := rt.run(ctx, "inspect", "--format", "{{.State.Running}}", ctr(names[0])); err != nil || out != "false" {
+		t.Fatalf("%s killed: running %q %v, want it down while the others served", names[0], out, err)
+	}
 	// Restarted on its volume, it catches up: docker exec ... etcdctl.
 	if _, err := rt.run(ctx, "start", ctr(names[0])); err != nil {
 		t.Fatal(err)
@@ -409,6 +436,117 @@ func testComposeCluster(t *testing.T, ctx context.Context, rt *containerRuntime,
 	if err != nil || strings.Count(out, "started") != 3 {
 		t.Errorf("etcdctl member list: %v\n%s\nwant 3 started members", err, out)
 	}
+}
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+// composeTool is the command that runs compose files with rt, if this
+// machine has one that can: `docker compose`, or podman-compose with the
+// CNI dnsname plugin (service names resolve through it). Else nil and why.
+func composeTool(rt *containerRuntime) ([]string, string) {
+	if rt.name == "docker" {
+		if err := exec.Command(rt.path, "compose", "version").Run(); err != nil {
+			return nil, "docker has no compose plugin"
+		}
+		return []string{rt.path, "compose"}, ""
+	}
+	pc, err := exec.LookPath("podman-compose")
+	if err != nil {
+		return nil, "no podman-compose (Debian: apt-get install podman-compose golang-github-containernetworking-plugin-dnsname)"
+	}
+	for _, d := range []string{"/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin"} {
+		if _, err := os.Stat(filepath.Join(d, "dnsname")); err == nil {
+			return []string{pc}, ""
+		}
+	}
+	return nil, "podman-compose without the CNI dnsname plugin (Debian: golang-github-containernetworking-plugin-dnsname), so service names would not resolve"
+}
+
+// composeUp runs `compose -p project -f compose.yaml up -d --no-build`
+// with vars in its environment (the image is built already) and takes it
+// down, volumes included, at the end of the test.
+func composeUp(t *testing.T, ctx context.Context, rt *containerRuntime, tool, names []string, vars map[string]string, project string) composeCluster {
+	t.Helper()
+	compose := func(ctx context.Context, args ...string) (string, error) {
+		a := append(slices.Clone(tool[1:]), "-p", project, "-f", rootPath("compose.yaml"))
+		cmd := exec.CommandContext(ctx, tool[0], append(a, args...)...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), rt.env...)
+		for k, v := range vars {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return string(out), fmt.Errorf("%s %s: %w\n%s", strings.Join(tool, " "), strings.Join(args, " "), err, dropRuntimeNoise(out))
+		}
+		return string(out), nil
+	}
+	containers := map[string]string{}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if t.Failed() {
+			for _, n := range names {
+				if id := containers[n]; id != "" {
+					logs, _ := rt.run(ctx, "logs", "--tail", "20", id)
+					t.Logf("%s logs %s (tail):\n%s", rt.name, n, logs)
+				}
+			}
+		}
+		if _, err := compose(ctx, "down", "-v"); err != nil {
+			t.Logf("compose down: %v", err)
+		}
+		_, _ = rt.run(ctx, "network", "rm", "-f", project+"_default")
+	})
+	up := []string{"up", "-d", "--no-build"}
+	if rt.name == "docker" {
+		up = append(up, "--pull", "never")
+	}
+	if _, err := compose(ctx, up...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("compose.yaml started with %s", strings.Join(tool, " "))
+	cl := composeCluster{container: containers, join: []string{"--network", project + "_default"}}
+	for _, n := range names {
+		id, err := rt.run(ctx, "ps", "-a", "-q", "--filter", "label=com.docker.compose.project="+project, "--filter", "label=com.docker.compose.service="+n)
+		if err != nil || id == "" || strings.Contains(id, "\n") {
+			t.Fatalf("%s's container: %q %v", n, id, err)
+		}
+		cl.container[n] = id
+	}
+	return cl
+}
+
+// composeByHand starts compose.yaml's services with run lines: a network,
+// the services' hostnames resolving through --add-host (no DNS plugin
+// needed), a named volume each, their environments and published ports.
+func composeByHand(t *testing.T, ctx context.Context, rt *containerRuntime, c composeFile, names []string, vars map[string]string, image, suffix string) composeCluster {
+	t.Helper()
+	network, ips := createNetwork(t, ctx, rt, "cairn-deploy-"+suffix, len(names))
+	var hosts []string
+	for i, n := range names {
+		hosts = append(hosts, "--add-host", n+":"+ips[i])
+	}
+	cl := composeCluster{container: map[string]string{}, join: append([]string{"--network", network}, hosts...)}
+	for i, n := range names {
+		s := c.Services[n]
+		name := "cairn-deploy-" + suffix + "-" + n
+		args := []string{"run", "-d", "--name", name, "--network", network, "--ip", ips[i], "--hostname", s.Hostname}
+		args = append(args, hosts...)
+		vol, path, _ := strings.Cut(s.Volumes[0], ":")
+		args = append(args, "-v", name+"-"+vol+":"+path)
+		for _, p := range s.Ports {
+			args = append(args, "-p", composeExpand(p, vars))
+		}
+		for _, kv := range memberEnvFromCompose(nil, s.Environment, vars) {
+			args = append(args, "-e", kv)
+		}
+		if _, err := rt.run(ctx, append(args, image)...); err != nil {
+			t.Fatal(err)
+		}
+		removeAtEnd(t, rt, name, name+"-"+vol)
+		cl.container[n] = name
+	}
+	return cl
 }
 
 // testHandbookDockerRun runs docs/deploy.md's docker run lines, which are

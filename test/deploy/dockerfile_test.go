@@ -198,11 +198,22 @@ type composeFile struct {
 	Volumes map[string]any `json:"volumes"`
 }
 
-var composeVar = regexp.MustCompile(`\$\{([A-Z_]+):-([^}]*)\}`)
+var composeVar = regexp.MustCompile(`\$\{([A-Z0-9_]+):-([^}]*)\}`)
 
-// composeDefaults replaces ${VAR:-default} with default, as compose does
-// when VAR is unset.
-func composeDefaults(s string) string { return composeVar.ReplaceAllString(s, "$2") }
+// composeExpand replaces ${VAR:-default} with vars[VAR], or default when
+// VAR is not in vars, as compose does with its environment.
+func composeExpand(s string, vars map[string]string) string {
+	return composeVar.ReplaceAllStringFunc(s, func(m string) string {
+		sub := composeVar.FindStringSubmatch(m)
+		if v, ok := vars[sub[1]]; ok {
+			return v
+		}
+		return sub[2]
+	})
+}
+
+// composeDefaults is s as compose reads it with none of its variables set.
+func composeDefaults(s string) string { return composeExpand(s, nil) }
 
 func readCompose(t *testing.T) composeFile {
 	t.Helper()
@@ -214,8 +225,8 @@ func readCompose(t *testing.T) composeFile {
 }
 
 // memberEnvFromCompose is a compose service's environment after the
-// image's ENV, ${VAR:-default} expanded, as KEY=VALUE.
-func memberEnvFromCompose(image []string, env map[string]string) []string {
+// image's ENV, ${VAR:-default} expanded with vars, as KEY=VALUE.
+func memberEnvFromCompose(image []string, env, vars map[string]string) []string {
 	out := slices.Clone(image)
 	keys := make([]string, 0, len(env))
 	for k := range env {
@@ -223,7 +234,7 @@ func memberEnvFromCompose(image []string, env map[string]string) []string {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		out = append(out, k+"="+composeDefaults(env[k]))
+		out = append(out, k+"="+composeExpand(env[k], vars))
 	}
 	return out
 }
@@ -248,13 +259,13 @@ func TestComposeEssentials(t *testing.T) {
 			t.Errorf("%s: volume %q, want a named volume (declared under volumes:) on /var/lib/cairn", name, s.Volumes[0])
 		}
 		for _, p := range s.Ports {
-			host, ctr, _ := strings.Cut(p, ":")
+			host, ctr, _ := strings.Cut(composeDefaults(p), ":")
 			if ctr != "2379" || hostPorts[host] {
 				t.Errorf("%s: port %q: want a distinct host port for the client port 2379", name, p)
 			}
 			hostPorts[host] = true
 		}
-		env := memberEnvFromCompose(image, s.Environment)
+		env := memberEnvFromCompose(image, s.Environment, nil)
 		cfg, err := config.Parse(nil, env)
 		if err != nil {
 			t.Errorf("%s: cairn refuses its environment: %v", name, err)

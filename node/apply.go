@@ -141,6 +141,9 @@ func (c *Core) applyRequest(r *pb.InternalRaftRequest) (Result, error) {
 	if err := c.checkLeases(r); err != nil {
 		return Result{Err: err}, nil
 	}
+	if res, ok, err := c.applyV2(r); ok || err != nil {
+		return res, err
+	}
 	switch {
 	case r.GetPut() != nil:
 		var pr *pb.PutResponse

@@ -15,6 +15,7 @@ import (
 	"github.com/cairnkv/cairn/lease"
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node/wal"
+	"github.com/cairnkv/cairn/v2store"
 )
 
 // Result is the outcome of an applied proposal.
@@ -25,6 +26,8 @@ type Result struct {
 	// *pb.TxnResponse, *pb.RangeResponse, *pb.CompactionResponse, ... with a
 	// filled header; nil for requests that have none (member changes).
 	Resp proto.Message
+	// V2 is a v2 request's event (node/v2.go); nil for any other request.
+	V2 *v2store.Event
 	// Err is the client-facing error (an mvcc sentinel such as mvcc.ErrCompacted),
 	// or ErrStopped.
 	Err error
@@ -46,6 +49,7 @@ type Core struct {
 	lessor  *lease.Lessor
 	alarms  map[alarmKey]bool
 	auth    *auth.Store
+	v2      *v2store.Store // the v2 API's tree (v2.go)
 	// applyingIndex is the raft index of the entry being applied.
 	applyingIndex uint64
 	tr            Transport

@@ -63,6 +63,9 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	if err := c.loadAuth(); err != nil {
 		return err
 	}
+	if err := c.loadV2(); err != nil {
+		return err
+	}
 	if err := c.openLessor(); err != nil {
 		return err
 	}

@@ -128,6 +128,9 @@ func (c *Core) openKV() error {
 	if err := c.loadAuth(); err != nil {
 		return err
 	}
+	if err := c.loadV2(); err != nil {
+		return err
+	}
 	return c.openLessor()
 }
 
@@ -297,6 +300,9 @@ func (c *Core) restart(walCfg wal.Config) error {
 				return err
 			}
 			if err := c.loadAuth(); err != nil {
+				return err
+			}
+			if err := c.loadV2(); err != nil {
 				return err
 			}
 			if err := c.openLessor(); err != nil {

@@ -3,7 +3,7 @@
 // the repository root; `go test ./scripts/archlint` runs the same check.
 //
 // Rule 1, imports: the core packages (node, node/wal, node/wal/etcdwal, mvcc,
-// lease, auth) and every
+// lease, auth, v2store) and every
 // Cairn package they reach must not import gRPC, the network (net,
 // net/http), os/signal or Prometheus, and may import only the third-party
 // libraries listed in allowedThirdParty. The walk follows Cairn's own
@@ -39,7 +39,7 @@ import (
 const module = "github.com/cairnkv/cairn"
 
 // corePackages are the roots of rule 1 and the packages rule 2 reads.
-var corePackages = []string{module + "/node", module + "/node/wal", module + "/node/wal/etcdwal", module + "/mvcc", module + "/lease", module + "/auth"}
+var corePackages = []string{module + "/node", module + "/node/wal", module + "/node/wal/etcdwal", module + "/mvcc", module + "/lease", module + "/auth", module + "/v2store"}
 
 // allowedThirdParty are the import path prefixes of the non-standard,
 // non-Cairn libraries the core may use (see the package comment).

@@ -1,0 +1,281 @@
+package v2store
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// NodeExtern is a node as etcd's v2 API shows it.
+type NodeExtern struct {
+	Key           string      `json:"key,omitempty"`
+	Value         *string     `json:"value,omitempty"`
+	Dir           bool        `json:"dir,omitempty"`
+	Expiration    *time.Time  `json:"expiration,omitempty"`
+	TTL           int64       `json:"ttl,omitempty"`
+	Nodes         NodeExterns `json:"nodes,omitempty"`
+	ModifiedIndex uint64      `json:"modifiedIndex,omitempty"`
+	CreatedIndex  uint64      `json:"createdIndex,omitempty"`
+
+	expire int64
+}
+
+// NodeExterns is a directory's listing.
+type NodeExterns []*NodeExtern
+
+// Event is the result of a v2 request, as etcd's v2 API shows it.
+type Event struct {
+	Action    string      `json:"action"`
+	Node      *NodeExtern `json:"node,omitempty"`
+	PrevNode  *NodeExtern `json:"prevNode,omitempty"`
+	EtcdIndex uint64      `json:"-"`
+	Refresh   bool        `json:"refresh,omitempty"`
+}
+
+// Index is the event's index (its node's modified index).
+func (e *Event) Index() uint64 { return e.Node.ModifiedIndex }
+
+// IsCreated tells whether the event made a new node (HTTP 201).
+func (e *Event) IsCreated() bool {
+	return e.Action == ActionCreate || (e.Action == ActionSet && e.PrevNode == nil)
+}
+
+// Render returns a copy of e for a response at time now: each expiring
+// node's ttl is its remaining seconds rounded up, as etcd computes it, and
+// the root's key is empty, as etcd shows it.
+func (e *Event) Render(now time.Time) *Event {
+	c := *e
+	c.Node = e.Node.render(now)
+	c.PrevNode = e.PrevNode.render(now)
+	return &c
+}
+
+func (n *NodeExtern) render(now time.Time) *NodeExtern {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	if c.Key == "/" {
+		c.Key = ""
+	}
+	if c.expire != 0 {
+		left := time.Duration(c.expire - now.UnixNano())
+		ttl := left / time.Second
+		if left%time.Second > 0 {
+			ttl++
+		}
+		c.TTL = int64(ttl)
+	}
+	if n.Nodes != nil {
+		c.Nodes = make(NodeExterns, len(n.Nodes))
+		for i, k := range n.Nodes {
+			c.Nodes[i] = k.render(now)
+		}
+	}
+	return &c
+}
+
+// record adds ev to the history without waking watchers (refreshes).
+func (s *Store) record(ev *Event) {
+	s.hist = append(s.hist, ev)
+	if len(s.hist) > HistoryCapacity {
+		s.hist = append(s.hist[:0:0], s.hist[len(s.hist)-HistoryCapacity:]...)
+	}
+	if s.histFrom != 0 || len(s.hist) == HistoryCapacity {
+		s.histFrom = s.hist[0].Index()
+	}
+}
+
+// notify records ev and wakes the watchers of its key and of every
+// directory above it.
+func (s *Store) notify(ev *Event) {
+	s.record(ev)
+	key := ev.Node.Key
+	s.notifyWatchers(ev, "/", false)
+	p := ""
+	for _, c := range strings.Split(strings.Trim(key, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		p += "/" + c
+		s.notifyWatchers(ev, p, false)
+	}
+}
+
+func isHidden(watchPath, keyPath string) bool {
+	if len(watchPath) > len(keyPath) {
+		return false
+	}
+	after := path.Clean("/" + keyPath[len(watchPath):])
+	return strings.Contains(after, "/_")
+}
+
+func (s *Store) notifyWatchers(ev *Event, p string, deleted bool) {
+	ws := s.watchers[p]
+	for w := range ws {
+		original := ev.Node.Key == p
+		if !original && isHidden(p, ev.Node.Key) {
+			continue
+		}
+		if (w.recursive || original || deleted) && ev.Index() >= w.since {
+			w.send(ev)
+			delete(ws, w)
+		}
+	}
+	if len(ws) == 0 {
+		delete(s.watchers, p)
+	}
+}
+
+// scan finds the first event at or after index that a wait on key sees.
+func (s *Store) scan(key string, recursive bool, index uint64) (*Event, *Error) {
+	if index < s.histFrom {
+		return nil, NewError(EcodeEventIndexCleared, fmt.Sprintf("the requested history has been cleared [%v/%v]", s.histFrom, index), s.index)
+	}
+	prefix := key
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	for _, e := range s.hist {
+		if e.Index() < index || e.Refresh {
+			continue
+		}
+		ok := e.Node.Key == key || (recursive && strings.HasPrefix(e.Node.Key, prefix))
+		if (e.Action == ActionDelete || e.Action == ActionExpire) && e.PrevNode != nil && e.PrevNode.Dir {
+			ok = ok || strings.HasPrefix(key, e.PrevNode.Key)
+		}
+		if ok {
+			return e, nil
+		}
+	}
+	return nil, nil
+}
+
+// Watcher is one wait: it gets one event, or is closed.
+type Watcher struct {
+	C          chan *Event
+	StartIndex uint64 // the store's index when the wait began (X-Etcd-Index)
+	recursive  bool
+	since      uint64
+	s          *Store
+	key        string
+	done       bool
+}
+
+func (w *Watcher) send(ev *Event) {
+	if !w.done {
+		w.done = true
+		w.C <- ev
+	}
+}
+
+func (w *Watcher) close() {
+	if !w.done {
+		w.done = true
+		close(w.C)
+	}
+}
+
+// Remove stops the wait. Any goroutine.
+func (w *Watcher) Remove() {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if ws, ok := w.s.watchers[w.key]; ok {
+		delete(ws, w)
+		if len(ws) == 0 {
+			delete(w.s.watchers, w.key)
+		}
+	}
+}
+
+// Watch waits for the first event on key (or, recursive, under it) at or
+// after since (0: the next one). An event still in the history is
+// delivered at once; one older than the history is etcd's 401. Any
+// goroutine.
+func (s *Store) Watch(key string, recursive bool, since uint64) (*Watcher, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key = clean(key)
+	if since == 0 {
+		since = s.index + 1
+	}
+	w := &Watcher{C: make(chan *Event, 1), StartIndex: s.index, recursive: recursive, since: since, s: s, key: key}
+	ev, err := s.scan(key, recursive, since)
+	if err != nil {
+		return nil, err
+	}
+	if ev != nil {
+		w.send(ev)
+		return w, nil
+	}
+	if s.watchers[key] == nil {
+		s.watchers[key] = map[*Watcher]struct{}{}
+	}
+	s.watchers[key][w] = struct{}{}
+	s.stats.watchers.Add(1)
+	return w, nil
+}
+
+// Stats are etcd's /v2/stats/store counters.
+type Stats struct {
+	GetSuccess, GetFail                           atomic.Uint64
+	SetSuccess, SetFail                           atomic.Uint64
+	DeleteSuccess, DeleteFail                     atomic.Uint64
+	UpdateSuccess, UpdateFail                     atomic.Uint64
+	CreateSuccess, CreateFail                     atomic.Uint64
+	CompareAndSwapSuccess, CompareAndSwapFail     atomic.Uint64
+	CompareAndDeleteSuccess, CompareAndDeleteFail atomic.Uint64
+	ExpireCount                                   atomic.Uint64
+	watchers                                      atomic.Int64
+}
+
+func (st *Stats) inc(action string, ok bool) {
+	pick := func(a, b *atomic.Uint64) {
+		if ok {
+			a.Add(1)
+		} else {
+			b.Add(1)
+		}
+	}
+	switch action {
+	case ActionGet:
+		pick(&st.GetSuccess, &st.GetFail)
+	case ActionSet:
+		pick(&st.SetSuccess, &st.SetFail)
+	case ActionDelete:
+		pick(&st.DeleteSuccess, &st.DeleteFail)
+	case ActionUpdate:
+		pick(&st.UpdateSuccess, &st.UpdateFail)
+	case ActionCreate:
+		pick(&st.CreateSuccess, &st.CreateFail)
+	case ActionCompareAndSwap:
+		pick(&st.CompareAndSwapSuccess, &st.CompareAndSwapFail)
+	case ActionCompareAndDelete:
+		pick(&st.CompareAndDeleteSuccess, &st.CompareAndDeleteFail)
+	}
+}
+
+func (st *Stats) expired() { st.ExpireCount.Add(1) }
+
+// StatsJSON is etcd's /v2/stats/store body.
+func (s *Store) StatsJSON() map[string]uint64 {
+	st := &s.stats
+	s.mu.RLock()
+	n := 0
+	for _, ws := range s.watchers {
+		n += len(ws)
+	}
+	s.mu.RUnlock()
+	return map[string]uint64{
+		"getsSuccess": st.GetSuccess.Load(), "getsFail": st.GetFail.Load(),
+		"setsSuccess": st.SetSuccess.Load(), "setsFail": st.SetFail.Load(),
+		"deleteSuccess": st.DeleteSuccess.Load(), "deleteFail": st.DeleteFail.Load(),
+		"updateSuccess": st.UpdateSuccess.Load(), "updateFail": st.UpdateFail.Load(),
+		"createSuccess": st.CreateSuccess.Load(), "createFail": st.CreateFail.Load(),
+		"compareAndSwapSuccess": st.CompareAndSwapSuccess.Load(), "compareAndSwapFail": st.CompareAndSwapFail.Load(),
+		"compareAndDeleteSuccess": st.CompareAndDeleteSuccess.Load(), "compareAndDeleteFail": st.CompareAndDeleteFail.Load(),
+		"expireCount": st.ExpireCount.Load(), "watchers": uint64(n),
+	}
+}

@@ -403,11 +403,13 @@ func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
 		return nil
 	}
 	s.lg.Warn("database space exceeded: raising the NOSPACE alarm", zap.Int64("db-size", s.kv.Size()), zap.Int64("quota", q))
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-		defer cancel()
-		_, _ = s.propose(ctx, &pb.InternalRaftRequest{Alarm: &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: s.ID(), Alarm: pb.AlarmType_NOSPACE}})
-	}()
+	// As etcd's: the alarm is raised before the client hears NOSPACE, so an
+	// alarm list that follows the refusal shows it.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	if _, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: s.ID(), Alarm: pb.AlarmType_NOSPACE}}); err != nil {
+		s.lg.Warn("raising the NOSPACE alarm", zap.Error(err))
+	}
 	return node.ErrNoSpace
 }
 

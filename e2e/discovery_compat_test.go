@@ -19,8 +19,11 @@ import (
 // CAIRN_E2E_CAIRN=/path/to/etcd go test ./e2e -run TestDiscoveryCompat.
 
 // discoveryFlags are the flags of a member bootstrapped through svc.
+// The dial timeout (2 s by default) covers the login of --discovery-user,
+// a bcrypt check on the service that takes most of a second on a busy
+// machine under the race detector.
 func discoveryFlags(svc *Cluster, token string) []string {
-	return []string{"--discovery-endpoints", svc.Members[0].ClientURL, "--discovery-token", token}
+	return []string{"--discovery-endpoints", svc.Members[0].ClientURL, "--discovery-token", token, "--discovery-dial-timeout", "20s"}
 }
 
 // startDiscovered starts n members that know only the discovery service

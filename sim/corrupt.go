@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -108,9 +109,25 @@ func (c *Cluster) checkAlarms() {
 	}
 	for name := range seen {
 		c.report.CorruptAlarms = append(c.report.CorruptAlarms, name)
+		if c.opts.Bug == BugFlipValues && len(c.report.Tainted) > 0 {
+			continue // the corruption spread: the majority may be corrupt
+		}
 		if c.opts.Bug != BugFlipValues || name != c.nodes[flippedMember].name() {
 			c.violation("the cluster raised a CORRUPT alarm for %s, whose data is sound", name)
 		}
 	}
 	sort.Strings(c.report.CorruptAlarms)
+}
+
+// snapshotInstalled notes that to installed a snapshot from from: with
+// BugFlipValues, the flipped member's corruption travels in its snapshots.
+func (c *Cluster) snapshotInstalled(from, to *simNode) {
+	c.tracef("%s installed a snapshot from %s", to.name(), from.name())
+	if c.opts.Bug != BugFlipValues || slices.Contains(c.report.Tainted, to.name()) || to.idx == flippedMember {
+		return
+	}
+	if from.idx == flippedMember || slices.Contains(c.report.Tainted, from.name()) {
+		c.report.Tainted = append(c.report.Tainted, to.name())
+		slices.Sort(c.report.Tainted)
+	}
 }

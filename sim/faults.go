@@ -226,7 +226,7 @@ func (c *Cluster) checkConvergence() {
 			continue
 		}
 		st := &state{rev: kv.Rev(), hash: h}
-		c.tracef("final %s applied=%d rev=%d hashkv=%08x", n.name(), n.core.Applied(), st.rev, st.hash)
+		c.tracef("final %s applied=%d rev=%d hashkv=%08x db=%d bytes", n.name(), n.core.Applied(), st.rev, st.hash, kv.Size())
 		if first == nil {
 			first, firstName = st, n.name()
 			continue

@@ -74,6 +74,8 @@ type Report struct {
 	Faults     map[string]int
 	TraceHash  uint64
 	Violations []string
+	// Knobs names the members' settings the seed drew (knobs.go).
+	Knobs string
 	// Compaction tells whether the run compacted and checked hashes.
 	Compaction bool
 	// HashChecks counts the compact hash checks that decided.
@@ -81,6 +83,10 @@ type Report struct {
 	// CorruptAlarms names the members the cluster raised CORRUPT alarms
 	// for (its compact hash check), sorted.
 	CorruptAlarms []string
+	// Tainted names the members that took a snapshot of BugFlipValues's
+	// corrupted member (or of one that did): its corruption spread to
+	// them, so the cluster may rightly find them, or the sound ones, odd.
+	Tainted []string
 	// Inconclusive counts the linearizability checks (one per model) that
 	// ran out of steps without a verdict (see registerSteps); LinSteps the
 	// steps the checks took. Both depend on the seed alone.
@@ -170,6 +176,8 @@ type Cluster struct {
 	hashChecked int64
 	// auth is the auth workload (auth.go).
 	auth *simAuth
+	// knobs are the members' settings drawn for the seed (knobs.go).
+	knobs knobs
 }
 
 // Run executes one simulation and returns its report. It never panics on a
@@ -214,6 +222,8 @@ func newCluster(opts Options) (*Cluster, error) {
 		report:  &Report{Seed: opts.Seed, Nodes: opts.Nodes, Faults: map[string]int{}},
 	}
 	c.plan = c.choosePlan()
+	c.knobs = drawKnobs(opts.Seed)
+	c.report.Knobs = c.knobs.String()
 	c.nkeys = 3 + c.rng.IntN(6)
 	// Drawn from their own stream, so that adding them changed no other draw.
 	wr := rand.New(rand.NewPCG(opts.Seed, 0x5741544348))
@@ -296,6 +306,7 @@ func (c *Cluster) violation(format string, args ...any) {
 }
 
 func (c *Cluster) run() {
+	c.tracef("seed %d: %d members, knobs %s", c.opts.Seed, len(c.nodes), c.knobs)
 	for _, n := range c.nodes {
 		n.scheduleTick()
 	}
@@ -306,6 +317,9 @@ func (c *Cluster) run() {
 	if c.report.Compaction {
 		c.compactEvery(700 * time.Millisecond)
 		c.checkHashesEvery(500 * time.Millisecond)
+	}
+	if c.knobs.quota > 0 {
+		c.clearNoSpaceEvery(500 * time.Millisecond)
 	}
 	if !c.opts.NoFaults {
 		c.scheduleFaults()
@@ -389,6 +403,9 @@ func (c *Cluster) send(from *simNode, msgs []*raftpb.Message) {
 					return
 				}
 				ok := target.step(msg)
+				if isSnap && ok {
+					c.snapshotInstalled(from, target)
+				}
 				if isSnap {
 					st := raft.SnapshotFinish
 					if !ok {

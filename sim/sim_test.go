@@ -40,8 +40,8 @@ func runOpts(t *testing.T, opts Options) *Report {
 	}
 	if !rep.Ok() && bug == "" {
 		dir := saveArtefacts(t, rep, trace.Bytes())
-		t.Errorf("seed %d found %d violation(s):\n  %s\nreplay: go test ./sim -run 'TestSim$' -seed=%d -v\nartefacts: %s",
-			seed, len(rep.Violations), joinLines(rep.Violations, 5), seed, dir)
+		t.Errorf("seed %d found %d violation(s):\n  %s\nknobs: %s\nreplay: go test ./sim -run 'TestSim$' -seed=%d -v\nartefacts: %s",
+			seed, len(rep.Violations), joinLines(rep.Violations, 5), rep.Knobs, seed, dir)
 	}
 	return rep
 }
@@ -95,7 +95,7 @@ func TestSim(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	inconclusive, compacting, hashChecks, failing, maxSteps := 0, 0, 0, 0, 0
+	inconclusive, compacting, hashChecks, failing, maxSteps, quotaRuns := 0, 0, 0, 0, 0, 0
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			rep := runSeed(t, seed, "")
@@ -103,6 +103,9 @@ func TestSim(t *testing.T) {
 			maxSteps = max(maxSteps, rep.LinSteps)
 			if !rep.Ok() {
 				failing++
+			}
+			if rep.Faults["nospace-refused"] > 0 {
+				quotaRuns++
 			}
 			if rep.Compaction {
 				compacting++
@@ -122,6 +125,9 @@ func TestSim(t *testing.T) {
 		len(seeds), el.Round(time.Millisecond), float64(len(seeds))/el.Seconds(), failing, inconclusive, maxSteps, compacting, hashChecks)
 	t.Log(summary)
 	fmt.Println(summary)
+	if len(seeds) >= 50 && quotaRuns == 0 {
+		t.Errorf("no run of %d hit its quota: the quota knob is not exercised", len(seeds))
+	}
 	if compacting >= 4 && hashChecks == 0 {
 		t.Errorf("%d runs compacted but no compact hash check ever decided: the check is not exercised", compacting)
 	}

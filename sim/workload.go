@@ -172,6 +172,12 @@ func (cl *client) rangeAll(n *simNode) {
 func (cl *client) propose(n *simNode, op linearizability.Op, req *pb.InternalRaftRequest, decode func(node.Result) linearizability.Response) {
 	c := cl.c
 	req.Header = rootHeader()
+	if n.overQuota(req) {
+		// Refused before it entered the log, as the shell refuses it.
+		c.report.Ops.Failed++
+		cl.finishLater()
+		return
+	}
 	var finish func(*linearizability.Response)
 	id, err := n.core.Propose(req, func(res node.Result) {
 		if res.Err != nil {

@@ -8,6 +8,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/testcerts"
 )
 
 // TestAuthMTLSClusterWithUsersAndCertificates is issue #11's "done when":
@@ -35,6 +37,10 @@ func TestAuthMTLSClusterWithUsersAndCertificates(t *testing.T) {
 			return err
 		},
 		func() error { _, err := setup.UserGrantRole(ctx(t), "certonly", "app"); return err },
+		func() error {
+			_, err := setup.UserAddWithOptions(ctx(t), "idle", "", &clientv3.UserAddOptions{NoPassword: true})
+			return err
+		},
 		func() error { _, err := setup.AuthEnable(ctx(t)); return err },
 	} {
 		if err := step(); err != nil {
@@ -102,6 +108,36 @@ func TestAuthMTLSClusterWithUsersAndCertificates(t *testing.T) {
 	}
 	if ka, err := fa.KeepAliveOnce(ctx(t), l.ID); err != nil || ka.TTL <= 0 {
 		t.Errorf("alice's keep-alive through follower %s: %v %v", follower.Name, ka, err)
+	}
+	// So is certonly's, known by its certificate alone: the follower
+	// checks the certificate and forwards over the peer port, so the
+	// leader never takes the follower's own certificate for the caller.
+	fc := tlsClient(t, tc.clientConfig(t, &certonly), follower.ClientURL)
+	cl, err := fc.Grant(ctx(t), 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.Put(ctx(t), "app/cert-leased", "v", clientv3.WithLease(cl.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if ka, err := fc.KeepAliveOnce(ctx(t), cl.ID); err != nil || ka.TTL <= 0 {
+		t.Errorf("certonly's keep-alive through follower %s: %v %v", follower.Name, ka, err)
+	}
+	if ttl, err := fc.TimeToLive(ctx(t), cl.ID, clientv3.WithAttachedKeys()); err != nil || ttl.TTL <= 0 || len(ttl.Keys) != 1 || string(ttl.Keys[0]) != "app/cert-leased" {
+		t.Errorf("certonly's time-to-live with keys through follower %s: %v %v", follower.Name, ttl, err)
+	}
+	// A certificate user who may not write the lease's key is refused
+	// by the follower, with etcd's error, and so is a certificate
+	// naming no user.
+	idleCert := tc.ca.Client(t, "idle")
+	for who, cert := range map[string]*testcerts.Pair{"idle": &idleCert, "nobody": &anyCert} {
+		cli := tlsClient(t, tc.clientConfig(t, cert), follower.ClientURL)
+		if ka, err := cli.KeepAliveOnce(ctx(t), cl.ID); rpctypes.Error(err) != rpctypes.ErrPermissionDenied {
+			t.Errorf("%s's keep-alive of certonly's lease through follower %s: %v %v, want permission denied", who, follower.Name, ka, err)
+		}
+		if ttl, err := cli.TimeToLive(ctx(t), cl.ID, clientv3.WithAttachedKeys()); rpctypes.Error(err) != rpctypes.ErrPermissionDenied {
+			t.Errorf("%s's time-to-live with keys of certonly's lease through follower %s: %v %v, want permission denied", who, follower.Name, ttl, err)
+		}
 	}
 
 	// The leader is killed: the others elect another and go on serving

@@ -414,7 +414,7 @@ func (tc *tlsCluster) useTLSClients(t *testing.T) {
 
 // TestTLSPeerMTLSClusterSurvivesLeaderKill: three members with mTLS on
 // their client and peer ports elect a leader, replicate, forward lease
-// keep-alives from a follower to the leader's https client URL, answer
+// keep-alives from a follower to the leader over the peer port, answer
 // the hash check over the peer port, refuse a peer without a good
 // certificate (logged once with its reason), survive the leader's kill,
 // take back the killed member, let a fourth join as a learner through
@@ -429,8 +429,8 @@ func TestTLSPeerMTLSClusterSurvivesLeaderKill(t *testing.T) {
 	if _, err := cli.Put(ctx(t), "k", "v1"); err != nil {
 		t.Fatal(err)
 	}
-	// A follower forwards keep-alives to the leader's client URL, over TLS
-	// with its client certificate.
+	// A follower forwards keep-alives to the leader over the peer port,
+	// with its peer certificate.
 	fcli := tc.MemberClient(t, follower)
 	lease, err := fcli.Grant(ctx(t), 30)
 	if err != nil {

@@ -16,7 +16,8 @@ import (
 
 // The Lease API of server.Server (api.LeaseBackend). Grants and revokes go
 // through raft; renewals and time-to-live are served by the leader's
-// lessor, so a follower forwards them to the leader's client URL.
+// lessor, so a follower forwards them to the leader over the peer port
+// (leasepeer.go).
 
 // LeaseGrant grants a lease, choosing its ID when the client did not.
 func (s *Server) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
@@ -70,14 +71,26 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	if s.Leader() == 0 {
 		return 0, ErrNoLeader
 	}
-	// Checked here, before a forward: the leader may see the caller's
-	// token but never its client certificate.
+	// Checked here, by the member the caller reached, with the caller's
+	// token or client certificate: a forward goes over the peer port,
+	// and the leader serves it unchecked, as etcd's.
 	if err := s.leaseAuth(ctx, id, true); err != nil {
 		return 0, err
 	}
 	if s.Leader() != s.ID() {
 		return s.forwardRenew(ctx, id)
 	}
+	ttl, err := s.renewLocal(ctx, id)
+	if errors.Is(err, lease.ErrNotPrimary) {
+		return s.forwardRenew(ctx, id) // leadership moved since the check
+	}
+	return ttl, err
+}
+
+// renewLocal renews the lease on this member's lessor, which must be the
+// primary one (lease.ErrNotPrimary otherwise). No auth check: the caller
+// has made it, or a member has (LeasePeerHandler).
+func (s *Server) renewLocal(ctx context.Context, id int64) (int64, error) {
 	type renewal struct {
 		ttl int64
 		err error
@@ -98,10 +111,7 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	case <-s.donec:
 		return 0, node.ErrStopped
 	}
-	switch {
-	case errors.Is(err, lease.ErrNotPrimary):
-		return s.forwardRenew(ctx, id) // leadership moved since the check
-	case err != nil:
+	if err != nil {
 		return 0, err
 	}
 	s.met.leaseRenewed.Inc() // renewed by this member's lessor, the leader's
@@ -120,12 +130,14 @@ func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveReque
 		}
 	}
 	if s.Leader() != 0 && s.Leader() != s.ID() {
-		conn, err := s.leaderConn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return pb.NewLeaseClient(conn).LeaseTimeToLive(forwardContext(ctx), r)
+		return s.forwardTimeToLive(ctx, r)
 	}
+	return s.timeToLiveLocal(ctx, r)
+}
+
+// timeToLiveLocal answers from this member's lessor after a linearizable
+// read. No auth check, as renewLocal.
+func (s *Server) timeToLiveLocal(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
 	if err := s.LinearizableRead(ctx); err != nil {
 		return nil, err
 	}
@@ -167,7 +179,43 @@ func (s *Server) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest) (*pb
 // LeaseHeader is the header of keep-alive responses.
 func (s *Server) LeaseHeader() *pb.ResponseHeader { return s.header(s.kv.Rev()) }
 
+// forwardRenew renews the lease on the leader, over the peer port
+// (LeasePeerHandler); a leader that does not serve it (an older Cairn)
+// gets the keep-alive on its client URL with the caller's token.
 func (s *Server) forwardRenew(ctx context.Context, id int64) (int64, error) {
+	var resp pb.LeaseKeepAliveResponse
+	err := s.leasePeerCall(ctx, LeaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, &resp)
+	switch {
+	case errors.Is(err, errNoLeasePeerPath):
+		return s.forwardRenewClient(ctx, id)
+	case err != nil:
+		return 0, err
+	case resp.GetTTL() <= 0:
+		return 0, lease.ErrLeaseNotFound
+	}
+	return resp.GetTTL(), nil
+}
+
+// forwardTimeToLive asks the leader, as forwardRenew.
+func (s *Server) forwardTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	var resp pb.LeaseTimeToLiveResponse
+	err := s.leasePeerCall(ctx, LeaseTimeToLivePath, &pb.LeaseTimeToLiveRequest{ID: r.GetID(), Keys: r.GetKeys()}, &resp)
+	if errors.Is(err, errNoLeasePeerPath) {
+		conn, err := s.leaderConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return pb.NewLeaseClient(conn).LeaseTimeToLive(forwardContext(ctx), r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// forwardRenewClient keeps the lease alive through the leader's client
+// URL, with the caller's token (a leader of an older version).
+func (s *Server) forwardRenewClient(ctx context.Context, id int64) (int64, error) {
 	conn, err := s.leaderConn(ctx)
 	if err != nil {
 		return 0, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"time"
 
@@ -49,6 +50,9 @@ type Config struct {
 	// serves. nil means a private registry.
 	Registry    *prometheus.Registry
 	EnablePprof bool
+	// V2 serves etcd's v2 HTTP API under /v2/ (--enable-v2; package
+	// v2http); nil leaves /v2/ unserved (404), as etcd 3.6 and later.
+	V2 http.Handler
 	// MetricsExtensive is etcd's --metrics=extensive: it adds the gRPC
 	// handling-time histograms (grpc_server_handling_seconds).
 	MetricsExtensive bool

@@ -78,6 +78,9 @@ func (s *Server) httpHandler(gwConn *grpc.ClientConn) (http.Handler, error) {
 	mux.HandleFunc("/version", s.serveVersion)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/vars", s.serveDebugVars)
+	if s.cfg.V2 != nil {
+		mux.Handle("/v2/", s.cfg.V2)
+	}
 	if s.cfg.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -105,6 +105,8 @@ type Config struct {
 	GRPCKeepAliveInterval       time.Duration // 0 disables server pings
 	GRPCKeepAliveTimeout        time.Duration // 0 disables
 	EnableGRPCGateway           bool
+	// EnableV2 is etcd 3.5's --enable-v2: serve the v2 HTTP API (v2http).
+	EnableV2 bool
 	// FeatureGates are etcd's --feature-gates (see FeatureGates.Enabled).
 	FeatureGates FeatureGates
 

@@ -361,7 +361,6 @@ func TestRemovedEtcdFlags(t *testing.T) {
 		{[]string{"--experimental-memory-mlock"},
 			"unknown flag --experimental-memory-mlock: etcd 3.7 removed it: use --memory-mlock (see --help)"},
 		{[]string{"--proxy", "off"}, "unknown flag --proxy: etcd 3.7 removed the v2 proxy (see --help)"},
-		{[]string{"--enable-v2=false"}, "unknown flag --enable-v2: etcd 3.7 has no v2 API (see --help)"},
 		{[]string{"--discovery", "https://discovery.etcd.io/x"}, "unknown flag --discovery: etcd 3.7 removed v2 discovery (see --help)"},
 	} {
 		_, err := Parse(tc.args, nil)
@@ -467,7 +466,7 @@ func TestUsageListsEveryConfigField(t *testing.T) {
 		"BackendBatchInterval": "backend-batch-interval", "BackendBatchLimit": "backend-batch-limit",
 		"MaxRequestBytes": "max-request-bytes", "MaxTxnOps": "max-txn-ops",
 		"GRPCKeepAliveMinTime": "grpc-keepalive-min-time", "GRPCKeepAliveInterval": "grpc-keepalive-interval",
-		"GRPCKeepAliveTimeout": "grpc-keepalive-timeout", "EnableGRPCGateway": "enable-grpc-gateway",
+		"GRPCKeepAliveTimeout": "grpc-keepalive-timeout", "EnableGRPCGateway": "enable-grpc-gateway", "EnableV2": "enable-v2",
 		"InitialCluster": "initial-cluster", "InitialClusterState": "initial-cluster-state",
 		"InitialClusterToken": "initial-cluster-token", "Discovery": "discovery-token", "StrictReconfigCheck": "strict-reconfig-check", "MaxLearners": "max-learners",
 		"SnapshotCatchUpEntries": "snapshot-catchup-entries", "SocketReuseAddress": "socket-reuse-address",

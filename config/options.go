@@ -147,6 +147,8 @@ func options() []option {
 			set: setBool(func(c *Config) *bool { return &c.SocketReuseAddress })},
 		{name: "enable-grpc-gateway", group: groupMember, def: "true", isBool: true, help: "Serve the JSON gRPC gateway (/v3/...) on the client HTTP listeners.",
 			set: setBool(func(c *Config) *bool { return &c.EnableGRPCGateway })},
+		{name: "enable-v2", group: groupClustering, def: "false", isBool: true, help: "Serve etcd's v2 HTTP API (/v2/keys, /v2/members, /v2/stats, /v2/machines) on the client HTTP listeners, on its own replicated tree (etcd 3.5's flag; etcd 3.6 removed the API). See docs/v2.md.",
+			set: setBool(func(c *Config) *bool { return &c.EnableV2 })},
 		ignored(groupMember, "raft-read-timeout", "5s", "Read timeout on each peer connection.",
 			"cairn's peer transport sets no per-connection read or write timeout"),
 		ignored(groupMember, "raft-write-timeout", "5s", "Write timeout on each peer connection.",
@@ -321,7 +323,6 @@ type removedFlag struct {
 // and says what to use instead.
 func removedFlags() map[string]removedFlag {
 	m := map[string]removedFlag{
-		"enable-v2":       {"etcd 3.7 has no v2 API", "false"},
 		"discovery":       {"etcd 3.7 removed v2 discovery", ""},
 		"discovery-proxy": {"etcd 3.7 removed v2 discovery", ""},
 	}

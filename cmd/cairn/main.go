@@ -331,6 +331,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		MaxRequestBytes: int(cfg.MaxRequestBytes), MaxTxnOps: int(cfg.MaxTxnOps),
 		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn, GitVersion: version.GitVersion(),
 		Registry: reg, EnablePprof: cfg.EnablePprof, MetricsExtensive: cfg.Metrics == "extensive",
+		V2:                   v2Handler(cfg, srv, lg),
 		GRPCKeepAliveMinTime: cfg.GRPCKeepAliveMinTime, GRPCKeepAliveInterval: cfg.GRPCKeepAliveInterval, GRPCKeepAliveTimeout: cfg.GRPCKeepAliveTimeout,
 		WarningUnaryRequestDuration: cfg.WarningUnaryRequestDuration,
 		MaxConcurrentStreams:        cfg.MaxConcurrentStreams,

@@ -144,7 +144,7 @@ func (s *Store) swap(db *bolt.DB, st *state, tmp string, keepState bool) error {
 		errs = append(errs, s.tx.Rollback())
 		s.tx = nil
 	}
-	errs = append(errs, s.db.Close())
+	errs = append(errs, s.snaps.retire(s.db))
 	if err := os.Rename(tmp, s.cfg.Path); err != nil {
 		errs = append(errs, err)
 	} else if !s.cfg.NoSync {

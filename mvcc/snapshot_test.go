@@ -41,8 +41,10 @@ func TestOpenSnapshotKeepsItsViewWhileWritesCommit(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := snap.WriteTo(&bytes.Buffer{}); err == nil {
-		t.Fatal("a second WriteTo succeeded")
+	// A retry writes the same database again.
+	var again bytes.Buffer
+	if n, err := snap.WriteTo(&again); err != nil || n != snap.Size() {
+		t.Fatalf("a second WriteTo = %d, %v", n, err)
 	}
 	dst := openTest(t, testConfig(t))
 	if err := dst.ReplaceDBFile(staged); err != nil {
@@ -109,5 +111,78 @@ func TestCommitGrowingTheFileDoesNotWaitForAnOpenSnapshot(t *testing.T) {
 	}
 	if _, err := snap.WriteTo(&bytes.Buffer{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A snapshot being read does not hold up a swap of the database (a raft
+// snapshot installed, a defragmentation): the old database is retired and
+// stays readable through the snapshot, which closes it at the end.
+func TestSwapDoesNotWaitForOpenSnapshots(t *testing.T) {
+	for _, swap := range []string{"replace", "defrag"} {
+		s := openTest(t, testConfig(t))
+		mustPut(t, s, "a", "old")
+		s.SetConsistentIndex(1, 1)
+		snap, err := s.OpenSnapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another database to swap in.
+		other := openTest(t, testConfig(t))
+		mustPut(t, other, "a", "new")
+		mustPut(t, other, "b", "new")
+		other.SetConsistentIndex(5, 1)
+		staged := filepath.Join(t.TempDir(), "staged.db")
+		f, err := os.Create(staged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Snapshot(f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+
+		done := make(chan error, 1)
+		go func() {
+			if swap == "replace" {
+				done <- s.ReplaceDBFile(staged)
+			} else {
+				done <- s.Defrag(nil)
+			}
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", swap, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s waits for an open snapshot", swap)
+		}
+		if swap == "replace" {
+			if r := mustRange(t, s, &pb.RangeRequest{Key: []byte("b")}); len(r.Kvs) != 1 {
+				t.Fatalf("after the replace: %v", r.Kvs)
+			}
+		}
+		// The snapshot still reads the database it was opened on.
+		var buf bytes.Buffer
+		if _, err := snap.WriteTo(&buf); err != nil {
+			t.Fatalf("%s: reading the snapshot after the swap: %v", swap, err)
+		}
+		if err := snap.Close(); err != nil {
+			t.Fatalf("%s: closing the snapshot: %v", swap, err)
+		}
+		dst := openTest(t, testConfig(t))
+		if err := dst.ReplaceDB(&buf); err != nil {
+			t.Fatal(err)
+		}
+		r := mustRange(t, dst, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}})
+		if len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "old" {
+			t.Fatalf("%s: the snapshot holds %v, want the database it was opened on", swap, r.Kvs)
+		}
+		s.snaps.mu.Lock()
+		open, retired := len(s.snaps.open), len(s.snaps.retired)
+		s.snaps.mu.Unlock()
+		if open != 0 || retired != 0 {
+			t.Fatalf("%s: %d databases with open snapshots, %d retired ones left", swap, open, retired)
+		}
 	}
 }

@@ -116,6 +116,8 @@ type Store struct {
 	closed  bool
 
 	watches *watchState // see watch.go
+
+	snaps snapshotTracker // open DBSnapshots; see snapshot.go
 }
 
 // Open opens or creates the store at cfg.Path, rebuilds the key index from

@@ -116,7 +116,7 @@ test-deploy:
 # mode, so its one-line summary (runs, inconclusive checks) is printed.
 sim:
 	cd sim && $(GO) test -count=1 -tags invariants -run 'TestSim$$' -args -seeds=200
-	$(GO) test -count=1 -tags cairnbugs,invariants ./sim -run 'TestPlantedBugsAreFound|TestCorruptionRaisesTheAlarm'
+	$(GO) test -count=1 -tags cairnbugs,invariants ./sim -run 'TestPlantedBugsAreFound|TestCorruptionRaisesTheAlarm|TestNewChecksCatchTheirBugs'
 
 # SEEDS seeds (default 2000) over one process per core; prints runs/s.
 sim-long:

@@ -274,11 +274,13 @@ func (c *Core) applyConfChange(e *raftpb.Entry, fresh bool) error {
 				c.tr.AddPeer(id, m.PeerURLs)
 			}
 		case raftpb.ConfChangeRemoveNode:
-			if id == c.id {
+			if id == c.id && !c.cfg.Bugs.ignoreRemoval() {
 				c.removed = true
 			}
-			delete(c.members, id)
-			c.kv.AuxDelete(membersBucket, memberKey(id))
+			if !c.cfg.Bugs.keepRemovedMembers() {
+				delete(c.members, id)
+				c.kv.AuxDelete(membersBucket, memberKey(id))
+			}
 			c.removedIDs[id] = true
 			c.kv.AuxPut(removedBucket, memberKey(id), []byte("removed"))
 			if id != c.id {

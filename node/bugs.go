@@ -22,10 +22,17 @@ type Bugs struct {
 	// IgnoreAuthRevokes makes this member answer permission revokes
 	// without applying them: it goes on permitting what the others refuse.
 	IgnoreAuthRevokes bool
+	// KeepRemovedMembers makes this member leave removed members in its
+	// member list (raft's configuration still drops them).
+	KeepRemovedMembers bool
+	// IgnoreRemoval makes this member go on running after the cluster
+	// removed it, whether it applies its removal or a peer reports it.
+	IgnoreRemoval bool
 }
 
 func (b Bugs) any() bool {
-	return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases || b.FlipValues || b.IgnoreAuthRevokes
+	return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases || b.FlipValues || b.IgnoreAuthRevokes ||
+		b.KeepRemovedMembers || b.IgnoreRemoval
 }
 
 var errBugsNotBuilt = errors.New("node: planted bugs need a build with the cairnbugs tag")
@@ -42,3 +49,5 @@ func (b Bugs) reapplyAfterRestart() bool   { return bugsEnabled && b.ReapplyAfte
 func (b Bugs) followersExpireLeases() bool { return bugsEnabled && b.FollowersExpireLeases }
 func (b Bugs) flipValues() bool            { return bugsEnabled && b.FlipValues }
 func (b Bugs) ignoreAuthRevokes() bool     { return bugsEnabled && b.IgnoreAuthRevokes }
+func (b Bugs) keepRemovedMembers() bool    { return bugsEnabled && b.KeepRemovedMembers }
+func (b Bugs) ignoreRemoval() bool         { return bugsEnabled && b.IgnoreRemoval }

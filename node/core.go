@@ -253,6 +253,9 @@ func (c *Core) NumRemoved() int { return len(c.removedIDs) }
 // the cluster removed it (ErrSenderRemoved at the peer). The next Process
 // stops the core with ErrRemoved.
 func (c *Core) RemovedByPeer(peer uint64) {
+	if c.cfg.Bugs.ignoreRemoval() {
+		return
+	}
 	if !c.removed {
 		c.lg.Warn("a peer reports this member was removed from the cluster", zap.String("peer", fmt.Sprintf("%x", peer)))
 	}
@@ -278,7 +281,8 @@ func (c *Core) ReadIndex(done func(error)) {
 	c.reads.pending = append(c.reads.pending, done)
 }
 
-// HasReady tells whether Process has work to do.
+// HasReady tells whether Process has work to do (stopping, once a peer
+// reported this member removed, is work too).
 func (c *Core) HasReady() bool {
-	return c.fatal == nil && (c.rn.HasReady() || c.reads.canIssue() || len(c.compactWaits) > 0)
+	return c.fatal == nil && (c.removed || c.rn.HasReady() || c.reads.canIssue() || len(c.compactWaits) > 0)
 }

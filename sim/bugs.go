@@ -31,13 +31,20 @@ const (
 	// BugIgnoreAuthRevokes makes one member (n2) skip permission revokes:
 	// it permits what the others refuse at the same index.
 	BugIgnoreAuthRevokes = "ignore-auth-revokes"
+	// BugKeepRemovedMembers makes one member (n2) keep removed members in
+	// its member list: the membership check must see it disagree.
+	BugKeepRemovedMembers = "keep-removed-members"
+	// BugIgnoreRemoval makes members go on running after their removal:
+	// the membership check must see a removed member still running.
+	BugIgnoreRemoval = "ignore-removal"
 )
 
 // flippedMember is the index of the member BugFlipValues corrupts.
 const flippedMember = 1
 
 // Bugs lists the planted bugs.
-var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowersExpireLeases, BugFlipValues, BugIgnoreAuthRevokes}
+var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowersExpireLeases, BugFlipValues, BugIgnoreAuthRevokes,
+	BugKeepRemovedMembers, BugIgnoreRemoval}
 
 func checkBug(name string) error {
 	for _, b := range append([]string{""}, Bugs...) {
@@ -55,6 +62,8 @@ func bugsFor(name string, member int) node.Bugs {
 		FollowersExpireLeases: name == BugFollowersExpireLeases,
 		FlipValues:            name == BugFlipValues && member == flippedMember,
 		IgnoreAuthRevokes:     name == BugIgnoreAuthRevokes && member == flippedMember,
+		KeepRemovedMembers:    name == BugKeepRemovedMembers && member == flippedMember,
+		IgnoreRemoval:         name == BugIgnoreRemoval,
 	}
 }
 

@@ -4,6 +4,7 @@ package sim
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -50,5 +51,35 @@ func TestCorruptionRaisesTheAlarm(t *testing.T) {
 	}
 	if caught < seeds*7/10 {
 		t.Fatalf("the corruption was caught in %d of %d seeds; want at least 70%%", caught, seeds)
+	}
+}
+
+// TestNewChecksCatchTheirBugs proves each check of the richer workload
+// fails on its own planted bug within 200 seeds: the violation must be
+// the check's own, not another check's.
+func TestNewChecksCatchTheirBugs(t *testing.T) {
+	const maxSeeds = 200
+	for _, tc := range []struct {
+		bug, check string
+		opts       Options
+	}{
+		{BugKeepRemovedMembers, "membership did not converge", Options{Membership: true}},
+		{BugIgnoreRemoval, "was removed from the cluster but is still running", Options{Membership: true}},
+	} {
+		t.Run(tc.bug, func(t *testing.T) {
+			for seed := uint64(1); seed <= maxSeeds; seed++ {
+				opts := tc.opts
+				opts.Seed, opts.Bug, opts.NoLinearizability = seed, tc.bug, true
+				var rep *Report
+				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { rep = runOpts(t, opts) })
+				for _, v := range rep.Violations {
+					if strings.Contains(v, tc.check) {
+						t.Logf("bug %s caught by its check at seed %d: %s", tc.bug, seed, v)
+						return
+					}
+				}
+			}
+			t.Fatalf("the check %q missed bug %s for %d seeds", tc.check, tc.bug, maxSeeds)
+		})
 	}
 }

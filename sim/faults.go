@@ -118,7 +118,8 @@ func (c *Cluster) heal() {
 		for k := 0; k < c.keys(); k++ {
 			cl := &client{c: c, id: len(c.clients) + k}
 			key := fmt.Sprintf("k%d", k)
-			n := c.nodes[k%len(c.nodes)]
+			voters := c.serving()
+			n := voters[k%len(voters)]
 			if n.core == nil {
 				c.violation("%s is down in the liveness phase", n.name())
 				continue
@@ -166,13 +167,20 @@ func (c *Cluster) settle() {
 // quiet tells whether every member is up, has applied the same index, and
 // holds no abandoned lease.
 func (c *Cluster) quiet() bool {
+	if c.membership != nil && len(c.membership.plan) > 0 {
+		return false
+	}
 	var applied uint64
-	for i, n := range c.nodes {
+	first := true
+	for _, n := range c.nodes {
+		if n.gone || !n.added || (c.membership != nil && c.membership.removed[n.id]) {
+			continue
+		}
 		if n.core == nil {
 			return false
 		}
-		if i == 0 {
-			applied = n.core.Applied()
+		if first {
+			applied, first = n.core.Applied(), false
 		} else if n.core.Applied() != applied {
 			return false
 		}
@@ -198,6 +206,7 @@ func (c *Cluster) finish() {
 		c.violation("only %d of %d final reads completed after healing: the cluster does not serve", c.finalReads, c.keys())
 	}
 	c.checkConvergence()
+	c.checkMembership()
 	c.checkAlarms()
 	c.checkLeases()
 	c.checkWatches()

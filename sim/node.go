@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -41,6 +42,13 @@ type simNode struct {
 	// watchRev is the revision of the last events response: the next
 	// carries only events above it, up to its own revision.
 	watchRev int64
+	// Membership (members.go): added tells the cluster has the member (the
+	// initial ones, and fresh ones once their add applied); join starts it
+	// with Config.Join, with joinMembers and clusterID; learner until
+	// promoted; gone once it stopped because the cluster removed it.
+	added, join, learner, gone bool
+	joinMembers                []node.Member
+	clusterID                  uint64
 }
 
 // transport adapts the cluster network to transport.Transport for one member.
@@ -91,11 +99,18 @@ func (n *simNode) syncClock() {
 
 func (n *simNode) start() error {
 	n.syncClock()
+	initial := n.c.members[:n.c.opts.Nodes]
+	var clusterID uint64
+	if n.join {
+		initial, clusterID = n.joinMembers, n.clusterID
+	}
 	core, err := node.NewCore(node.Config{
 		Name:                   n.name(),
 		ID:                     n.id,
+		ClusterID:              clusterID,
+		Join:                   n.join,
 		ClusterToken:           "sim",
-		InitialMembers:         n.c.members,
+		InitialMembers:         initial,
 		DataDir:                n.dir,
 		WALFS:                  n.walFS(),
 		WALSegmentSize:         256 << 10,
@@ -137,13 +152,18 @@ func (n *simNode) scheduleTick() {
 	})
 }
 
-// step delivers a message; it reports whether the member took it.
-func (n *simNode) step(m *raftpb.Message) bool {
+// step delivers a message; it reports whether the member took it. A
+// message from a removed member is refused, and the sender told so, as the
+// HTTP transport's 410 Gone does.
+func (n *simNode) step(from *simNode, inc int, m *raftpb.Message) bool {
 	if n.core == nil {
 		return false
 	}
 	n.syncClock()
 	if err := n.core.Step(m); err != nil {
+		if errors.Is(err, node.ErrSenderRemoved) {
+			n.c.schedule(n.c.delay(), "", func() { from.report(inc, func(core *node.Core) { core.RemovedByPeer(n.id) }) })
+		}
 		return false
 	}
 	n.process()
@@ -190,7 +210,7 @@ func (n *simNode) processNow() {
 	}
 	n.syncClock()
 	if err := n.core.Process(); err != nil {
-		n.c.violation("%s stopped on a fatal error: %v", n.name(), err)
+		n.stopped(err)
 		n.stopWatch()
 		n.core.Crash()
 		n.core = nil
@@ -213,10 +233,15 @@ func (n *simNode) crash() {
 }
 
 func (n *simNode) restart() {
-	if n.core != nil {
-		return
+	if n.core != nil || n.gone || n.incarnation == 0 {
+		return // running, removed, or a fresh member not yet added
 	}
 	if err := n.start(); err != nil {
+		if errors.Is(err, node.ErrRemoved) && n.c.removedFromCluster(n) {
+			n.c.tracef("%s refuses to restart: %v", n.name(), err)
+			n.gone = true
+			return
+		}
 		n.c.violation("%s failed to restart: %v", n.name(), err)
 		return
 	}

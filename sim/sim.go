@@ -60,6 +60,9 @@ type Options struct {
 	// LinearizabilitySteps overrides the step budget of each partition of
 	// the linearizability checks (0: registerSteps and kvSteps).
 	LinearizabilitySteps int
+	// Membership turns the membership workload on whatever the seed
+	// draws; otherwise half the seeds run it.
+	Membership bool
 	// Compaction turns on compaction and the compact hash check (see
 	// corrupt.go) whatever the seed draws; otherwise half the seeds run them.
 	Compaction bool
@@ -74,6 +77,10 @@ type Report struct {
 	Faults     map[string]int
 	TraceHash  uint64
 	Violations []string
+	// Membership tells whether the run changed membership, MemberChanges
+	// how many changes the operator saw applied (members.go).
+	Membership    bool
+	MemberChanges int
 	// Knobs names the members' settings the seed drew (knobs.go).
 	Knobs string
 	// Compaction tells whether the run compacted and checked hashes.
@@ -178,6 +185,8 @@ type Cluster struct {
 	auth *simAuth
 	// knobs are the members' settings drawn for the seed (knobs.go).
 	knobs knobs
+	// membership is the membership workload (members.go), nil if off.
+	membership *simMembership
 }
 
 // Run executes one simulation and returns its report. It never panics on a
@@ -241,7 +250,7 @@ func newCluster(opts Options) (*Cluster, error) {
 		c.members = append(c.members, node.Member{ID: node.MemberID(urls, "sim"), Name: fmt.Sprintf("n%d", i+1), PeerURLs: urls})
 	}
 	for i := range c.members {
-		n := &simNode{c: c, idx: i, id: c.members[i].ID, fs: vfs.NewMem(), dir: filepath.Join(opts.Dir, c.members[i].Name), clock: clock.NewFake(time.Unix(1_700_000_000, 0))}
+		n := &simNode{c: c, idx: i, id: c.members[i].ID, added: true, fs: vfs.NewMem(), dir: filepath.Join(opts.Dir, c.members[i].Name), clock: clock.NewFake(time.Unix(1_700_000_000, 0))}
 		if !opts.NoFaults && c.plan.skew > 0 {
 			n.rate = 1 + (c.rng.Float64()*2-1)*c.plan.skew
 			n.offset = time.Duration(c.rng.Int64N(int64(time.Minute)))
@@ -313,6 +322,7 @@ func (c *Cluster) run() {
 	c.startClients()
 	c.startLeases()
 	c.startAuth()
+	c.startMembership()
 	c.drainWatchesEvery(500 * time.Millisecond)
 	if c.report.Compaction {
 		c.compactEvery(700 * time.Millisecond)
@@ -402,7 +412,7 @@ func (c *Cluster) send(from *simNode, msgs []*raftpb.Message) {
 					}
 					return
 				}
-				ok := target.step(msg)
+				ok := target.step(from, inc, msg)
 				if isSnap && ok {
 					c.snapshotInstalled(from, target)
 				}

@@ -195,6 +195,7 @@ func (s *Server) Start() {
 	s.started.Store(true)
 	go s.run()
 	go s.publish()
+	go s.advanceTicks()
 	if s.cfg.AutoCompaction.enabled() {
 		go s.compactor()
 	}

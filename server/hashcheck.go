@@ -48,7 +48,7 @@ func (s *Server) HashKVHandler() http.Handler {
 			http.Error(w, "cairn: rev must be a positive revision", http.StatusBadRequest)
 			return
 		}
-		h, hashRev, compactRev, err := s.kv.HashKV(rev)
+		h, hashRev, compactRev, err := s.hashKV(rev)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
@@ -99,7 +99,7 @@ func (s *Server) checkCompactHash(ctx context.Context, checked int64) (int64, bo
 	if err != nil {
 		return rev, false
 	}
-	own, hashRev, compactRev, err := s.kv.HashKV(rev)
+	own, hashRev, compactRev, err := s.hashKV(rev)
 	if err != nil {
 		return rev, false // compacted again meanwhile: the next check takes the new revision
 	}

@@ -260,6 +260,7 @@ func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) 
 	if err != nil {
 		return nil, err
 	}
+	s.met.learnerPromotes.Inc() // as etcd: counted by the leader that promoted
 	return &pb.MemberPromoteResponse{Header: s.clusterHeader(), Members: pms}, nil
 }
 

@@ -1,13 +1,16 @@
 package server
 
 import (
+	"context"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnkv/cairn/mvcc"
+	"github.com/cairnkv/cairn/node"
 	"github.com/cairnkv/cairn/version"
 )
 
@@ -47,6 +50,12 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 		s.met.leaseRevoked,
 		s.met.leaseRenewed,
 		s.met.leaseTTL,
+		s.met.learnerPromotes,
+		s.met.hash,
+		s.met.hashRev,
+		gauge("debugging", "auth_revision", "The current revision of auth store.",
+			func() float64 { return float64(s.authStore().Revision()) }),
+		&knownPeers{s},
 		gauge("server", "has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.",
 			func() float64 { return boolGauge(s.Leader() != 0) }),
 		gauge("server", "is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.",
@@ -141,3 +150,37 @@ func (s *Server) registerWatchMetrics(reg prometheus.Registerer) {
 			func(w mvcc.WatchStats) float64 { return float64(w.CacheBytes) }),
 	)
 }
+
+// knownPeers is etcd_network_known_peers: as etcd's, 1 for every member of
+// the cluster (this one included), 0 for every member removed from it,
+// labelled Local (this member) and Remote (the peer), in hex. It reads the
+// membership on the loop at each scrape.
+type knownPeers struct{ s *Server }
+
+var knownPeersDesc = prometheus.NewDesc("etcd_network_known_peers", "The current number of known peers.", []string{"Local", "Remote"}, nil)
+
+func (k *knownPeers) Describe(ch chan<- *prometheus.Desc) { ch <- knownPeersDesc }
+
+func (k *knownPeers) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), knownPeersTimeout)
+	defer cancel()
+	var ms []node.Member
+	var removed []uint64
+	if err := k.s.onLoop(ctx, func() { ms, removed = k.s.core.Members(), k.s.core.RemovedIDs() }); err != nil {
+		return // stopped, or the loop is stuck: no series rather than stale ones
+	}
+	local := strconv.FormatUint(k.s.ID(), 16)
+	seen := map[uint64]bool{}
+	for _, m := range ms {
+		seen[m.ID] = true
+		ch <- prometheus.MustNewConstMetric(knownPeersDesc, prometheus.GaugeValue, 1, local, strconv.FormatUint(m.ID, 16))
+	}
+	for _, id := range removed {
+		if !seen[id] {
+			ch <- prometheus.MustNewConstMetric(knownPeersDesc, prometheus.GaugeValue, 0, local, strconv.FormatUint(id, 16))
+		}
+	}
+}
+
+// knownPeersTimeout bounds a scrape's wait for the loop.
+const knownPeersTimeout = time.Second

@@ -36,6 +36,8 @@ type serverMetrics struct {
 	leaseRevoked      prometheus.Counter
 	leaseRenewed      prometheus.Counter
 	leaseTTL          prometheus.Histogram
+	learnerPromotes   prometheus.Counter
+	hash, hashRev     prometheus.Histogram
 }
 
 // newServerMetrics returns the metrics with etcd's names, help, labels and
@@ -85,7 +87,44 @@ func newServerMetrics() *serverMetrics {
 			Help:    "Bucketed histogram of lease TTLs.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 24),
 		}),
+		learnerPromotes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "learner_promote_successes",
+			Help: "The total number of successful learner promotions while this member is leader.",
+		}),
+		hash: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "mvcc", Name: "hash_duration_seconds",
+			Help:    "The latency distribution of storage hash operation.",
+			Buckets: prometheus.ExponentialBuckets(.01, 2, 15),
+		}),
+		hashRev: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "mvcc", Name: "hash_rev_duration_seconds",
+			Help:    "The latency distribution of storage hash by revision operation.",
+			Buckets: prometheus.ExponentialBuckets(.01, 2, 15),
+		}),
 	}
+}
+
+// hashKV is the store's HashKV timed in etcd_mvcc_hash_rev_duration_seconds,
+// as etcd times each hash by revision: for Maintenance.HashKV, the compact
+// hash check, and the peers asking for this member's hash.
+func (s *Server) hashKV(rev int64) (hash uint32, hashRev, compactRev int64, err error) {
+	start := s.clock.Now()
+	hash, hashRev, compactRev, err = s.kv.HashKV(rev)
+	if err == nil {
+		s.met.hashRev.Observe(s.clock.Now().Sub(start).Seconds())
+	}
+	return hash, hashRev, compactRev, err
+}
+
+// hashAll is the store's Hash (of the whole database) timed in
+// etcd_mvcc_hash_duration_seconds.
+func (s *Server) hashAll() (uint32, error) {
+	start := s.clock.Now()
+	h, err := s.kv.Hash()
+	if err == nil {
+		s.met.hash.Observe(s.clock.Now().Sub(start).Seconds())
+	}
+	return h, err
 }
 
 // observeCore points the core's callbacks and the store's commit observer

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/internal/testutil"
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node"
 )
@@ -330,4 +331,79 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// etcd's membership, auth and hash metrics move with what they count:
+// etcd_network_known_peers has every member at 1 and a removed one at 0;
+// the leader counts the learners it promotes; the auth revision follows
+// auth changes; Maintenance.Hash and HashKV are timed.
+func TestMembershipAuthAndHashMetrics(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOpts{logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))})
+	lead := c.server(c.waitLeader())
+	reg := prometheus.NewPedanticRegistry()
+	lead.RegisterMetrics(reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	hex := func(id uint64) string { return strconv.FormatUint(id, 16) }
+	local := hex(lead.ID())
+
+	fams := gather(t, reg)
+	for name, typ := range map[string]string{
+		"etcd_network_known_peers":              "GAUGE",
+		"etcd_server_learner_promote_successes": "COUNTER",
+		"etcd_debugging_auth_revision":          "GAUGE",
+		"etcd_mvcc_hash_duration_seconds":       "HISTOGRAM",
+		"etcd_mvcc_hash_rev_duration_seconds":   "HISTOGRAM",
+	} {
+		if got := fams[name].typ; got != typ {
+			t.Errorf("%s is a %q, want %s", name, got, typ)
+		}
+	}
+	if v := fams["etcd_network_known_peers"].value("Local", local, "Remote", local); v != 1 {
+		t.Errorf("etcd_network_known_peers of itself = %v, want 1", v)
+	}
+	authRev := fams["etcd_debugging_auth_revision"].value()
+
+	m2 := c.addMember("m2")
+	confChange(t, lead, raftpb.ConfChangeAddLearnerNode, m2)
+	c.start(m2.ID)
+	testutil.Eventually(t, 10*time.Second, "the learner is promoted", func() (bool, string) {
+		_, err := lead.MemberPromote(ctx, &pb.MemberPromoteRequest{ID: m2.ID})
+		return err == nil, fmt.Sprint(err)
+	})
+	fams = gather(t, reg)
+	if v := fams["etcd_server_learner_promote_successes"].value(); v != 1 {
+		t.Errorf("etcd_server_learner_promote_successes = %v, want 1", v)
+	}
+	if v := fams["etcd_network_known_peers"].value("Local", local, "Remote", hex(m2.ID)); v != 1 {
+		t.Errorf("etcd_network_known_peers of the new member = %v, want 1", v)
+	}
+	if _, err := c.server(c.waitLeader()).MemberRemove(ctx, &pb.MemberRemoveRequest{ID: m2.ID}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the removed member is known at 0", func() (bool, string) {
+		v := gather(t, reg)["etcd_network_known_peers"].value("Local", local, "Remote", hex(m2.ID))
+		return v == 0, fmt.Sprintf("etcd_network_known_peers of the removed member = %v", v)
+	})
+
+	if _, err := lead.UserAdd(ctx, &pb.AuthUserAddRequest{Name: "root", Password: "rootpw"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := gather(t, reg)["etcd_debugging_auth_revision"].value(); v != authRev+1 {
+		t.Errorf("etcd_debugging_auth_revision after adding a user = %v, want %v", v, authRev+1)
+	}
+
+	if _, err := lead.Hash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lead.HashKV(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	fams = gather(t, reg)
+	if v := fams["etcd_mvcc_hash_duration_seconds"].value(); v != 1 {
+		t.Errorf("etcd_mvcc_hash_duration_seconds count = %v, want 1 (one Hash)", v)
+	}
+	if v := fams["etcd_mvcc_hash_rev_duration_seconds"].value(); v < 1 {
+		t.Errorf("etcd_mvcc_hash_rev_duration_seconds count = %v, want >= 1 (a HashKV)", v)
+	}
 }

@@ -652,7 +652,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 
 // Hash serves Maintenance.Hash.
 func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
-	h, err := s.kv.Hash()
+	h, err := s.hashAll()
 	if err != nil {
 		return nil, err
 	}
@@ -661,7 +661,7 @@ func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
 
 // HashKV serves Maintenance.HashKV.
 func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
-	h, hashRev, compactRev, err := s.kv.HashKV(rev)
+	h, hashRev, compactRev, err := s.hashKV(rev)
 	if err != nil {
 		return nil, err
 	}

@@ -137,7 +137,14 @@ func importImage(t *testing.T, ctx context.Context, rt *containerRuntime, tarCmd
 	if err != nil {
 		t.Fatalf("%s import %s: %v\n%s", rt.name, image, err, out)
 	}
-	t.Cleanup(func() { _, _ = rt.run(context.Background(), "rmi", "-f", image) })
+	t.Cleanup(func() {
+		// Without rt.env: the containers.conf a probe wrote after this
+		// import may be gone by now, and removing an image runs nothing.
+		bare := &containerRuntime{name: rt.name, path: rt.path}
+		if _, err := bare.run(context.Background(), "rmi", "-f", image); err != nil {
+			t.Errorf("remove %s: %v", image, err)
+		}
+	})
 }
 
 // copyWithLibs copies bin and the shared libraries ldd lists into root

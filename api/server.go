@@ -83,6 +83,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := registerFDMetrics(c.Registry); err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: c, lg: c.Logger, metrics: m, healthMetrics: hm, storageVersion: storageVersion(c.ServerVersion)}
 	unary := []grpc.UnaryServerInterceptor{m.unary, recoverUnary(c.Logger)}
 	if c.WarningUnaryRequestDuration > 0 || c.Logger.Core().Enabled(zapcore.DebugLevel) {

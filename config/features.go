@@ -203,3 +203,28 @@ func featureGatesHelp() string {
 	fmt.Fprintf(&b, "\n    Not supported yet (only false is accepted): %s.", strings.Join(missing, ", "))
 	return b.String()
 }
+
+// GateState is one feature gate as etcd_server_feature_enabled reports it.
+type GateState struct {
+	Name, Stage string // etcd's name and stage ("ALPHA", "BETA")
+	Enabled     bool   // whether the feature is on in this member
+}
+
+// States returns etcd's feature gates in etcd's order, each with whether
+// Cairn runs with the feature on: a gate Cairn honours as set (or at its
+// default), one whose behaviour Cairn fixes at that behaviour whatever it
+// was set to, one Cairn does not implement off.
+func (fg FeatureGates) States() []GateState {
+	var out []GateState
+	for _, g := range gates() {
+		on := false
+		switch g.support {
+		case gateHonoured:
+			on = fg.Enabled(g.name)
+		case gateFixed:
+			on = g.fixed
+		}
+		out = append(out, GateState{Name: g.name, Stage: g.stage, Enabled: on})
+	}
+	return out
+}

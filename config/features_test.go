@@ -107,3 +107,33 @@ func TestFeatureGatesHelpListsEveryGate(t *testing.T) {
 		}
 	}
 }
+
+// States reports what Cairn runs with: every etcd gate in etcd's order
+// with etcd's stage; honoured gates as set, fixed ones at Cairn's fixed
+// behaviour whatever they were set to, missing ones off.
+func TestFeatureGateStates(t *testing.T) {
+	fg, err := parseFeatureGates("StopGRPCServiceOnDefrag=true,CompactHashCheck=false,FastLeaseKeepAlive=true,LeaseCheckpoint=false,LeaseCheckpointPersist=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []GateState{
+		{GateAllAlpha, "ALPHA", false},
+		{GateAllBeta, "BETA", false},
+		{GateCompactHashCheck, "ALPHA", false},
+		{GateFastLeaseKeepAlive, "BETA", false}, // fixed off in Cairn
+		{GateInitialCorruptCheck, "ALPHA", false},
+		{GateLeaseCheckpoint, "ALPHA", true}, // fixed on in Cairn
+		{GateLeaseCheckpointPersist, "ALPHA", true},
+		{GatePriorityRequest, "ALPHA", false},
+		{GateSetMemberLocalAddr, "ALPHA", false},
+		{GateStopGRPCServiceOnDefrag, "ALPHA", true},
+		{GateTxnModeWriteWithSharedBuffer, "BETA", true},
+	}
+	if got := fg.States(); !reflect.DeepEqual(got, want) {
+		t.Errorf("States() =\n%v\nwant\n%v", got, want)
+	}
+	var defaults FeatureGates
+	if s := defaults.States(); s[2] != (GateState{GateCompactHashCheck, "ALPHA", true}) || s[9].Enabled {
+		t.Errorf("default States() = %v, want CompactHashCheck on and StopGRPCServiceOnDefrag off", s)
+	}
+}

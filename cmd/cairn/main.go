@@ -326,6 +326,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv.RegisterMetrics(reg)
+	reg.MustRegister(featureGatesMetric(cfg.FeatureGates))
 	apiSrv, err := api.New(api.Config{
 		Backend: srv, Logger: lg.Named("api"),
 		MaxRequestBytes: int(cfg.MaxRequestBytes), MaxTxnOps: int(cfg.MaxTxnOps),

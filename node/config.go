@@ -96,6 +96,10 @@ type Config struct {
 	// ObserveWALSave, if set, receives how long each WAL save took (its
 	// write and its one fsync), measured with Clock.
 	ObserveWALSave func(d time.Duration)
+	// ObserveWALWrite, if set, receives each write to the WAL's segment
+	// files (records buffered by a save, before its fsync): the bytes
+	// written and how long the write took, measured with Clock.
+	ObserveWALWrite func(n int, d time.Duration)
 	// ObserveApply, if set, is called after each request of a normal entry
 	// is applied, with the request, its result and how long the apply
 	// took by Clock (the shell's apply metrics). It must not keep r or

@@ -51,6 +51,8 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 		s.met.leaseRenewed,
 		s.met.leaseTTL,
 		s.met.learnerPromotes,
+		s.met.walWrite,
+		s.met.walWriteBytes,
 		s.met.hash,
 		s.met.hashRev,
 		gauge("debugging", "auth_revision", "The current revision of auth store.",

@@ -38,6 +38,8 @@ type serverMetrics struct {
 	leaseTTL          prometheus.Histogram
 	learnerPromotes   prometheus.Counter
 	hash, hashRev     prometheus.Histogram
+	walWrite          prometheus.Histogram
+	walWriteBytes     prometheus.Gauge // a gauge in etcd
 }
 
 // newServerMetrics returns the metrics with etcd's names, help, labels and
@@ -87,6 +89,15 @@ func newServerMetrics() *serverMetrics {
 			Help:    "Bucketed histogram of lease TTLs.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 24),
 		}),
+		walWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "wal_write_duration_seconds",
+			Help:    "The latency distributions of write called by WAL.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		walWriteBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "wal_write_bytes_total",
+			Help: "Total number of bytes written in WAL.",
+		}),
 		learnerPromotes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "learner_promote_successes",
 			Help: "The total number of successful learner promotions while this member is leader.",
@@ -133,6 +144,12 @@ func (s *Server) hashAll() (uint32, error) {
 func (s *Server) observeCore(cfg *node.Config) {
 	if cfg.ObserveApply == nil {
 		cfg.ObserveApply = s.observeApply
+	}
+	if cfg.ObserveWALWrite == nil {
+		cfg.ObserveWALWrite = func(n int, d time.Duration) {
+			s.met.walWriteBytes.Add(float64(n))
+			s.met.walWrite.Observe(d.Seconds())
+		}
 	}
 	heartbeat := time.Duration(max(cfg.HeartbeatTicks, 1)) * cfg.TickInterval
 	cfg.Transport = &heartbeatWatch{

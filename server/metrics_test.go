@@ -407,3 +407,29 @@ func TestMembershipAuthAndHashMetrics(t *testing.T) {
 		t.Errorf("etcd_mvcc_hash_rev_duration_seconds count = %v, want >= 1 (a HashKV)", v)
 	}
 }
+
+// Each write to the WAL is counted in etcd_disk_wal_write_bytes_total (a
+// gauge, as etcd's) and timed in etcd_disk_wal_write_duration_seconds.
+func TestWALWriteMetrics(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOpts{})
+	s := c.server(c.waitLeader())
+	reg := prometheus.NewPedanticRegistry()
+	s.RegisterMetrics(reg)
+	fams := gather(t, reg)
+	if fams["etcd_disk_wal_write_bytes_total"].typ != "GAUGE" || fams["etcd_disk_wal_write_duration_seconds"].typ != "HISTOGRAM" {
+		t.Fatalf("types: %q, %q", fams["etcd_disk_wal_write_bytes_total"].typ, fams["etcd_disk_wal_write_duration_seconds"].typ)
+	}
+	bytes0, writes0 := fams["etcd_disk_wal_write_bytes_total"].value(), fams["etcd_disk_wal_write_duration_seconds"].value()
+	if bytes0 <= 0 || writes0 <= 0 {
+		t.Errorf("after start: %v bytes in %v writes, want some (the first entries)", bytes0, writes0)
+	}
+	const size = 10000
+	c.put(s, "big", string(make([]byte, size)))
+	fams = gather(t, reg)
+	if b := fams["etcd_disk_wal_write_bytes_total"].value(); b < bytes0+size {
+		t.Errorf("etcd_disk_wal_write_bytes_total = %v after a put of %d bytes, want >= %v", b, size, bytes0+size)
+	}
+	if w := fams["etcd_disk_wal_write_duration_seconds"].value(); w <= writes0 {
+		t.Errorf("etcd_disk_wal_write_duration_seconds count = %v after a put, want > %v", w, writes0)
+	}
+}

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/cairnkv/cairn/clock"
 	"github.com/cairnkv/cairn/vfs"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -36,6 +38,11 @@ type Config struct {
 	// Logger receives the repair of a torn tail (Warn) and segment changes
 	// (Info); nil means no logging.
 	Logger *zap.Logger
+	// ObserveWrite, if set, receives each write of buffered records to a
+	// segment file (before its fsync): the bytes written and how long the
+	// write took, by Clock (which must then be set).
+	ObserveWrite func(n int, d time.Duration)
+	Clock        clock.Clock
 }
 
 func (c *Config) validate() error {
@@ -53,6 +60,9 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.ObserveWrite != nil && c.Clock == nil {
+		return fmt.Errorf("%w: Config.ObserveWrite without Config.Clock", ErrInvalid)
 	}
 	return nil
 }
@@ -551,7 +561,14 @@ func (w *WAL) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
+	var start time.Time
+	if w.cfg.ObserveWrite != nil {
+		start = w.cfg.Clock.Now()
+	}
 	n, err := w.f.Write(w.buf)
+	if w.cfg.ObserveWrite != nil {
+		w.cfg.ObserveWrite(n, w.cfg.Clock.Now().Sub(start))
+	}
 	if err != nil {
 		return fmt.Errorf("wal: write: %w", err)
 	}

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnkv/cairn/lease"
+	"github.com/cairnkv/cairn/transport"
 )
 
 // Lease keep-alives and time-to-live taken by a follower go to the leader
@@ -149,6 +151,9 @@ func (s *Server) leasePeerCallTo(ctx context.Context, lead uint64, path string, 
 			continue
 		}
 		hreq.Header.Set("Content-Type", "application/protobuf")
+		// Who asks, as on raft streams (a network's view of the sender;
+		// the leader does not rely on it).
+		hreq.Header.Set(transport.HeaderFrom, strconv.FormatUint(s.ID(), 16))
 		hresp, err := client.Do(hreq)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Jepsen-style runs of the real cairn binary (cmd/chaos): a 3-member and a
-# 5-member cluster through kill, pause and partition schedules, then the
+# 5-member cluster through kill, pause and partition schedules, a 3-member
+# one with mutual TLS and auth on through the same, then the
 # planted stale-reads bug, which must be reported. Every run keeps its
 # folder (logs, history, visualisation) under $OUT.
 #   DURATION (default 60s), SEED (default: from the clock), FAULTS
@@ -24,6 +25,12 @@ for nodes in 3 5; do
     fail=1
   fi
 done
+dir="$out/tls-auth-n3-seed$seed"
+rm -rf "$dir"
+echo "== 3 nodes with mutual TLS on client and peer ports and auth on, $duration, seed $seed, faults $faults"
+if ! ./bin/chaos -nodes 3 -duration "$duration" -seed "$seed" -faults "$faults" -tls -auth -cairn "$PWD/bin/cairn" -out "$dir"; then
+  fail=1
+fi
 dir="$out/bug-stale-reads-seed$seed"
 rm -rf "$dir"
 echo "== planted bug stale-reads: the runner must report a violation"

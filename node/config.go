@@ -100,6 +100,10 @@ type Config struct {
 	// files (records buffered by a save, before its fsync): the bytes
 	// written and how long the write took, measured with Clock.
 	ObserveWALWrite func(n int, d time.Duration)
+	// ObserveLeaseExpired, if set, is called on the leader for each lease
+	// it revoked because it expired, once the revoke applied (etcd's
+	// etcd_debugging_server_lease_expired_total).
+	ObserveLeaseExpired func()
 	// ObserveApply, if set, is called after each request of a normal entry
 	// is applied, with the request, its result and how long the apply
 	// took by Clock (the shell's apply metrics). It must not keep r or

@@ -162,8 +162,16 @@ func (c *Core) leaseDuties() {
 	}
 	// While the cluster is CORRUPT, revokes would be refused at apply;
 	// expired leases are revoked once the alarm is cleared.
+	var revoked func(Result)
+	if observe := c.cfg.ObserveLeaseExpired; observe != nil {
+		revoked = func(r Result) {
+			if r.Err == nil {
+				observe()
+			}
+		}
+	}
 	for _, id := range c.expiredUnlessCorrupt() {
-		if _, err := c.Propose(&pb.InternalRaftRequest{Header: rootHeader(), LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}}, nil); err != nil {
+		if _, err := c.Propose(&pb.InternalRaftRequest{Header: rootHeader(), LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}}, revoked); err != nil {
 			c.lg.Debug("proposing lease revoke", zap.Int64("lease", id), zap.Error(err))
 		}
 	}

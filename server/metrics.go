@@ -51,6 +51,7 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 		s.met.leaseRenewed,
 		s.met.leaseTTL,
 		s.met.learnerPromotes,
+		s.met.leaseExpired,
 		s.met.walWrite,
 		s.met.walWriteBytes,
 		s.met.hash,

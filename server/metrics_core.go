@@ -40,6 +40,7 @@ type serverMetrics struct {
 	hash, hashRev     prometheus.Histogram
 	walWrite          prometheus.Histogram
 	walWriteBytes     prometheus.Gauge // a gauge in etcd
+	leaseExpired      prometheus.Counter
 }
 
 // newServerMetrics returns the metrics with etcd's names, help, labels and
@@ -98,6 +99,10 @@ func newServerMetrics() *serverMetrics {
 			Namespace: "etcd", Subsystem: "disk", Name: "wal_write_bytes_total",
 			Help: "Total number of bytes written in WAL.",
 		}),
+		leaseExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "debugging", Name: "server_lease_expired_total",
+			Help: "The total number of expired leases.",
+		}),
 		learnerPromotes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "learner_promote_successes",
 			Help: "The total number of successful learner promotions while this member is leader.",
@@ -144,6 +149,9 @@ func (s *Server) hashAll() (uint32, error) {
 func (s *Server) observeCore(cfg *node.Config) {
 	if cfg.ObserveApply == nil {
 		cfg.ObserveApply = s.observeApply
+	}
+	if cfg.ObserveLeaseExpired == nil {
+		cfg.ObserveLeaseExpired = s.met.leaseExpired.Inc
 	}
 	if cfg.ObserveWALWrite == nil {
 		cfg.ObserveWALWrite = func(n int, d time.Duration) {

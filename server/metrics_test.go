@@ -433,3 +433,29 @@ func TestWALWriteMetrics(t *testing.T) {
 		t.Errorf("etcd_disk_wal_write_duration_seconds count = %v after a put, want > %v", w, writes0)
 	}
 }
+
+// The leader counts the leases it revokes because they expired in
+// etcd_debugging_server_lease_expired_total; a client's revoke is not one
+// (it is in etcd_debugging_lease_revoked_total only).
+func TestLeaseExpiredMetric(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOpts{})
+	s := c.server(c.waitLeader())
+	reg := prometheus.NewPedanticRegistry()
+	s.RegisterMetrics(reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if typ := gather(t, reg)["etcd_debugging_server_lease_expired_total"].typ; typ != "COUNTER" {
+		t.Fatalf("etcd_debugging_server_lease_expired_total is a %q", typ)
+	}
+	revoked := grant(t, s, 60)
+	if _, err := s.LeaseRevoke(ctx, &pb.LeaseRevokeRequest{ID: revoked}); err != nil {
+		t.Fatal(err)
+	}
+	grant(t, s, 1) // clamped up to the minimum TTL (1s here)
+	testutil.Eventually(t, 10*time.Second, "the lease expires", func() (bool, string) {
+		fams := gather(t, reg)
+		expired := fams["etcd_debugging_server_lease_expired_total"].value()
+		all := fams["etcd_debugging_lease_revoked_total"].value()
+		return expired == 1 && all == 2, fmt.Sprintf("expired %v, revoked %v", expired, all)
+	})
+}

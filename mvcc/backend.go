@@ -107,6 +107,14 @@ func (s *Store) sizes() (size, inUse int64) {
 // Path, fsynced and loaded, then swapped in; the open batch is discarded.
 // Concurrent readers see the old or the new database, never a mix.
 func (s *Store) ReplaceDB(r io.Reader) error {
+	if err := s.replaceDB(r); err != nil {
+		return err
+	}
+	s.resyncWatchers()
+	return nil
+}
+
+func (s *Store) replaceDB(r io.Reader) error {
 	tmp := s.cfg.Path + ".replace"
 	if err := writeFileSync(tmp, r, !s.cfg.NoSync); err != nil {
 		return err

@@ -139,6 +139,14 @@ func (t *snapshotTracker) retire(db *bolt.DB) error {
 // Until that rename, path still holds the snapshot, so a crash at any point
 // leaves either the old database and path, or the new database.
 func (s *Store) ReplaceDBFile(path string) error {
+	if err := s.replaceDBFile(path); err != nil {
+		return err
+	}
+	s.resyncWatchers()
+	return nil
+}
+
+func (s *Store) replaceDBFile(path string) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("mvcc: snapshot database: %w", err)
 	}

@@ -28,11 +28,14 @@ type Bugs struct {
 	// IgnoreRemoval makes this member go on running after the cluster
 	// removed it, whether it applies its removal or a peer reports it.
 	IgnoreRemoval bool
+	// SnapshotWithoutData makes this member install a snapshot's index and
+	// membership but keep its old database.
+	SnapshotWithoutData bool
 }
 
 func (b Bugs) any() bool {
 	return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases || b.FlipValues || b.IgnoreAuthRevokes ||
-		b.KeepRemovedMembers || b.IgnoreRemoval
+		b.KeepRemovedMembers || b.IgnoreRemoval || b.SnapshotWithoutData
 }
 
 var errBugsNotBuilt = errors.New("node: planted bugs need a build with the cairnbugs tag")
@@ -51,3 +54,4 @@ func (b Bugs) flipValues() bool            { return bugsEnabled && b.FlipValues 
 func (b Bugs) ignoreAuthRevokes() bool     { return bugsEnabled && b.IgnoreAuthRevokes }
 func (b Bugs) keepRemovedMembers() bool    { return bugsEnabled && b.KeepRemovedMembers }
 func (b Bugs) ignoreRemoval() bool         { return bugsEnabled && b.IgnoreRemoval }
+func (b Bugs) snapshotWithoutData() bool   { return bugsEnabled && b.SnapshotWithoutData }

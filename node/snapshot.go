@@ -39,7 +39,9 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	if err := c.wal.SaveSnapshot(meta); err != nil {
 		return fmt.Errorf("node: saving snapshot marker: %w", err)
 	}
-	if err := c.replaceDBFrom(staged); err != nil {
+	if c.cfg.Bugs.snapshotWithoutData() {
+		c.kv.SetConsistentIndex(meta.GetIndex(), meta.GetTerm()) // the planted bug: the index, not the data
+	} else if err := c.replaceDBFrom(staged); err != nil {
 		return err
 	}
 	c.removeStagedSnapshots(meta.GetIndex(), false)

@@ -37,6 +37,10 @@ const (
 	// BugIgnoreRemoval makes members go on running after their removal:
 	// the membership check must see a removed member still running.
 	BugIgnoreRemoval = "ignore-removal"
+	// BugSnapshotWithoutData makes members install a snapshot's index but
+	// keep their old database: a follower that lagged behind the log and
+	// caught up through a snapshot must be seen to diverge.
+	BugSnapshotWithoutData = "snapshot-without-data"
 )
 
 // flippedMember is the index of the member BugFlipValues corrupts.
@@ -44,7 +48,7 @@ const flippedMember = 1
 
 // Bugs lists the planted bugs.
 var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowersExpireLeases, BugFlipValues, BugIgnoreAuthRevokes,
-	BugKeepRemovedMembers, BugIgnoreRemoval}
+	BugKeepRemovedMembers, BugIgnoreRemoval, BugSnapshotWithoutData}
 
 func checkBug(name string) error {
 	for _, b := range append([]string{""}, Bugs...) {
@@ -64,6 +68,7 @@ func bugsFor(name string, member int) node.Bugs {
 		IgnoreAuthRevokes:     name == BugIgnoreAuthRevokes && member == flippedMember,
 		KeepRemovedMembers:    name == BugKeepRemovedMembers && member == flippedMember,
 		IgnoreRemoval:         name == BugIgnoreRemoval,
+		SnapshotWithoutData:   name == BugSnapshotWithoutData,
 	}
 }
 

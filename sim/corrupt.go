@@ -123,6 +123,10 @@ func (c *Cluster) checkAlarms() {
 // BugFlipValues, the flipped member's corruption travels in its snapshots.
 func (c *Cluster) snapshotInstalled(from, to *simNode) {
 	c.tracef("%s installed a snapshot from %s", to.name(), from.name())
+	c.report.Snapshots++
+	if to == c.lagging {
+		c.report.LagSnapshot = true
+	}
 	if c.opts.Bug != BugFlipValues || slices.Contains(c.report.Tainted, to.name()) || to.idx == flippedMember {
 		return
 	}

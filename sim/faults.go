@@ -116,37 +116,50 @@ func (c *Cluster) heal() {
 	// acknowledged write must be visible to them.
 	c.schedule(c.opts.Heal-2*clientTimeout-500*time.Millisecond, "final reads", func() {
 		for k := 0; k < c.keys(); k++ {
-			cl := &client{c: c, id: len(c.clients) + k}
-			key := fmt.Sprintf("k%d", k)
-			voters := c.serving()
-			n := voters[k%len(voters)]
-			if n.core == nil {
-				c.violation("%s is down in the liveness phase", n.name())
-				continue
-			}
-			tok := c.hist.Invoke(cl.id, linearizability.Get(key))
-			n.core.ReadIndex(func(err error) {
-				if err != nil {
-					c.violation("final read of %s on %s failed: %v", key, n.name(), err)
-					c.hist.Unknown(tok)
-					return
-				}
-				resp, err := n.core.KV().Range(&pb.RangeRequest{Key: []byte(key)})
-				if err != nil {
-					c.violation("final read of %s on %s: %v", key, n.name(), err)
-					c.hist.Unknown(tok)
-					return
-				}
-				out := linearizability.Response{}
-				if len(resp.GetKvs()) == 1 {
-					out.Found, out.Value = true, string(resp.GetKvs()[0].GetValue())
-				}
-				c.hist.Return(tok, out)
-				c.finalReads++
-			})
-			n.process()
+			c.finalRead(k, k)
 		}
 	})
+}
+
+// finalRead reads key k on the k-th serving member (pick). A member the
+// operator removes meanwhile stops and fails the read: it is asked again
+// of another member.
+func (c *Cluster) finalRead(k, pick int) {
+	cl := &client{c: c, id: len(c.clients) + k}
+	key := fmt.Sprintf("k%d", k)
+	voters := c.serving()
+	n := voters[pick%len(voters)]
+	if n.core == nil {
+		c.violation("%s is down in the liveness phase", n.name())
+		return
+	}
+	tok := c.hist.Invoke(cl.id, linearizability.Get(key))
+	n.core.ReadIndex(func(err error) {
+		if err != nil && c.removedFromCluster(n) {
+			c.tracef("final read of %s on %s failed as it was removed: %v", key, n.name(), err)
+			c.hist.Unknown(tok)
+			c.schedule(0, "", func() { c.finalRead(k, pick+1) })
+			return
+		}
+		if err != nil {
+			c.violation("final read of %s on %s failed: %v", key, n.name(), err)
+			c.hist.Unknown(tok)
+			return
+		}
+		resp, err := n.core.KV().Range(&pb.RangeRequest{Key: []byte(key)})
+		if err != nil {
+			c.violation("final read of %s on %s: %v", key, n.name(), err)
+			c.hist.Unknown(tok)
+			return
+		}
+		out := linearizability.Response{}
+		if len(resp.GetKvs()) == 1 {
+			out.Found, out.Value = true, string(resp.GetKvs()[0].GetValue())
+		}
+		c.hist.Return(tok, out)
+		c.finalReads++
+	})
+	n.process()
 }
 
 // maxSettle bounds how long, after the liveness phase, the run waits for
@@ -207,6 +220,7 @@ func (c *Cluster) finish() {
 	}
 	c.checkConvergence()
 	c.checkMembership()
+	c.checkLag()
 	c.checkAlarms()
 	c.checkLeases()
 	c.checkWatches()

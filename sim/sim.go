@@ -63,6 +63,9 @@ type Options struct {
 	// Membership turns the membership workload on whatever the seed
 	// draws; otherwise half the seeds run it.
 	Membership bool
+	// Lag cuts a follower off for a while (operator.go) whatever the seed
+	// draws; otherwise half the seeds do.
+	Lag bool
 	// Compaction turns on compaction and the compact hash check (see
 	// corrupt.go) whatever the seed draws; otherwise half the seeds run them.
 	Compaction bool
@@ -77,6 +80,10 @@ type Report struct {
 	Faults     map[string]int
 	TraceHash  uint64
 	Violations []string
+	// Snapshots counts the snapshots members took from a leader;
+	// LagSnapshot tells the follower the operator cut off took one.
+	Snapshots   int
+	LagSnapshot bool
 	// Membership tells whether the run changed membership, MemberChanges
 	// how many changes the operator saw applied (members.go).
 	Membership    bool
@@ -187,6 +194,10 @@ type Cluster struct {
 	knobs knobs
 	// membership is the membership workload (members.go), nil if off.
 	membership *simMembership
+	// lagging is the follower the operator cut off (operator.go), at
+	// lagApplied when it was.
+	lagging    *simNode
+	lagApplied uint64
 }
 
 // Run executes one simulation and returns its report. It never panics on a
@@ -323,6 +334,7 @@ func (c *Cluster) run() {
 	c.startLeases()
 	c.startAuth()
 	c.startMembership()
+	c.startOperator()
 	c.drainWatchesEvery(500 * time.Millisecond)
 	if c.report.Compaction {
 		c.compactEvery(700 * time.Millisecond)

@@ -33,7 +33,13 @@ func (s *Store) Compact(rev int64) error {
 	s.compactRev = rev
 	// A compaction still in progress is subsumed: the new keep set is a
 	// subset of the old one, and the scan restarts from the beginning.
-	s.comp = &compaction{rev: rev, keep: s.index.compact(rev)}
+	start := s.cfg.Clock.Now()
+	keep := s.index.compact(rev)
+	now := s.cfg.Clock.Now()
+	if s.compObserver.Index != nil {
+		s.compObserver.Index(now.Sub(start))
+	}
+	s.comp = &compaction{rev: rev, keep: keep, started: start}
 	return nil
 }
 
@@ -49,6 +55,23 @@ func (s *Store) CompactStep() (done bool, err error) {
 	c := s.comp
 	if c == nil {
 		return true, nil
+	}
+	start := s.cfg.Clock.Now()
+	if c.started.IsZero() {
+		c.started = start
+	}
+	removed := 0
+	if s.compObserver.Step != nil {
+		defer func() {
+			if err == nil {
+				now := s.cfg.Clock.Now()
+				st := CompactionStep{Keys: removed, Pause: now.Sub(start), Done: done}
+				if done {
+					st.Total = now.Sub(c.started)
+				}
+				s.compObserver.Step(st)
+			}
+		}()
 	}
 	kb := s.tx.Bucket(keyBucket)
 	cur := kb.Cursor()
@@ -80,6 +103,7 @@ func (s *Store) CompactStep() (done bool, err error) {
 			return false, fmt.Errorf("mvcc: removing compacted revision: %w", err)
 		}
 		s.noteWrite(false)
+		removed++
 	}
 	if !finished {
 		return false, nil

@@ -80,3 +80,33 @@ func countLiveKeys(idx *treeIndex) int64 {
 	})
 	return n
 }
+
+// CompactionStep is one CompactStep that had a compaction to work on.
+type CompactionStep struct {
+	// Keys is the number of revisions the step removed from the database.
+	Keys int
+	// Pause is how long the step held the writer, by the Store's clock.
+	Pause time.Duration
+	// Done is whether the compaction finished with this step; Total is
+	// then how long it took, from Compact (or, for one resumed when the
+	// database was opened, its first step) to the end of this step.
+	Done  bool
+	Total time.Duration
+}
+
+// CompactionObserver receives what compactions do, on the writer
+// goroutine: etcd's compaction metrics.
+type CompactionObserver struct {
+	// Index, if set, receives how long each Compact took to compact the
+	// in-memory index (the writer holds it meanwhile).
+	Index func(d time.Duration)
+	// Step, if set, receives each CompactStep that had work to do.
+	Step func(CompactionStep)
+}
+
+// SetCompactionObserver installs o (the zero value removes it).
+func (s *Store) SetCompactionObserver(o CompactionObserver) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.compObserver = o
+}

@@ -67,9 +67,10 @@ func (c *Config) validate() error {
 // compaction is a physical compaction in progress: revisions at or below rev
 // not in keep are removed from the key bucket, scanning from next.
 type compaction struct {
-	rev  int64
-	keep map[Revision]struct{}
-	next []byte
+	rev     int64
+	keep    map[Revision]struct{}
+	next    []byte
+	started time.Time // by the Store's clock: Compact, or the first step of one resumed at open
 }
 
 // state is everything derived from one database file.
@@ -105,6 +106,7 @@ type Store struct {
 	failed     error // sticky: a commit failed, the store is unusable
 
 	commitObserver func(d time.Duration) // see SetCommitObserver; guarded by wmu
+	compObserver   CompactionObserver    // see SetCompactionObserver; guarded by wmu
 	ops            opCounters            // see Stats
 
 	// mu guards what readers see: the state and the overlay.

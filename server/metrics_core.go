@@ -41,6 +41,12 @@ type serverMetrics struct {
 	walWrite          prometheus.Histogram
 	walWriteBytes     prometheus.Gauge // a gauge in etcd
 	leaseExpired      prometheus.Counter
+
+	compactionKeys       prometheus.Counter
+	compactionPause      prometheus.Histogram // milliseconds, as etcd's
+	compactionTotal      prometheus.Histogram // milliseconds
+	compactionLast       prometheus.Gauge     // unix time
+	indexCompactionPause prometheus.Histogram // milliseconds
 }
 
 // newServerMetrics returns the metrics with etcd's names, help, labels and
@@ -102,6 +108,29 @@ func newServerMetrics() *serverMetrics {
 		leaseExpired: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "etcd", Subsystem: "debugging", Name: "server_lease_expired_total",
 			Help: "The total number of expired leases.",
+		}),
+		compactionKeys: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_keys_total",
+			Help: "Total number of db keys compacted.",
+		}),
+		compactionPause: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_pause_duration_milliseconds",
+			Help:    "Bucketed histogram of db compaction pause duration.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
+		}),
+		compactionTotal: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_total_duration_milliseconds",
+			Help:    "Bucketed histogram of db compaction total duration.",
+			Buckets: prometheus.ExponentialBuckets(100, 2, 14),
+		}),
+		compactionLast: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_last",
+			Help: "The unix time of the last db compaction. Resets to 0 on start.",
+		}),
+		indexCompactionPause: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "index_compaction_pause_duration_milliseconds",
+			Help:    "Bucketed histogram of index compaction pause duration.",
+			Buckets: prometheus.ExponentialBuckets(0.5, 2, 14),
 		}),
 		learnerPromotes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "learner_promote_successes",
@@ -170,6 +199,18 @@ func (s *Server) observeCore(cfg *node.Config) {
 // opened the store).
 func (s *Server) observeCommits(kv *mvcc.Store) {
 	kv.SetCommitObserver(func(d time.Duration) { s.met.backendCommit.Observe(d.Seconds()) })
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	kv.SetCompactionObserver(mvcc.CompactionObserver{
+		Index: func(d time.Duration) { s.met.indexCompactionPause.Observe(ms(d)) },
+		Step: func(st mvcc.CompactionStep) {
+			s.met.compactionKeys.Add(float64(st.Keys))
+			s.met.compactionPause.Observe(ms(st.Pause))
+			if st.Done {
+				s.met.compactionTotal.Observe(ms(st.Total))
+				s.met.compactionLast.Set(float64(s.clock.Now().Unix()))
+			}
+		},
+	})
 }
 
 // observeApply is the core's ObserveApply: etcd's apply histogram by

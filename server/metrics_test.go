@@ -459,3 +459,50 @@ func TestLeaseExpiredMetric(t *testing.T) {
 		return expired == 1 && all == 2, fmt.Sprintf("expired %v, revoked %v", expired, all)
 	})
 }
+
+// A compaction is measured as etcd measures it: the index compaction's
+// pause, each batch of revisions removed from the database (its pause and
+// the revisions), the whole compaction's duration and when it finished.
+func TestCompactionMetrics(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOpts{})
+	s := c.server(c.waitLeader())
+	reg := prometheus.NewPedanticRegistry()
+	s.RegisterMetrics(reg)
+	fams := gather(t, reg)
+	for name, typ := range map[string]string{
+		"etcd_debugging_mvcc_db_compaction_keys_total":                     "COUNTER",
+		"etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds":    "HISTOGRAM",
+		"etcd_debugging_mvcc_db_compaction_total_duration_milliseconds":    "HISTOGRAM",
+		"etcd_debugging_mvcc_db_compaction_last":                           "GAUGE",
+		"etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds": "HISTOGRAM",
+	} {
+		if got := fams[name].typ; got != typ {
+			t.Errorf("%s is a %q, want %s", name, got, typ)
+		}
+	}
+	if v := fams["etcd_debugging_mvcc_db_compaction_last"].value(); v != 0 {
+		t.Errorf("etcd_debugging_mvcc_db_compaction_last = %v before any compaction, want 0", v)
+	}
+	const puts = 10
+	var rev int64
+	for i := 0; i < puts; i++ {
+		rev = c.put(s, "k", fmt.Sprint(i)).GetHeader().GetRevision()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	before := time.Now().Unix()
+	if _, err := s.Compact(ctx, &pb.CompactionRequest{Revision: rev}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the compaction is measured", func() (bool, string) {
+		fams := gather(t, reg)
+		keys := fams["etcd_debugging_mvcc_db_compaction_keys_total"].value()
+		pauses := fams["etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds"].value()
+		totals := fams["etcd_debugging_mvcc_db_compaction_total_duration_milliseconds"].value()
+		last := fams["etcd_debugging_mvcc_db_compaction_last"].value()
+		index := fams["etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds"].value()
+		// The puts before the last one are gone from the database.
+		ok := keys == puts-1 && pauses >= 1 && totals == 1 && last >= float64(before) && index == 1
+		return ok, fmt.Sprintf("keys %v, pauses %v, totals %v, last %v (test started %d), index pauses %v", keys, pauses, totals, last, before, index)
+	})
+}

@@ -110,3 +110,16 @@ func (s *Store) SetCompactionObserver(o CompactionObserver) {
 	defer s.wmu.Unlock()
 	s.compObserver = o
 }
+
+// OpenReadTxns is the number of read transactions open on the database
+// (bbolt's count): snapshots being read (OpenSnapshot) and reads in
+// progress. A database swapped out keeps its own until its last snapshot
+// closes; they are not counted here. Safe for concurrent use.
+func (s *Store) OpenReadTxns() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return 0
+	}
+	return s.db.Stats().OpenTxN
+}

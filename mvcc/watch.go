@@ -96,6 +96,10 @@ type WatchStats struct {
 	// CacheBytes is the size of the recent events kept for watchers that
 	// are behind.
 	CacheBytes int
+	// EventsSent is the number of events WatchStream.Next handed out to be
+	// sent, since the store was opened (etcd's
+	// etcd_debugging_mvcc_events_total).
+	EventsSent uint64
 }
 
 // watchState is the store's side of watching: the synced watchers, fed by
@@ -128,6 +132,8 @@ type watchState struct {
 	// Events queued in all streams and their bytes; changed under a
 	// WatchStream.mu, read anywhere.
 	pendingEvents, pendingBytes atomic.Int64
+	// eventsSent counts the events Next handed out, over the store's life.
+	eventsSent atomic.Uint64
 	// scratch for notify
 	touched []*watcher
 }
@@ -421,6 +427,6 @@ func (s *Store) WatchStats() WatchStats {
 	return WatchStats{
 		Streams: g.streams, Watchers: g.count, Behind: g.behind,
 		PendingEvents: g.pendingEvents.Load(), PendingBytes: g.pendingBytes.Load(),
-		CacheBytes: g.recentBytes,
+		CacheBytes: g.recentBytes, EventsSent: g.eventsSent.Load(),
 	}
 }

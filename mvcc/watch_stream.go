@@ -353,6 +353,7 @@ func (ws *WatchStream) Next() (WatchResponse, bool) {
 			}
 			ws.mu.Unlock()
 			if resp, ok := ws.build(it, removed); ok {
+				ws.s.watches.eventsSent.Add(uint64(len(resp.Events)))
 				return resp, true
 			}
 			continue

@@ -506,3 +506,63 @@ func TestCompactionMetrics(t *testing.T) {
 		return ok, fmt.Sprintf("keys %v, pauses %v, totals %v, last %v (test started %d), index pauses %v", keys, pauses, totals, last, before, index)
 	})
 }
+
+// etcd_debugging_mvcc_events_total counts the events watch streams hand
+// out; etcd_mvcc_db_open_read_transactions the read transactions open on
+// the database, such as a snapshot being streamed.
+func TestWatchEventsAndOpenReadTransactionMetrics(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOpts{})
+	s := c.server(c.waitLeader())
+	reg := prometheus.NewPedanticRegistry()
+	s.RegisterMetrics(reg)
+	fams := gather(t, reg)
+	if typ := fams["etcd_debugging_mvcc_events_total"].typ; typ != "COUNTER" {
+		t.Errorf("etcd_debugging_mvcc_events_total is a %q", typ)
+	}
+	if typ := fams["etcd_mvcc_db_open_read_transactions"].typ; typ != "GAUGE" {
+		t.Errorf("etcd_mvcc_db_open_read_transactions is a %q", typ)
+	}
+	if v := fams["etcd_debugging_mvcc_events_total"].value(); v != 0 {
+		t.Errorf("etcd_debugging_mvcc_events_total = %v before any watch, want 0", v)
+	}
+
+	ws := s.KV().NewWatchStream(0)
+	defer ws.Close()
+	if _, err := ws.Watch(mvcc.AutoWatchID, []byte("w/"), []byte("w0"), 0, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	const puts = 3
+	for i := 0; i < puts; i++ {
+		c.put(s, fmt.Sprintf("w/%d", i), "v")
+	}
+	c.put(s, "other", "v") // not watched
+	got := 0
+	testutil.Eventually(t, 10*time.Second, "the watch gets the events", func() (bool, string) {
+		for {
+			resp, ok := ws.Next()
+			if !ok {
+				break
+			}
+			got += len(resp.Events)
+		}
+		return got == puts, fmt.Sprintf("%d events", got)
+	})
+	if v := gather(t, reg)["etcd_debugging_mvcc_events_total"].value(); v != puts {
+		t.Errorf("etcd_debugging_mvcc_events_total = %v after a watch got %d events, want %d", v, puts, puts)
+	}
+
+	open := gather(t, reg)["etcd_mvcc_db_open_read_transactions"].value()
+	snap, err := s.OpenSnapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := gather(t, reg)["etcd_mvcc_db_open_read_transactions"].value(); v != open+1 {
+		t.Errorf("etcd_mvcc_db_open_read_transactions = %v with a snapshot open, want %v", v, open+1)
+	}
+	if err := snap.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v := gather(t, reg)["etcd_mvcc_db_open_read_transactions"].value(); v != open {
+		t.Errorf("etcd_mvcc_db_open_read_transactions = %v once the snapshot closed, want %v", v, open)
+	}
+}

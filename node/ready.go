@@ -225,9 +225,9 @@ func (c *Core) Close() error {
 // batch is abandoned, the WAL is closed without further writes.
 func (c *Core) Crash() {
 	c.fail(ErrStopped)
-	if c.kv != nil {
+	if c.kv != nil && !c.kvClosed {
 		_ = c.kv.Abandon()
-		c.kv = nil
+		c.kvClosed = true
 	}
 	if c.wal != nil {
 		_ = c.wal.Close()
@@ -235,11 +235,14 @@ func (c *Core) Crash() {
 	}
 }
 
+// closeFiles closes the database and the WAL. The closed store stays in
+// c.kv: its methods answer as a closed store does (nothing, ErrClosed), so
+// a read of the core's state after it stopped never meets a nil store.
 func (c *Core) closeFiles() error {
 	var errs []error
-	if c.kv != nil {
+	if c.kv != nil && !c.kvClosed {
 		errs = append(errs, c.kv.Close())
-		c.kv = nil
+		c.kvClosed = true
 	}
 	if c.wal != nil {
 		errs = append(errs, c.wal.Close())

@@ -60,6 +60,14 @@ func (s *Server) LeasePeerHandler() http.Handler {
 			http.Error(w, "cairn: "+err.Error(), http.StatusBadRequest)
 			return
 		}
+		// Members only, as on raft streams: a request that names no
+		// member of the cluster is refused before it is looked at. (The
+		// header can be forged where the peer port has no mutual TLS;
+		// there the network is trusted, as etcd's /leases trusts it.)
+		if !s.isMemberSender(r) {
+			http.Error(w, "cairn: not a member of this cluster", http.StatusForbidden)
+			return
+		}
 		var resp proto.Message
 		if s.Leader() != s.ID() {
 			// A remaining TTL is the primary lessor's alone.
@@ -105,6 +113,25 @@ func (s *Server) LeasePeerHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/protobuf")
 		_, _ = w.Write(b)
 	})
+}
+
+// isMemberSender reports whether r names (X-Cairn-From) another member
+// of the cluster.
+func (s *Server) isMemberSender(r *http.Request) bool {
+	from, err := strconv.ParseUint(r.Header.Get(transport.HeaderFrom), 16, 64)
+	if err != nil || from == 0 || from == s.ID() {
+		return false
+	}
+	ms, err := s.members(r.Context())
+	if err != nil {
+		return false
+	}
+	for _, m := range ms {
+		if m.ID == from {
+			return true
+		}
+	}
+	return false
 }
 
 // errNoLeasePeerPath is a leader that does not serve the lease paths (an

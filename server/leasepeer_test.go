@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cairnkv/cairn/lease"
+	"github.com/cairnkv/cairn/transport"
 )
 
 // leaseRoutes serves the members' peer listeners in process: a request to
@@ -58,10 +60,10 @@ func TestFollowerForwardsLeasesOverThePeerPort(t *testing.T) {
 	}
 	leadID := c.waitLeader()
 	lead := c.server(leadID)
-	var follower *Server
+	var follower, other *Server
 	for _, s := range c.running() {
 		if s.ID() != leadID {
-			follower = s
+			follower, other = s, follower
 		}
 	}
 	id := grant(t, lead, 30)
@@ -85,9 +87,22 @@ func TestFollowerForwardsLeasesOverThePeerPort(t *testing.T) {
 		t.Fatalf("time-to-live of an unknown lease through a follower: %v, want %v", err, lease.ErrLeaseNotFound)
 	}
 
+	// A request naming no member, or none at all, is refused.
+	for _, from := range []string{"", "zz", "12345", fmt.Sprintf("%x", leadID)} {
+		req := httptest.NewRequest(http.MethodPost, LeaseRenewPath, strings.NewReader(""))
+		if from != "" {
+			req.Header.Set(transport.HeaderFrom, from)
+		}
+		rec := httptest.NewRecorder()
+		lead.LeasePeerHandler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden {
+			t.Errorf("a keep-alive from %q: %d %s, want 403", from, rec.Code, rec.Body)
+		}
+	}
+
 	// A follower's peer handler does not answer for the lessor.
 	var resp pb.LeaseKeepAliveResponse
-	err = follower.leasePeerCallTo(ctx, follower.ID(), LeaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, &resp)
+	err = follower.leasePeerCallTo(ctx, other.ID(), LeaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, &resp)
 	if !errors.Is(err, lease.ErrNotPrimary) {
 		t.Fatalf("a keep-alive to a follower's peer port: %v, want %v", err, lease.ErrNotPrimary)
 	}

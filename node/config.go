@@ -104,6 +104,11 @@ type Config struct {
 	// it revoked because it expired, once the revoke applied (etcd's
 	// etcd_debugging_server_lease_expired_total).
 	ObserveLeaseExpired func()
+	// ObserveSlowReadIndex, if set, is called for each read index round
+	// raft did not answer within an election timeout (it is asked again)
+	// and each answer that came too late, to a round asked again since
+	// (etcd's etcd_server_slow_read_indexes_total).
+	ObserveSlowReadIndex func()
 	// ObserveApply, if set, is called after each request of a normal entry
 	// is applied, with the request, its result and how long the apply
 	// took by Clock (the shell's apply metrics). It must not keep r or

@@ -13,6 +13,8 @@ type readQueue struct {
 	pending []func(error) // waiting for the next round
 	rounds  []*readRound  // issued rounds, oldest first
 	nextCtx uint64
+	// slow is Config.ObserveSlowReadIndex (nil: not observed).
+	slow func()
 }
 
 type readRound struct {
@@ -57,6 +59,9 @@ func (q *readQueue) issue(c *Core) {
 func (q *readQueue) retry(c *Core) {
 	for _, r := range q.rounds {
 		if r.index == 0 && c.ticks-r.issued >= uint64(c.cfg.ElectionTicks) {
+			if q.slow != nil {
+				q.slow()
+			}
 			q.ask(c, r)
 		}
 	}
@@ -80,6 +85,9 @@ func (q *readQueue) ask(c *Core, r *readRound) {
 	c.rn.ReadIndex(ctxBytes(r.ctx))
 }
 
+// resolve takes raft's answer to a round. An answer to no unanswered
+// round is out of date (to a round asked again since): etcd counts it as
+// a slow read index, and so does q.slow.
 func (q *readQueue) resolve(rs raft.ReadState) {
 	if len(rs.RequestCtx) != 8 {
 		return
@@ -90,6 +98,9 @@ func (q *readQueue) resolve(rs raft.ReadState) {
 			r.index = rs.Index
 			return
 		}
+	}
+	if q.slow != nil {
+		q.slow()
 	}
 }
 

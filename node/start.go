@@ -44,7 +44,7 @@ func NewCore(c Config) (*Core, error) {
 		idGen:      newIDGenerator(cfg.ID, cfg.Clock.Now().UnixMilli()),
 		// ReadIndex contexts start from the clock, so a leader's answer to a
 		// read an earlier incarnation asked for is never taken for a new one.
-		reads: readQueue{nextCtx: uint64(cfg.Clock.Now().UnixNano())},
+		reads: readQueue{nextCtx: uint64(cfg.Clock.Now().UnixNano()), slow: cfg.ObserveSlowReadIndex},
 		role:  raft.StateFollower,
 	}
 	if err := os.MkdirAll(filepath.Dir(DBPath(cfg.DataDir)), 0o700); err != nil {

@@ -51,6 +51,8 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 		s.met.leaseRenewed,
 		s.met.leaseTTL,
 		s.met.learnerPromotes,
+		s.met.slowReadIndexes,
+		s.met.readIndexFailures,
 		s.met.compactionKeys,
 		s.met.compactionPause,
 		s.met.compactionTotal,

@@ -41,6 +41,8 @@ type serverMetrics struct {
 	walWrite          prometheus.Histogram
 	walWriteBytes     prometheus.Gauge // a gauge in etcd
 	leaseExpired      prometheus.Counter
+	slowReadIndexes   prometheus.Counter
+	readIndexFailures prometheus.Counter
 
 	compactionKeys       prometheus.Counter
 	compactionPause      prometheus.Histogram // milliseconds, as etcd's
@@ -132,6 +134,14 @@ func newServerMetrics() *serverMetrics {
 			Help:    "Bucketed histogram of index compaction pause duration.",
 			Buckets: prometheus.ExponentialBuckets(0.5, 2, 14),
 		}),
+		slowReadIndexes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "slow_read_indexes_total",
+			Help: "The total number of pending read indexes not in sync with leader's or timed out read index requests.",
+		}),
+		readIndexFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "read_indexes_failed_total",
+			Help: "The total number of failed read indexes seen.",
+		}),
 		learnerPromotes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "learner_promote_successes",
 			Help: "The total number of successful learner promotions while this member is leader.",
@@ -178,6 +188,9 @@ func (s *Server) hashAll() (uint32, error) {
 func (s *Server) observeCore(cfg *node.Config) {
 	if cfg.ObserveApply == nil {
 		cfg.ObserveApply = s.observeApply
+	}
+	if cfg.ObserveSlowReadIndex == nil {
+		cfg.ObserveSlowReadIndex = s.met.slowReadIndexes.Inc
 	}
 	if cfg.ObserveLeaseExpired == nil {
 		cfg.ObserveLeaseExpired = s.met.leaseExpired.Inc

@@ -566,3 +566,52 @@ func TestWatchEventsAndOpenReadTransactionMetrics(t *testing.T) {
 		t.Errorf("etcd_mvcc_db_open_read_transactions = %v once the snapshot closed, want %v", v, open)
 	}
 }
+
+// A linearizable read on a member that lost its quorum: raft drops the
+// read index round, which is asked again each election timeout (each a
+// slow read index), until the read times out (a failed read index).
+func TestReadIndexMetrics(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{})
+	c.waitLeader()
+	id := c.members[0].ID
+	c.stop(id)
+	c.startWith(id, func(cfg *Config) { cfg.RequestTimeout = time.Second })
+	s := c.server(id)
+	reg := prometheus.NewPedanticRegistry()
+	s.RegisterMetrics(reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	testutil.Eventually(t, 10*time.Second, "a linearizable read on the restarted member", func() (bool, string) {
+		err := s.LinearizableRead(ctx)
+		return err == nil, fmt.Sprint(err)
+	})
+	fams := gather(t, reg)
+	for _, name := range []string{"etcd_server_slow_read_indexes_total", "etcd_server_read_indexes_failed_total"} {
+		if f := fams[name]; f.typ != "COUNTER" {
+			t.Errorf("%s is a %q", name, f.typ)
+		}
+	}
+	failed0, slow0 := fams["etcd_server_read_indexes_failed_total"].value(), fams["etcd_server_slow_read_indexes_total"].value()
+	for _, m := range c.members[1:] {
+		c.stop(m.ID)
+	}
+	if err := s.LinearizableRead(ctx); err == nil {
+		t.Fatal("a linearizable read without a quorum succeeded")
+	}
+	fams = gather(t, reg)
+	if v := fams["etcd_server_read_indexes_failed_total"].value(); v != failed0+1 {
+		t.Errorf("etcd_server_read_indexes_failed_total = %v after a read timed out, want %v", v, failed0+1)
+	}
+	if v := fams["etcd_server_slow_read_indexes_total"].value(); v <= slow0 {
+		t.Errorf("etcd_server_slow_read_indexes_total = %v after a read index went unanswered for a second, want > %v", v, slow0)
+	}
+	// A client giving up is not a failed read index.
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if err := s.LinearizableRead(short); err == nil {
+		t.Fatal("a linearizable read without a quorum succeeded")
+	}
+	if v := gather(t, reg)["etcd_server_read_indexes_failed_total"].value(); v != failed0+1 {
+		t.Errorf("etcd_server_read_indexes_failed_total = %v after a client gave up, want %v", v, failed0+1)
+	}
+}

@@ -485,6 +485,7 @@ func (s *Server) timeoutError(ctx context.Context) error {
 // LinearizableRead returns once this member has applied everything
 // committed when it was called.
 func (s *Server) LinearizableRead(ctx context.Context) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	errc := make(chan error, 1)
@@ -493,10 +494,19 @@ func (s *Server) LinearizableRead(ctx context.Context) error {
 	}
 	select {
 	case err := <-errc:
+		if err != nil {
+			s.met.readIndexFailures.Inc()
+		}
 		return err
 	case <-ctx.Done():
+		// The read index timed out (not the client, who gave up: etcd
+		// does not count that either).
+		if parent.Err() == nil {
+			s.met.readIndexFailures.Inc()
+		}
 		return s.timeoutError(ctx)
 	case <-s.donec:
+		s.met.readIndexFailures.Inc()
 		return node.ErrStopped
 	}
 }

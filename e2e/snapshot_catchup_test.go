@@ -100,6 +100,17 @@ func TestFollowerCatchesUpThroughStreamedSnapshot(t *testing.T) {
 	if !strings.Contains(follower.Log(), "saved snapshot database") {
 		t.Fatalf("%s caught up without a streamed snapshot; log:\n%s", follower.Name, follower.LogTail(40))
 	}
+	// Saving the snapshot's database is timed as etcd times it, and the
+	// install is over.
+	ms := scrapeMetrics(t, follower)
+	for _, name := range []string{"etcd_snap_db_save_total_duration_seconds_count", "etcd_snap_db_fsync_duration_seconds_count"} {
+		if v, _ := ms.sum(name); v < 1 {
+			t.Errorf("%s: %s = %v after a streamed snapshot, want >= 1", follower.Name, name, v)
+		}
+	}
+	if v, ok := ms.sum("etcd_server_snapshot_apply_in_progress_total"); !ok || v != 0 {
+		t.Errorf("%s: etcd_server_snapshot_apply_in_progress_total = %v (exists %v) once caught up, want 0", follower.Name, v, ok)
+	}
 	r, err := fcli.Get(ctx(t), fmt.Sprintf("big/%08d", puts-1), clientv3.WithSerializable())
 	if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != val {
 		t.Fatalf("the last key on %s: %v %v", follower.Name, r, err)

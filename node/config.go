@@ -109,6 +109,10 @@ type Config struct {
 	// and each answer that came too late, to a round asked again since
 	// (etcd's etcd_server_slow_read_indexes_total).
 	ObserveSlowReadIndex func()
+	// ObserveSnapshotApply, if set, is called with true when the core
+	// starts installing a snapshot from the leader and with false when it
+	// is done (etcd's etcd_server_snapshot_apply_in_progress_total).
+	ObserveSnapshotApply func(inProgress bool)
 	// ObserveApply, if set, is called after each request of a normal entry
 	// is applied, with the request, its result and how long the apply
 	// took by Clock (the shell's apply metrics). It must not keep r or

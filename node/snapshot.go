@@ -8,16 +8,23 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/clock"
 )
 
 // installSnapshot replaces the database with a leader's snapshot. The
 // database goes first and durably, then the WAL's snapshot marker: a crash in
 // between leaves a database ahead of the log, which replay tolerates.
 func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
+	if observe := c.cfg.ObserveSnapshotApply; observe != nil {
+		observe(true)
+		defer observe(false)
+	}
 	meta := snap.GetMetadata()
 	staged := snapDBPath(c.cfg.DataDir, meta.GetIndex())
 	// Crash-safe in three steps, as etcd: the database is saved beside the
@@ -166,14 +173,28 @@ var StagedSnapshotData = []byte("cairn:staged-snapshot-db")
 // mix. The production shell calls it for a snapshot streamed from a peer,
 // then steps the message with its data set to StagedSnapshotData.
 func StageSnapshot(dataDir string, index uint64, r io.Reader) (int64, error) {
+	n, _, err := StageSnapshotTimed(dataDir, index, r, nil)
+	return n, err
+}
+
+// StageSnapshotTimed is StageSnapshot that also returns how long the
+// file's fsync took, by clk (0 when clk is nil).
+func StageSnapshotTimed(dataDir string, index uint64, r io.Reader, clk clock.Clock) (n int64, fsync time.Duration, err error) {
 	path := snapDBPath(dataDir, index)
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".part*")
 	if err != nil {
-		return 0, fmt.Errorf("node: staging snapshot database: %w", err)
+		return 0, 0, fmt.Errorf("node: staging snapshot database: %w", err)
 	}
-	n, err := io.Copy(f, r)
+	n, err = io.Copy(f, r)
 	if err == nil {
+		var start time.Time
+		if clk != nil {
+			start = clk.Now()
+		}
 		err = f.Sync()
+		if clk != nil {
+			fsync = clk.Now().Sub(start)
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -186,9 +207,9 @@ func StageSnapshot(dataDir string, index uint64, r io.Reader) (int64, error) {
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())
-		return n, fmt.Errorf("node: staging snapshot database: %w", err)
+		return n, fsync, fmt.Errorf("node: staging snapshot database: %w", err)
 	}
-	return n, nil
+	return n, fsync, nil
 }
 
 // removeStagedSnapshots removes the staged snapshot databases of indexes

@@ -42,6 +42,9 @@ type serverMetrics struct {
 	walWriteBytes     prometheus.Gauge // a gauge in etcd
 	leaseExpired      prometheus.Counter
 	slowReadIndexes   prometheus.Counter
+	snapshotApplying  prometheus.Gauge
+	snapDBSave        prometheus.Histogram
+	snapDBFsync       prometheus.Histogram
 	readIndexFailures prometheus.Counter
 
 	compactionKeys       prometheus.Counter
@@ -142,6 +145,20 @@ func newServerMetrics() *serverMetrics {
 			Namespace: "etcd", Subsystem: "server", Name: "read_indexes_failed_total",
 			Help: "The total number of failed read indexes seen.",
 		}),
+		snapshotApplying: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "snapshot_apply_in_progress_total",
+			Help: "1 if the server is applying the incoming snapshot. 0 if none.",
+		}),
+		snapDBSave: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "snap_db", Name: "save_total_duration_seconds",
+			Help:    "The total latency distributions of v3 snapshot save",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 10),
+		}),
+		snapDBFsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "snap_db", Name: "fsync_duration_seconds",
+			Help:    "The latency distributions of fsyncing .snap.db file",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
 		learnerPromotes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "learner_promote_successes",
 			Help: "The total number of successful learner promotions while this member is leader.",
@@ -188,6 +205,17 @@ func (s *Server) hashAll() (uint32, error) {
 func (s *Server) observeCore(cfg *node.Config) {
 	if cfg.ObserveApply == nil {
 		cfg.ObserveApply = s.observeApply
+	}
+	prevSnapshotApply := cfg.ObserveSnapshotApply
+	cfg.ObserveSnapshotApply = func(inProgress bool) {
+		if inProgress {
+			s.met.snapshotApplying.Set(1)
+		} else {
+			s.met.snapshotApplying.Set(0)
+		}
+		if prevSnapshotApply != nil {
+			prevSnapshotApply(inProgress)
+		}
 	}
 	if cfg.ObserveSlowReadIndex == nil {
 		cfg.ObserveSlowReadIndex = s.met.slowReadIndexes.Inc

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -613,5 +614,52 @@ func TestReadIndexMetrics(t *testing.T) {
 	}
 	if v := gather(t, reg)["etcd_server_read_indexes_failed_total"].value(); v != failed0+1 {
 		t.Errorf("etcd_server_read_indexes_failed_total = %v after a client gave up, want %v", v, failed0+1)
+	}
+}
+
+// etcd_server_snapshot_apply_in_progress_total is 1 while the member
+// installs a snapshot from the leader, 0 before and after.
+func TestSnapshotApplyInProgressMetric(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOpts{snapshotCount: 10, catchUp: 2})
+	lead := c.server(c.waitLeader())
+	for i := 0; i < 30; i++ {
+		c.put(lead, fmt.Sprintf("k%02d", i), "v")
+	}
+	// The log was compacted past its start: a new member catches up
+	// through a snapshot.
+	m2 := c.addMember("m2")
+	confChange(t, lead, raftpb.ConfChangeAddLearnerNode, m2)
+	var mu sync.Mutex
+	var seen []float64 // the gauge as each call of the core's observer left it
+	// The observer may run before startWith has returned the server: it
+	// waits for it (on m2's loop, which holds up nothing else).
+	srvc := make(chan *Server, 1)
+	var once sync.Once
+	var srv *Server
+	c.startWith(m2.ID, func(cfg *Config) {
+		cfg.Core.ObserveSnapshotApply = func(bool) {
+			once.Do(func() { srv = <-srvc })
+			var m dto.Metric
+			if err := srv.met.snapshotApplying.Write(&m); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			seen = append(seen, m.GetGauge().GetValue())
+			mu.Unlock()
+		}
+	})
+	s := c.server(m2.ID)
+	srvc <- s
+	reg := prometheus.NewPedanticRegistry()
+	s.RegisterMetrics(reg)
+	serializableKeys(t, s, map[string]string{"k29": "v"})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || seen[0] != 1 || seen[1] != 0 {
+		t.Errorf("etcd_server_snapshot_apply_in_progress_total at the start and end of each install: %v, want [1 0]", seen)
+	}
+	f := gather(t, reg)["etcd_server_snapshot_apply_in_progress_total"]
+	if f.typ != "GAUGE" || f.value() != 0 {
+		t.Errorf("etcd_server_snapshot_apply_in_progress_total after the install: %q %v, want a gauge at 0", f.typ, f.value())
 	}
 }

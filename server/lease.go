@@ -184,7 +184,7 @@ func (s *Server) LeaseHeader() *pb.ResponseHeader { return s.header(s.kv.Rev()) 
 // gets the keep-alive on its client URL with the caller's token.
 func (s *Server) forwardRenew(ctx context.Context, id int64) (int64, error) {
 	var resp pb.LeaseKeepAliveResponse
-	err := s.leasePeerCall(ctx, LeaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, &resp)
+	err := s.peerCall(ctx, LeaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, &resp)
 	switch {
 	case errors.Is(err, errNoLeasePeerPath):
 		return s.forwardRenewClient(ctx, id)
@@ -199,7 +199,7 @@ func (s *Server) forwardRenew(ctx context.Context, id int64) (int64, error) {
 // forwardTimeToLive asks the leader, as forwardRenew.
 func (s *Server) forwardTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
 	var resp pb.LeaseTimeToLiveResponse
-	err := s.leasePeerCall(ctx, LeaseTimeToLivePath, &pb.LeaseTimeToLiveRequest{ID: r.GetID(), Keys: r.GetKeys()}, &resp)
+	err := s.peerCall(ctx, LeaseTimeToLivePath, &pb.LeaseTimeToLiveRequest{ID: r.GetID(), Keys: r.GetKeys()}, &resp)
 	if errors.Is(err, errNoLeasePeerPath) {
 		conn, err := s.leaderConn(ctx)
 		if err != nil {

@@ -134,18 +134,18 @@ func (s *Server) isMemberSender(r *http.Request) bool {
 	return false
 }
 
-// errNoLeasePeerPath is a leader that does not serve the lease paths (an
+// errNoLeasePeerPath is a leader that does not serve the path asked (an
 // older Cairn): the caller forwards to its client URL instead.
-var errNoLeasePeerPath = errors.New("the leader does not serve lease requests on its peer port")
+var errNoLeasePeerPath = errors.New("the leader does not serve the request on its peer port")
 
-// leasePeerCall posts req to path on the leader's peer URLs and decodes
+// peerCall posts req to path on the leader's peer URLs and decodes
 // the answer into resp.
-func (s *Server) leasePeerCall(ctx context.Context, path string, req, resp proto.Message) error {
-	return s.leasePeerCallTo(ctx, s.Leader(), path, req, resp)
+func (s *Server) peerCall(ctx context.Context, path string, req, resp proto.Message) error {
+	return s.peerCallTo(ctx, s.Leader(), path, req, resp)
 }
 
-// leasePeerCallTo is leasePeerCall to member lead.
-func (s *Server) leasePeerCallTo(ctx context.Context, lead uint64, path string, req, resp proto.Message) error {
+// peerCallTo is peerCall to member lead.
+func (s *Server) peerCallTo(ctx context.Context, lead uint64, path string, req, resp proto.Message) error {
 	if lead == 0 {
 		return ErrNoLeader
 	}
@@ -202,6 +202,8 @@ func (s *Server) leasePeerCallTo(ctx context.Context, lead uint64, path string, 
 			return lease.ErrLeaseNotFound
 		case hresp.Header.Get(leaseErrHeader) == leaseErrNotPrimary:
 			return lease.ErrNotPrimary
+		case hresp.Header.Get(peerErrHeader) != "":
+			return peerError(hresp.Header.Get(peerErrHeader))
 		case hresp.StatusCode == http.StatusNotFound || hresp.StatusCode == http.StatusMethodNotAllowed:
 			return errNoLeasePeerPath
 		default:

@@ -102,7 +102,7 @@ func TestFollowerForwardsLeasesOverThePeerPort(t *testing.T) {
 
 	// A follower's peer handler does not answer for the lessor.
 	var resp pb.LeaseKeepAliveResponse
-	err = follower.leasePeerCallTo(ctx, other.ID(), LeaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, &resp)
+	err = follower.peerCallTo(ctx, other.ID(), LeaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, &resp)
 	if !errors.Is(err, lease.ErrNotPrimary) {
 		t.Fatalf("a keep-alive to a follower's peer port: %v, want %v", err, lease.ErrNotPrimary)
 	}
@@ -110,10 +110,23 @@ func TestFollowerForwardsLeasesOverThePeerPort(t *testing.T) {
 	// A leader without the paths: the follower goes to its client URL
 	// (none here), never reports the lease missing.
 	routes.old = true
-	if err := follower.leasePeerCall(ctx, LeaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, &resp); !errors.Is(err, errNoLeasePeerPath) {
+	if err := follower.peerCall(ctx, LeaseRenewPath, &pb.LeaseKeepAliveRequest{ID: id}, &resp); !errors.Is(err, errNoLeasePeerPath) {
 		t.Fatalf("a leader without the peer paths: %v, want %v", err, errNoLeasePeerPath)
 	}
 	if _, err := follower.LeaseRenew(ctx, id); err == nil || errors.Is(err, lease.ErrLeaseNotFound) {
 		t.Fatalf("renew through a follower whose leader has no peer paths and no client URL: %v, want a failure to reach it", err)
+	}
+}
+
+// TestPeerErrorKeepsTheShellsErrors: an error named in a peer answer is
+// the shell's own again, so the API layer gives etcd's code for it.
+func TestPeerErrorKeepsTheShellsErrors(t *testing.T) {
+	for _, e := range peerErrors {
+		if got := peerError(e.Error()); got != e {
+			t.Errorf("peerError(%q) = %v, not the same error", e.Error(), got)
+		}
+	}
+	if got := peerError("something else"); got.Error() != "something else" {
+		t.Errorf("peerError of an unknown text = %q", got)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -233,12 +234,40 @@ func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) 
 	if lead := s.Leader(); lead == 0 {
 		return nil, ErrNoLeader
 	} else if lead != s.ID() {
-		// Only the leader knows how far the learner got: ask it.
-		conn, err := s.leaderConn(ctx)
+		// Only the leader knows how far the learner got: ask it, over
+		// the peer port (promotepeer.go).
+		var resp pb.MemberPromoteResponse
+		err := s.peerCall(ctx, MemberPromotePath, &pb.MemberPromoteRequest{ID: r.GetID()}, &resp)
+		if errors.Is(err, errNoLeasePeerPath) {
+			// A leader of an older version: its client URL, with
+			// the caller's token.
+			conn, err := s.leaderConn(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return pb.NewClusterClient(conn).MemberPromote(forwardContext(ctx), r)
+		}
 		if err != nil {
 			return nil, err
 		}
-		return pb.NewClusterClient(conn).MemberPromote(ctx, r)
+		return &resp, nil
+	}
+	return s.promoteLocal(ctx, r)
+}
+
+// promoteLocal promotes on the leader, with no auth check (the API layer
+// made it, or the member that forwarded the request).
+func (s *Server) promoteLocal(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	ms, err := s.members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := findMember(ms, r.GetID())
+	switch {
+	case !ok:
+		return nil, ErrMemberNotFound
+	case !m.IsLearner:
+		return nil, ErrMemberNotLearner
 	}
 	ready := false
 	if err := s.onLoop(ctx, func() {

@@ -355,6 +355,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	peerMux.Handle(server.HashKVPath, srv.HashKVHandler())
 	peerMux.Handle(server.LeaseRenewPath, srv.LeasePeerHandler())
 	peerMux.Handle(server.LeaseTimeToLivePath, srv.LeasePeerHandler())
+	peerMux.Handle(server.MemberPromotePath, srv.PromotePeerHandler())
 	for i, l := range peerLns {
 		hs := &http.Server{Handler: peerMux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS(sec.peer, cfg.ListenPeerURLs[i]),
 			ErrorLog: log.New(io.Discard, "", 0)} // as etcd: peers' protocol errors are not logged

@@ -41,6 +41,7 @@ func (c *Cluster) compact() {
 		return
 	}
 	c.tracef("compact at %d via %s", rev, lead.name())
+	c.compacted = true
 	if _, err := lead.core.Propose(&pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: rev}}, nil); err == nil {
 		lead.process()
 	}

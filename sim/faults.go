@@ -38,10 +38,14 @@ func (c *Cluster) crashOne() {
 	if n == nil {
 		n = c.nodes[c.rng.IntN(len(c.nodes))]
 	}
-	if n.core != nil {
-		n.crash()
+	if n.core != nil && !n.cut.armed {
 		down := 200*time.Millisecond + time.Duration(c.rng.Int64N(int64(1500*time.Millisecond)))
-		c.schedule(down, "", n.restart)
+		if c.cutsInside && c.rng.IntN(2) == 0 {
+			n.armCut(down)
+		} else {
+			n.crash()
+			c.schedule(down, "", n.restart)
+		}
 	}
 	c.schedule(c.expDelay(c.plan.crashEvery), "", c.crashOne)
 }
@@ -110,6 +114,9 @@ func (c *Cluster) heal() {
 	c.plan.loss, c.plan.dup = 0, 0
 	c.tracef("heal all")
 	for _, n := range c.nodes {
+		if n.cut != nil && !n.cut.fired {
+			n.cut.armed = false // no power cut after the safety phase
+		}
 		n.restart()
 	}
 	// Final reads of every key, late in the liveness phase: every

@@ -186,6 +186,21 @@ func (c *Cluster) membershipNext() {
 		m.plan = m.plan[1:] // its add never happened
 		return
 	}
+	if st.kind == "remove" && st.target == lead && c.now > int64(c.opts.Duration-1500*time.Millisecond) {
+		// Late in the run, a careful operator moves the leadership away
+		// before removing the leader: a removed leader just stops, and the
+		// others wait out an election timeout (up to two with the seed's
+		// longest) before they serve again.
+		for _, n := range c.serving() {
+			if n != lead && n.core != nil {
+				c.tracef("membership: move the leadership from %s to %s before removing it", lead.name(), n.name())
+				lead.core.TransferLeadership(n.id)
+				lead.process()
+				return
+			}
+		}
+		return
+	}
 	typ := map[string]raftpb.ConfChangeType{"add-learner": raftpb.ConfChangeAddLearnerNode, "promote": raftpb.ConfChangeAddNode, "remove": raftpb.ConfChangeRemoveNode}[st.kind]
 	cc := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: typ.Enum(), NodeId: proto.Uint64(st.target.id)}}}
 	if _, err := lead.core.ProposeConfChange(cc, c.members[st.target.idx], nil); err != nil {

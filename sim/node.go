@@ -49,6 +49,8 @@ type simNode struct {
 	added, join, learner, gone bool
 	joinMembers                []node.Member
 	clusterID                  uint64
+	// cut is this incarnation's power (cut.go).
+	cut *cutState
 }
 
 // transport adapts the cluster network to transport.Transport for one member.
@@ -104,6 +106,7 @@ func (n *simNode) start() error {
 	if n.join {
 		initial, clusterID = n.joinMembers, n.clusterID
 	}
+	n.cut = &cutState{}
 	core, err := node.NewCore(node.Config{
 		Name:                   n.name(),
 		ID:                     n.id,
@@ -112,7 +115,7 @@ func (n *simNode) start() error {
 		ClusterToken:           "sim",
 		InitialMembers:         initial,
 		DataDir:                n.dir,
-		WALFS:                  n.walFS(),
+		WALFS:                  cutFS{FS: n.walFS(), s: n.cut},
 		WALSegmentSize:         256 << 10,
 		Transport:              simTransport{n},
 		Clock:                  n.clock,
@@ -209,7 +212,11 @@ func (n *simNode) processNow() {
 		return
 	}
 	n.syncClock()
-	if err := n.core.Process(); err != nil {
+	err := n.core.Process()
+	if n.cutFired() {
+		return // a power cut, not a failure
+	}
+	if err != nil {
 		n.stopped(err)
 		n.stopWatch()
 		n.core.Crash()

@@ -192,6 +192,11 @@ type Cluster struct {
 	auth *simAuth
 	// knobs are the members' settings drawn for the seed (knobs.go).
 	knobs knobs
+	// compacted tells some compaction was proposed (the compaction
+	// workload's or the quota operator's).
+	compacted bool
+	// cutsInside lets crashes fall inside durable steps (cut.go).
+	cutsInside bool
 	// membership is the membership workload (members.go), nil if off.
 	membership *simMembership
 	// lagging is the follower the operator cut off (operator.go), at
@@ -243,6 +248,7 @@ func newCluster(opts Options) (*Cluster, error) {
 	}
 	c.plan = c.choosePlan()
 	c.knobs = drawKnobs(opts.Seed)
+	c.cutsInside = !opts.NoFaults && drawCutsInside(opts.Seed)
 	c.report.Knobs = c.knobs.String()
 	c.nkeys = 3 + c.rng.IntN(6)
 	// Drawn from their own stream, so that adding them changed no other draw.

@@ -95,7 +95,7 @@ func TestSim(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	inconclusive, compacting, hashChecks, failing, maxSteps, quotaRuns, memberChanges, snapshots, lagSnapshots := 0, 0, 0, 0, 0, 0, 0, 0, 0
+	inconclusive, compacting, hashChecks, failing, maxSteps, quotaRuns, memberChanges, snapshots, lagSnapshots, cutsInside := 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			rep := runSeed(t, seed, "")
@@ -108,6 +108,7 @@ func TestSim(t *testing.T) {
 				quotaRuns++
 			}
 			memberChanges += rep.MemberChanges
+			cutsInside += rep.Faults["crash-inside"]
 			snapshots += rep.Snapshots
 			if rep.LagSnapshot {
 				lagSnapshots++
@@ -126,8 +127,8 @@ func TestSim(t *testing.T) {
 	el := time.Since(start)
 	// The summary goes to stdout as well, so a sweep prints it without -v
 	// (make sim runs the package in local directory mode).
-	summary := fmt.Sprintf("sim: %d runs in %v: %.2f runs/s; %d failing; linearizability: %d checks inconclusive (out of steps), at most %d steps a run; %d runs compacted, with %d compact hash checks decided; %d membership changes; %d snapshots sent, %d lagging followers caught up by one",
-		len(seeds), el.Round(time.Millisecond), float64(len(seeds))/el.Seconds(), failing, inconclusive, maxSteps, compacting, hashChecks, memberChanges, snapshots, lagSnapshots)
+	summary := fmt.Sprintf("sim: %d runs in %v: %.2f runs/s; %d failing; linearizability: %d checks inconclusive (out of steps), at most %d steps a run; %d runs compacted, with %d compact hash checks decided; %d membership changes; %d snapshots sent, %d lagging followers caught up by one; %d crashes inside durable steps",
+		len(seeds), el.Round(time.Millisecond), float64(len(seeds))/el.Seconds(), failing, inconclusive, maxSteps, compacting, hashChecks, memberChanges, snapshots, lagSnapshots, cutsInside)
 	t.Log(summary)
 	fmt.Println(summary)
 	if len(seeds) >= 50 && memberChanges == 0 {
@@ -135,6 +136,9 @@ func TestSim(t *testing.T) {
 	}
 	if len(seeds) >= 50 && lagSnapshots == 0 {
 		t.Errorf("no lagging follower of %d runs needed a snapshot: the snapshot install is not exercised", len(seeds))
+	}
+	if len(seeds) >= 50 && cutsInside == 0 {
+		t.Errorf("no crash of %d runs fell inside a durable step", len(seeds))
 	}
 	if len(seeds) >= 50 && quotaRuns == 0 {
 		t.Errorf("no run of %d hit its quota: the quota knob is not exercised", len(seeds))

@@ -49,7 +49,7 @@ func (n *simNode) drainWatch() {
 			return
 		}
 		if r.Canceled {
-			if n.c.report.Compaction && r.CompactRevision > 0 {
+			if n.c.compacted && r.CompactRevision > 0 {
 				// A snapshot from the leader brought a newer compaction
 				// than the watcher had reached: watch again from there,
 				// as a client does.

@@ -123,3 +123,19 @@ func (s *Store) OpenReadTxns() int {
 	}
 	return s.db.Stats().OpenTxN
 }
+
+// CommitPhases are the phases of a commit of the write batch as bbolt
+// times them (by the wall clock: bbolt's own measure, as etcd reports it).
+type CommitPhases struct {
+	Rebalance, Spill, Write time.Duration
+}
+
+// SetCommitPhasesObserver installs fn, called on the committing goroutine
+// after every commit of the write batch with bbolt's timings of its
+// phases: etcd's etcd_debugging_disk_backend_commit_*_duration_seconds.
+// nil removes it.
+func (s *Store) SetCommitPhasesObserver(fn func(CommitPhases)) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.phaseObserver = fn
+}

@@ -107,6 +107,7 @@ type Store struct {
 
 	commitObserver func(d time.Duration) // see SetCommitObserver; guarded by wmu
 	compObserver   CompactionObserver    // see SetCompactionObserver; guarded by wmu
+	phaseObserver  func(CommitPhases)    // see SetCommitPhasesObserver; guarded by wmu
 	ops            opCounters            // see Stats
 
 	// mu guards what readers see: the state and the overlay.
@@ -314,6 +315,10 @@ func (s *Store) commit(reopen bool) error {
 	}
 	if s.commitObserver != nil {
 		s.commitObserver(s.cfg.Clock.Now().Sub(start))
+	}
+	if s.phaseObserver != nil {
+		st := s.tx.Stats()
+		s.phaseObserver(CommitPhases{Rebalance: st.GetRebalanceTime(), Spill: st.GetSpillTime(), Write: st.GetWriteTime()})
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -43,6 +43,9 @@ type serverMetrics struct {
 	leaseExpired      prometheus.Counter
 	slowReadIndexes   prometheus.Counter
 	snapshotApplying  prometheus.Gauge
+	commitRebalance   prometheus.Histogram
+	commitSpill       prometheus.Histogram
+	commitWrite       prometheus.Histogram
 	snapDBSave        prometheus.Histogram
 	snapDBFsync       prometheus.Histogram
 	readIndexFailures prometheus.Counter
@@ -145,6 +148,21 @@ func newServerMetrics() *serverMetrics {
 			Namespace: "etcd", Subsystem: "server", Name: "read_indexes_failed_total",
 			Help: "The total number of failed read indexes seen.",
 		}),
+		commitRebalance: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "disk", Name: "backend_commit_rebalance_duration_seconds",
+			Help:    "The latency distributions of commit.rebalance called by bboltdb backend.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		commitSpill: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "disk", Name: "backend_commit_spill_duration_seconds",
+			Help:    "The latency distributions of commit.spill called by bboltdb backend.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		commitWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "disk", Name: "backend_commit_write_duration_seconds",
+			Help:    "The latency distributions of commit.write called by bboltdb backend.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
 		snapshotApplying: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "snapshot_apply_in_progress_total",
 			Help: "1 if the server is applying the incoming snapshot. 0 if none.",
@@ -240,6 +258,11 @@ func (s *Server) observeCore(cfg *node.Config) {
 // opened the store).
 func (s *Server) observeCommits(kv *mvcc.Store) {
 	kv.SetCommitObserver(func(d time.Duration) { s.met.backendCommit.Observe(d.Seconds()) })
+	kv.SetCommitPhasesObserver(func(p mvcc.CommitPhases) {
+		s.met.commitRebalance.Observe(p.Rebalance.Seconds())
+		s.met.commitSpill.Observe(p.Spill.Seconds())
+		s.met.commitWrite.Observe(p.Write.Seconds())
+	})
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	kv.SetCompactionObserver(mvcc.CompactionObserver{
 		Index: func(d time.Duration) { s.met.indexCompactionPause.Observe(ms(d)) },

@@ -663,3 +663,32 @@ func TestSnapshotApplyInProgressMetric(t *testing.T) {
 		t.Errorf("etcd_server_snapshot_apply_in_progress_total after the install: %q %v, want a gauge at 0", f.typ, f.value())
 	}
 }
+
+// Every commit of the write batch has bbolt's timings of its phases, as
+// etcd's etcd_debugging_disk_backend_commit_*_duration_seconds.
+func TestBackendCommitPhaseMetrics(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOpts{})
+	s := c.server(c.waitLeader())
+	reg := prometheus.NewPedanticRegistry()
+	s.RegisterMetrics(reg)
+	for i := 0; i < 5; i++ {
+		c.put(s, fmt.Sprintf("k%d", i), "v")
+	}
+	phases := []string{
+		"etcd_debugging_disk_backend_commit_rebalance_duration_seconds",
+		"etcd_debugging_disk_backend_commit_spill_duration_seconds",
+		"etcd_debugging_disk_backend_commit_write_duration_seconds",
+	}
+	testutil.Eventually(t, 10*time.Second, "each commit's phases are timed", func() (bool, string) {
+		fams := gather(t, reg)
+		commits := fams["etcd_disk_backend_commit_duration_seconds"].value()
+		ok := commits >= 1
+		detail := fmt.Sprintf("commits %v", commits)
+		for _, p := range phases {
+			n := fams[p].value()
+			ok = ok && fams[p].typ == "HISTOGRAM" && n == commits
+			detail += fmt.Sprintf(", %s %s %v", p, fams[p].typ, n)
+		}
+		return ok, detail
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -243,6 +244,69 @@ func TestV2HandbookCalls(t *testing.T) {
 	for _, m := range c.Members {
 		if !strings.Contains(r.Body, m.ClientURL) {
 			t.Fatalf("machines %q lacks %s", r.Body, m.ClientURL)
+		}
+	}
+}
+
+// TestV2SurvivesRestartAndSnapshot: the v2 tree is in the database, so a
+// follower that was down catches up through a raft snapshot with every v2
+// key, and a restarted member keeps them; a wait for an index from before
+// the restart gets etcd's 401.
+func TestV2SurvivesRestartAndSnapshot(t *testing.T) {
+	t.Parallel()
+	c := NewClusterArgs(t, 3, "--enable-v2", "--snapshot-count=100", "--snapshot-catchup-entries=50")
+	lead := c.waitLeader(t, c.Members, -1)
+	leader, follower := c.Members[lead], c.Members[(lead+1)%3]
+	follower.Stop(t)
+	const n = 300
+	for i := range n {
+		r := v2Do(t, "PUT", leader.ClientURL+fmt.Sprintf("/v2/keys/k/%03d", i), url.Values{"value": {fmt.Sprint(i)}})
+		if r.Status != 201 {
+			t.Fatalf("put %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	wantV2(t, "dir with ttl", v2Do(t, "PUT", leader.ClientURL+"/v2/keys/ttldir", url.Values{"dir": {"true"}, "ttl": {"600"}}), 201)
+	last := v2Do(t, "GET", leader.ClientURL+"/v2/keys/k?quorum=true", nil).Header.Get("X-Etcd-Index")
+
+	follower.Restart(t)
+	follower.WaitReady(t)
+	eventually(t, readyTimeout, "the follower to catch up", func() (bool, string) {
+		r := v2Do(t, "GET", follower.ClientURL+"/v2/keys/k?sorted=true", nil)
+		nodes, _ := field(r, "node", "nodes").([]any)
+		return len(nodes) == n && r.Header.Get("X-Etcd-Index") == last, fmt.Sprintf("%d keys, index %s", len(nodes), r.Header.Get("X-Etcd-Index"))
+	})
+	log, err := os.ReadFile(follower.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "installing snapshot") {
+		t.Fatal("the follower caught up without a snapshot: the test did not test it")
+	}
+	r := v2Do(t, "GET", follower.ClientURL+"/v2/keys/ttldir", nil)
+	if ttl, _ := field(r, "node", "ttl").(float64); ttl < 500 || ttl > 600 {
+		t.Fatalf("the directory's ttl after the snapshot: %s", r.Body)
+	}
+
+	leader.Stop(t)
+	leader.Restart(t)
+	leader.WaitReady(t)
+	eventually(t, readyTimeout, "a quorum read on the restarted member", func() (bool, string) {
+		r := v2Do(t, "GET", leader.ClientURL+"/v2/keys/k/299?quorum=true", nil)
+		return r.Status == 200 && field(r, "node", "value") == "299", r.Body
+	})
+	r = v2Do(t, "GET", leader.ClientURL+"/v2/keys/k/000?wait=true&waitIndex=1", nil)
+	wantV2(t, "wait into the history before the restart", r, 400, "errorCode", 401,
+		"message", "The event in requested index is outdated and cleared")
+}
+
+// TestV2Disabled: without --enable-v2 (the default) /v2/ is not served, as
+// etcd 3.6 and later answer.
+func TestV2Disabled(t *testing.T) {
+	t.Parallel()
+	c := NewCluster(t, 1)
+	for _, p := range []string{"/v2/keys/foo", "/v2/members", "/v2/stats/self"} {
+		if r := v2Do(t, "GET", c.Members[0].ClientURL+p, nil); r.Status != 404 {
+			t.Fatalf("%s: %d %s", p, r.Status, r.Body)
 		}
 	}
 }

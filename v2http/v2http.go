@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -339,13 +340,30 @@ func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 		return nil, false
 	}
 	for _, u := range req.PeerURLs {
-		pu, err := url.Parse(u)
-		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			writeHTTPError(w, http.StatusBadRequest, fmt.Sprintf("URL address does not have the form \"host:port\": %s", u))
+		if msg := checkURL(u); msg != "" {
+			writeHTTPError(w, http.StatusBadRequest, msg)
 			return nil, false
 		}
 	}
 	return req.PeerURLs, true
+}
+
+// checkURL is etcd's types.NewURLs check of one URL: its message, or "".
+func checkURL(u string) string {
+	pu, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return err.Error()
+	case pu.Scheme != "http" && pu.Scheme != "https" && pu.Scheme != "unix" && pu.Scheme != "unixs":
+		return "URL scheme must be http, https, unix, or unixs: " + u
+	}
+	if _, _, err := net.SplitHostPort(pu.Host); err != nil {
+		return fmt.Sprintf("URL address does not have the form \"host:port\": %s", u)
+	}
+	if pu.Path != "" {
+		return "URL must not contain a path: " + u
+	}
+	return ""
 }
 
 func (h *handler) memberError(w http.ResponseWriter, id string, err error) {
@@ -440,7 +458,7 @@ func (h *handler) statsStore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(h.b.V2Store().StatsJSON())
+	writeRaw(w, h.b.V2Store().Stats())
 }
 
 func (h *handler) statsSelf(w http.ResponseWriter, r *http.Request) {
@@ -470,8 +488,7 @@ func (h *handler) statsSelf(w http.ResponseWriter, r *http.Request) {
 		Name: h.cfg.Name, ID: strconv.FormatUint(h.b.ID(), 16), State: state, StartTime: h.start,
 		LeaderInfo: leaderInfo{Leader: strconv.FormatUint(lead, 16), Uptime: now.Sub(h.start).String(), StartTime: h.start},
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
+	writeRaw(w, out)
 }
 
 func (h *handler) statsLeader(w http.ResponseWriter, r *http.Request) {
@@ -511,6 +528,12 @@ func (h *handler) statsLeader(w http.ResponseWriter, r *http.Request) {
 			out.Followers[strconv.FormatUint(m.ID, 16)] = follower{}
 		}
 	}
+	writeRaw(w, out)
+}
+
+// writeRaw writes v as etcd's stats endpoints do: JSON with no newline.
+func writeRaw(w http.ResponseWriter, v any) {
+	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
+	_, _ = w.Write(b)
 }

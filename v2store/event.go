@@ -44,9 +44,11 @@ func (e *Event) IsCreated() bool {
 
 // Render returns a copy of e for a response at time now: each expiring
 // node's ttl is its remaining seconds rounded up, as etcd computes it, and
-// the root's key is empty, as etcd shows it.
+// the root's key is empty, as etcd shows it. As etcd's, the answer does
+// not carry the event's refresh mark.
 func (e *Event) Render(now time.Time) *Event {
 	c := *e
+	c.Refresh = false
 	c.Node = e.Node.render(now)
 	c.PrevNode = e.PrevNode.render(now)
 	return &c
@@ -259,7 +261,40 @@ func (st *Stats) inc(action string, ok bool) {
 
 func (st *Stats) expired() { st.ExpireCount.Add(1) }
 
-// StatsJSON is etcd's /v2/stats/store body.
+// StoreStats is etcd's /v2/stats/store body, its fields in etcd's order.
+type StoreStats struct {
+	GetSuccess              uint64 `json:"getsSuccess"`
+	GetFail                 uint64 `json:"getsFail"`
+	SetSuccess              uint64 `json:"setsSuccess"`
+	SetFail                 uint64 `json:"setsFail"`
+	DeleteSuccess           uint64 `json:"deleteSuccess"`
+	DeleteFail              uint64 `json:"deleteFail"`
+	UpdateSuccess           uint64 `json:"updateSuccess"`
+	UpdateFail              uint64 `json:"updateFail"`
+	CreateSuccess           uint64 `json:"createSuccess"`
+	CreateFail              uint64 `json:"createFail"`
+	CompareAndSwapSuccess   uint64 `json:"compareAndSwapSuccess"`
+	CompareAndSwapFail      uint64 `json:"compareAndSwapFail"`
+	CompareAndDeleteSuccess uint64 `json:"compareAndDeleteSuccess"`
+	CompareAndDeleteFail    uint64 `json:"compareAndDeleteFail"`
+	ExpireCount             uint64 `json:"expireCount"`
+	Watchers                uint64 `json:"watchers"`
+}
+
+// Stats returns the counters of /v2/stats/store.
+func (s *Store) Stats() StoreStats {
+	m := s.StatsJSON()
+	return StoreStats{
+		GetSuccess: m["getsSuccess"], GetFail: m["getsFail"], SetSuccess: m["setsSuccess"], SetFail: m["setsFail"],
+		DeleteSuccess: m["deleteSuccess"], DeleteFail: m["deleteFail"], UpdateSuccess: m["updateSuccess"], UpdateFail: m["updateFail"],
+		CreateSuccess: m["createSuccess"], CreateFail: m["createFail"],
+		CompareAndSwapSuccess: m["compareAndSwapSuccess"], CompareAndSwapFail: m["compareAndSwapFail"],
+		CompareAndDeleteSuccess: m["compareAndDeleteSuccess"], CompareAndDeleteFail: m["compareAndDeleteFail"],
+		ExpireCount: m["expireCount"], Watchers: m["watchers"],
+	}
+}
+
+// StatsJSON is the counters of /v2/stats/store by etcd's names.
 func (s *Store) StatsJSON() map[string]uint64 {
 	st := &s.stats
 	s.mu.RLock()

@@ -310,3 +310,27 @@ func TestV2Disabled(t *testing.T) {
 		}
 	}
 }
+
+// TestV2RefusedWithAuth: Cairn has no v2 authentication, so with v3
+// authentication on the v2 API is refused (etcd's 110), reads included.
+func TestV2RefusedWithAuth(t *testing.T) {
+	t.Parallel()
+	c := NewClusterArgs(t, 1, "--enable-v2")
+	u := c.Members[0].ClientURL
+	wantV2(t, "set before auth", v2Do(t, "PUT", u+"/v2/keys/secret", url.Values{"value": {"s"}}), 201)
+	cli := c.MemberClient(t, c.Members[0])
+	if _, err := cli.UserAdd(ctx(t), "root", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.UserGrantRole(ctx(t), "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.AuthEnable(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	wantV2(t, "get with auth on", v2Do(t, "GET", u+"/v2/keys/secret", nil), 401, "errorCode", 110, "message", "The request requires user authentication")
+	wantV2(t, "set with auth on", v2Do(t, "PUT", u+"/v2/keys/secret", url.Values{"value": {"x"}}), 401, "errorCode", 110)
+	if r := v2Do(t, "GET", u+"/v2/members", nil); r.Status != 401 {
+		t.Fatalf("members with auth on: %d %s", r.Status, r.Body)
+	}
+}

@@ -17,6 +17,10 @@ const V2SyncInterval = 500 * time.Millisecond
 // V2Store is the v2 API's tree on this member (reads and waits).
 func (s *Server) V2Store() *v2store.Store { return s.core.V2() }
 
+// V2Refused tells whether the v2 API is refused: v3 authentication is on,
+// and Cairn has no v2 authentication (the core refuses v2 writes then too).
+func (s *Server) V2Refused() bool { return s.authStore().Enabled() }
+
 // CommittedIndex is the raft commit index as last seen by the loop (etcd's
 // X-Raft-Index on v2 reads).
 func (s *Server) CommittedIndex() uint64 { return s.committed.Load() }

@@ -33,6 +33,7 @@ type Backend interface {
 	Leader() uint64
 	Term() uint64
 	CommittedIndex() uint64
+	V2Refused() bool
 	V2Store() *v2store.Store
 	V2Do(ctx context.Context, r *v2store.Request) (*v2store.Event, uint64, error)
 	Members(ctx context.Context) ([]node.Member, error)
@@ -213,6 +214,10 @@ func (h *handler) keys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-Etcd-Cluster-ID", h.clusterID())
+	if h.b.V2Refused() {
+		writeV2Error(w, v2store.NewError(v2store.EcodeUnauthorized, "Insufficient credentials", 0))
+		return
+	}
 	rr, noValue, verr := h.parseKeyRequest(r)
 	if verr != nil {
 		writeV2Error(w, verr)
@@ -380,6 +385,10 @@ func (h *handler) memberError(w http.ResponseWriter, id string, err error) {
 
 func (h *handler) members(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, "GET", "POST", "DELETE", "PUT") {
+		return
+	}
+	if h.b.V2Refused() {
+		writeHTTPError(w, http.StatusUnauthorized, "Insufficient credentials")
 		return
 	}
 	w.Header().Set("X-Etcd-Cluster-ID", h.clusterID())

@@ -157,7 +157,7 @@ func New(cfg Config, newTransport func(h transport.Handler) transport.Transport)
 	}
 	s.walSave = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "etcd", Subsystem: "disk", Name: "wal_fsync_duration_seconds",
-		Help:    "The latency distributions of fsync called by WAL (in Cairn: the WAL write and its one fsync per Ready).",
+		Help:    "The latency distributions of fsync called by WAL.", // etcd's help; in Cairn each save's write and its one fsync (docs/monitoring.md)
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 	})
 	if cfg.Core.ObserveWALSave == nil {

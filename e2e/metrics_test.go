@@ -120,6 +120,18 @@ func TestMetricsOfAThreeMemberCluster(t *testing.T) {
 		if s.has("grpc_server_handling_seconds_bucket") {
 			t.Errorf("%s: gRPC histograms without --metrics=extensive", m.Name)
 		}
+		// Every member knows the three, itself included, as etcd's.
+		for _, o := range c.Members {
+			if v, _ := s.sum("etcd_network_known_peers", "Local", hexID(ids[m]), "Remote", hexID(ids[o])); v != 1 {
+				t.Errorf("%s: etcd_network_known_peers{Remote=%s} = %v, want 1", m.Name, o.Name, v)
+			}
+		}
+		if v, _ := s.sum("etcd_server_feature_enabled", "name", "CompactHashCheck", "stage", "ALPHA"); v != 1 {
+			t.Errorf("%s: etcd_server_feature_enabled{name=CompactHashCheck} = %v, want 1 (Cairn's default)", m.Name, v)
+		}
+		if v, _ := s.sum("os_fd_used"); v < 3 {
+			t.Errorf("%s: os_fd_used = %v", m.Name, v)
+		}
 		// Every gRPC method's series exist from the start.
 		if _, ok := s.sum("grpc_server_handled_total", "grpc_method", "Watch", "grpc_code", "Unavailable"); !ok {
 			t.Errorf("%s: grpc_server_handled_total has no Watch/Unavailable series", m.Name)

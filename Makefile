@@ -10,17 +10,18 @@ LDFLAGS   := -X github.com/cairnkv/cairn/version.Git=$(VERSION)
 DIST      ?= dist
 PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: help build release run run-cluster test test-k8s test-monitoring test-etcdcompat test-deploy unit lint vet fmt-check archlint sim sim-long chaos bench bench-snapshot fuzz clean
+.PHONY: help build release run run-cluster test test-k8s test-monitoring test-etcdcompat test-deploy test-v2client unit lint vet fmt-check archlint sim sim-long chaos bench bench-snapshot fuzz clean
 
 help:
 	@echo "make build       binaries into $(BIN)/: cairn, cairnctl, etcdctl, bench, chaos"
 	@echo "make release     static cairn, cairnctl, etcdctl for $(PLATFORMS) into $(DIST)/, with SHA256SUMS"
 	@echo "make run         one-node cairn on localhost, data under ./data"
 	@echo "make run-cluster three-node local cluster"
-	@echo "make test        lint + unit and end-to-end tests (-race) + sim swarm + test-k8s + test-monitoring + test-etcdcompat + test-deploy (what CI runs)"
+	@echo "make test        lint + unit and end-to-end tests (-race) + sim swarm + test-k8s + test-monitoring + test-etcdcompat + test-deploy + test-v2client (what CI runs)"
 	@echo "make test-k8s    Kubernetes' storage conformance tests against cairn (test/k8s)"
 	@echo "make test-monitoring  the Grafana dashboard and alert rules (monitoring/) against a cairn cluster"
 	@echo "make test-etcdcompat  snapshots and HashKV against etcd 3.7.3 and etcdutl (test/etcdcompat)"
+	@echo "make test-v2client  etcd 3.5's v2 client library against cairn --enable-v2 (test/v2client)"
 	@echo "make test-deploy the packaging: versions stamped by build and release, the systemd unit, the image and compose cluster (test/deploy)"
 	@echo "make sim         short deterministic simulation swarm"
 	@echo "make sim-long    long simulation swarm across all cores"
@@ -77,7 +78,7 @@ lint: fmt-check vet archlint
 unit:
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
-test: lint unit sim test-k8s test-monitoring test-etcdcompat test-deploy
+test: lint unit sim test-k8s test-monitoring test-etcdcompat test-deploy test-v2client
 
 # Kubernetes' own storage conformance functions (k8s.io/apiserver) against
 # a cairn built from this tree; test/k8s is its own module, so k8s.io/*
@@ -101,6 +102,12 @@ test-monitoring:
 # binaries to use instead.
 test-etcdcompat:
 	cd test/etcdcompat && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
+
+# etcd 3.5's own v2 client library (go.etcd.io/etcd/client/v2) against a
+# three-member cairn with --enable-v2 (#17). test/v2client is its own module,
+# so the v2 client never enters Cairn's go.mod.
+test-v2client:
+	cd test/v2client && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
 # The packaging (#20): make build and make release stamp the git version
 # (cairn --version, /version), the systemd unit (systemd-analyze verify where

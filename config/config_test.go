@@ -305,7 +305,7 @@ func TestUnsupportedEtcdFlags(t *testing.T) {
 	}
 	want := []string{
 		`ignoring --max-snapshots="3": cairn keeps no snapshot files (a raft snapshot is the database itself); etcd deprecated this flag in 3.6`,
-		`ignoring --v2-deprecation="gone": --v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input (cairn has no v2 store)`,
+		`ignoring --v2-deprecation="gone": --v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input (cairn keeps no v2 store for v3 data; the v2 API is --enable-v2)`,
 		`ignoring --raft-read-timeout="10s": cairn's peer transport sets no per-connection read or write timeout`,
 	}
 	if !slices.Equal(c.Warnings, want) {

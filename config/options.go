@@ -197,7 +197,7 @@ func options() []option {
 			set: func(c *Config, v string) error { c.AutoCompactionMode = v; return nil }},
 		{name: "v2-deprecation", group: groupClustering, def: "write-only", ignored: true,
 			help: "Phase of v2store deprecation: write-only, write-only-skip-check, write-only-drop-data or gone.",
-			why:  "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input (cairn has no v2 store)",
+			why:  "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input (cairn keeps no v2 store for v3 data; the v2 API is --enable-v2)",
 			set: func(c *Config, v string) error {
 				switch strings.TrimSpace(v) {
 				case "write-only", "write-only-skip-check", "write-only-drop-data", "gone":

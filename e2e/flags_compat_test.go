@@ -359,7 +359,6 @@ func TestFlagsCompatRemovedFlagsAndBadValues(t *testing.T) {
 		{[]string{"--experimental-initial-corrupt-check=true"}, "experimental-initial-corrupt-check"},
 		{[]string{"--experimental-memory-mlock"}, "experimental-memory-mlock"},
 		{[]string{"--proxy", "on"}, "proxy"},
-		{[]string{"--enable-v2=true"}, "enable-v2"},
 		{[]string{"--compact-hash-check-time", "bogus"}, "compact-hash-check-time"},
 		{[]string{"--compact-hash-check-time", "0s"}, "compact-hash-check-time"},
 		{[]string{"--v2-deprecation", "not-yet"}, "not-yet"},

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cairnkv/cairn/clock"
 	"github.com/cairnkv/cairn/transport"
+	"github.com/cairnkv/cairn/v2store"
 	"github.com/cairnkv/cairn/vfs"
 )
 
@@ -466,6 +467,19 @@ func (e *ihEnv) handle(t *testing.T, d *datadriven.TestData) string {
 		for _, n := range e.nodesArg(t, d, args) {
 			e.status(n, &b)
 		}
+	case "v2-get":
+		// v2-get NODE PATH: the member's v2 tree under PATH, recursive.
+		n := e.running(t, d, args)
+		if len(args) != 2 {
+			d.Fatalf(t, "v2-get NODE PATH")
+		}
+		ev, err := n.core.V2().Get(args[1], true, true)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", n.name, err)
+			break
+		}
+		js, _ := json.Marshal(ev.Node)
+		fmt.Fprintf(&b, "%s: index=%d %s\n", n.name, ev.EtcdIndex, js)
 	case "raft-log":
 		e.raftLog(e.running(t, d, args), &b)
 	case "progress":
@@ -785,6 +799,9 @@ func describeResult(r Result) string {
 	if r.Err != nil {
 		return "error: " + r.Err.Error()
 	}
+	if ev := r.V2; ev != nil {
+		return fmt.Sprintf("v2 %s %s index=%d", ev.Action, ev.Node.Key, ev.EtcdIndex)
+	}
 	switch resp := r.Resp.(type) {
 	case nil:
 		return fmt.Sprintf("ok (index %d)", r.Index)
@@ -837,6 +854,14 @@ func (e *ihEnv) propose(t *testing.T, d *datadriven.TestData, args []string) {
 		r.LeaseRevoke = &pb.LeaseRevokeRequest{ID: intArg(t, d, "id", 0)}
 	case "compact":
 		r.Compaction = &pb.CompactionRequest{Revision: intArg(t, d, "rev", 0)}
+	case "v2":
+		if len(args) != 4 {
+			d.Fatalf(t, "propose NODE v2 METHOD PATH [value=V] [dir=true] [recursive=true] [prev-value=V] [prev-index=I] [exp=UNIXNANOS] [time=UNIXNANOS]")
+		}
+		v2store.Attach(r, &v2store.Request{Method: args[2], Path: args[3], Val: argOr(t, d, "value", ""),
+			Dir: argOr(t, d, "dir", "") == "true", Recursive: argOr(t, d, "recursive", "") == "true",
+			PrevValue: argOr(t, d, "prev-value", ""), PrevIndex: uint64(intArg(t, d, "prev-index", 0)),
+			Expiration: intArg(t, d, "exp", 0), Time: intArg(t, d, "time", 0)})
 	default:
 		d.Fatalf(t, "unknown proposal %q", op)
 	}
@@ -1235,6 +1260,9 @@ func (e *ihEnv) describeRequest(r *pb.InternalRaftRequest) string {
 		s = "member-attributes " + e.name(r.GetClusterMemberAttrSet().GetMember_ID())
 	default:
 		s = "unknown request"
+		if v2, ok, _ := v2store.FromInternal(r); ok {
+			s = fmt.Sprintf("v2 %s %s", v2.Method, v2.Path)
+		}
 	}
 	if l, ok := e.reqs[r.GetID()]; ok {
 		s += " (" + l + ")"

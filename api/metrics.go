@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -24,6 +26,9 @@ type grpcMetrics struct {
 	seconds *prometheus.HistogramVec
 
 	sentBytes, receivedBytes prometheus.Counter
+	// clientRequests counts calls by the client API version the client
+	// sends (etcd's etcd_server_client_requests_total).
+	clientRequests *prometheus.CounterVec
 }
 
 func newGRPCMetrics(reg prometheus.Registerer, extensive bool) (*grpcMetrics, error) {
@@ -53,8 +58,12 @@ func newGRPCMetrics(reg prometheus.Registerer, extensive bool) (*grpcMetrics, er
 			Namespace: "etcd", Subsystem: "network", Name: "client_grpc_received_bytes_total",
 			Help: "The total number of bytes received from grpc clients.",
 		}),
+		clientRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "client_requests_total",
+			Help: "The total number of client requests per client version.",
+		}, []string{"type", "client_api_version"}),
 	}
-	cs := []prometheus.Collector{m.started, m.handled, m.received, m.sent, m.sentBytes, m.receivedBytes}
+	cs := []prometheus.Collector{m.started, m.handled, m.received, m.sent, m.sentBytes, m.receivedBytes, m.clientRequests}
 	if extensive {
 		m.seconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "grpc_server_handling_seconds",
@@ -126,7 +135,27 @@ func methodType(clientStream, serverStream bool) string {
 	}
 }
 
+// countClientRequest counts a call in etcd_server_client_requests_total
+// under the client API version its metadata carries ("unknown" without
+// one), as etcd's interceptors do (typ "unary" or "stream").
+func (m *grpcMetrics) countClientRequest(ctx context.Context, typ string) {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return
+	}
+	ver := "unknown"
+	if vs := md.Get(clientAPIVersionKey); len(vs) > 0 && utf8.ValidString(vs[0]) {
+		ver = vs[0]
+	}
+	m.clientRequests.WithLabelValues(typ, ver).Inc()
+}
+
+// clientAPIVersionKey is the metadata key of the client's API version
+// (etcd's rpctypes.MetadataClientAPIVersionKey), sent by clientv3.
+const clientAPIVersionKey = "client-api-version"
+
 func (m *grpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	m.countClientRequest(ctx, "unary")
 	svc, meth := splitMethod(info.FullMethod)
 	m.started.WithLabelValues("unary", svc, meth).Inc()
 	m.received.WithLabelValues("unary", svc, meth).Inc()
@@ -141,6 +170,7 @@ func (m *grpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServer
 }
 
 func (m *grpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	m.countClientRequest(ss.Context(), "stream")
 	typ := streamType(info)
 	svc, meth := splitMethod(info.FullMethod)
 	m.started.WithLabelValues(typ, svc, meth).Inc()

@@ -52,6 +52,8 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 		s.met.leaseTTL,
 		s.met.learnerPromotes,
 		s.met.slowReadIndexes,
+		s.met.requestSeconds,
+		s.met.rangeSeconds,
 		s.met.snapshotApplying,
 		s.met.commitRebalance,
 		s.met.commitSpill,

@@ -42,6 +42,8 @@ type serverMetrics struct {
 	walWriteBytes     prometheus.Gauge // a gauge in etcd
 	leaseExpired      prometheus.Counter
 	slowReadIndexes   prometheus.Counter
+	requestSeconds    *prometheus.HistogramVec
+	rangeSeconds      *prometheus.HistogramVec
 	snapshotApplying  prometheus.Gauge
 	commitRebalance   prometheus.Histogram
 	commitSpill       prometheus.Histogram
@@ -163,6 +165,16 @@ func newServerMetrics() *serverMetrics {
 			Help:    "The latency distributions of commit.write called by bboltdb backend.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "request_duration_seconds",
+			Help:    "Response latency distribution in seconds for each type.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"type", "success"}),
+		rangeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "range_duration_seconds",
+			Help:    "The latency distributions of txn.Range",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20),
+		}, []string{"success"}),
 		snapshotApplying: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "snapshot_apply_in_progress_total",
 			Help: "1 if the server is applying the incoming snapshot. 0 if none.",
@@ -192,6 +204,15 @@ func newServerMetrics() *serverMetrics {
 			Buckets: prometheus.ExponentialBuckets(.01, 2, 15),
 		}),
 	}
+}
+
+// observeRequest times a request in etcd_server_request_duration_seconds
+// from start, as etcd does: a Range or read-only Txn served locally (its
+// wait for the read index included), or a request proposed through raft
+// until it applied. success is whether it was served: as in etcd, a
+// request that applied with an error (a bad lease, say) was.
+func (s *Server) observeRequest(typ string, start time.Time, success bool) {
+	s.met.requestSeconds.WithLabelValues(typ, boolLabel(success)).Observe(s.clock.Now().Sub(start).Seconds())
 }
 
 // hashKV is the store's HashKV timed in etcd_mvcc_hash_rev_duration_seconds,

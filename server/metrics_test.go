@@ -692,3 +692,55 @@ func TestBackendCommitPhaseMetrics(t *testing.T) {
 		return ok, detail
 	})
 }
+
+// Requests are timed by type as etcd times them: Range and read-only Txn
+// served locally, everything else from its proposal to its apply; and the
+// store's part of each Range in etcd_server_range_duration_seconds.
+func TestRequestAndRangeDurationMetrics(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOpts{})
+	s := c.server(c.waitLeader())
+	reg := prometheus.NewPedanticRegistry()
+	s.RegisterMetrics(reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.put(s, "k", "v1")
+	rev := c.put(s, "k", "v2").GetHeader().GetRevision()
+	if _, err := s.Compact(ctx, &pb.CompactionRequest{Revision: rev}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Range(ctx, &pb.RangeRequest{Key: []byte("k")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Range(ctx, &pb.RangeRequest{Key: []byte("k"), Revision: rev - 1, Serializable: true}); err == nil {
+		t.Fatal("a range at a compacted revision succeeded")
+	}
+	get := &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte("k")}}}
+	if _, err := s.Txn(ctx, &pb.TxnRequest{Success: []*pb.RequestOp{get}}); err != nil {
+		t.Fatal(err)
+	}
+	fams := gather(t, reg)
+	req, rng := fams["etcd_server_request_duration_seconds"], fams["etcd_server_range_duration_seconds"]
+	if req.typ != "HISTOGRAM" || rng.typ != "HISTOGRAM" {
+		t.Fatalf("types %q, %q", req.typ, rng.typ)
+	}
+	for _, w := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"type", "Put", "success", "true"}, 2},
+		{[]string{"type", "Compaction", "success", "true"}, 1},
+		{[]string{"type", "Range", "success", "true"}, 1},
+		{[]string{"type", "Range", "success", "false"}, 1},
+		{[]string{"type", "ReadonlyTxn", "success", "true"}, 1},
+	} {
+		if v := req.value(w.labels...); v != w.want {
+			t.Errorf("etcd_server_request_duration_seconds%v count = %v, want %v", w.labels, v, w.want)
+		}
+	}
+	if v := rng.value("success", "true"); v != 1 {
+		t.Errorf("etcd_server_range_duration_seconds{success=true} count = %v, want 1", v)
+	}
+	if v := rng.value("success", "false"); v != 1 {
+		t.Errorf("etcd_server_range_duration_seconds{success=false} count = %v, want 1 (the compacted revision)", v)
+	}
+}

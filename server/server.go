@@ -419,7 +419,8 @@ func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
 }
 
 // propose replicates r and waits for its apply.
-func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (node.Result, error) {
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (res node.Result, err error) {
+	defer func(start time.Time) { s.observeRequest(applyOp(r), start, err == nil || res.Err != nil) }(s.clock.Now())
 	if err := s.withAuthHeader(ctx, r); err != nil {
 		return node.Result{}, err
 	}
@@ -431,7 +432,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (node.R
 	resc := make(chan node.Result, 1)
 	errc := make(chan error, 1)
 	var id uint64
-	err := s.do(ctx, func() {
+	err = s.do(ctx, func() {
 		var err error
 		id, err = s.core.Propose(r, func(res node.Result) { resc <- res })
 		errc <- err
@@ -520,17 +521,20 @@ func (s *Server) header(rev int64) *pb.ResponseHeader {
 }
 
 // Range serves KV.Range: linearizable unless r.Serializable.
-func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (_ *pb.RangeResponse, err error) {
+	defer func(start time.Time) { s.observeRequest("Range", start, err == nil) }(s.clock.Now())
 	if !r.GetSerializable() {
 		if err := s.LinearizableRead(ctx); err != nil {
 			return nil, err
 		}
 	}
 	var resp *pb.RangeResponse
-	err := s.doSerialize(ctx, func(ai *auth.Info) error {
+	err = s.doSerialize(ctx, func(ai *auth.Info) error {
 		return s.authStore().IsRangePermitted(ai, r.GetKey(), r.GetRangeEnd())
 	}, func() (err error) {
+		start := s.clock.Now()
 		resp, err = s.kv.Range(r)
+		s.met.rangeSeconds.WithLabelValues(boolLabel(err == nil)).Observe(s.clock.Now().Sub(start).Seconds())
 		return err
 	})
 	if err != nil {
@@ -560,8 +564,9 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 
 // Txn serves KV.Txn: through raft when it writes, as a linearizable (or
 // serializable) read when every operation in it reads.
-func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (_ *pb.TxnResponse, err error) {
 	if mvcc.TxnReadOnly(r) {
+		defer func(start time.Time) { s.observeRequest("ReadonlyTxn", start, err == nil) }(s.clock.Now())
 		if !isTxnSerializable(r) {
 			if err := s.LinearizableRead(ctx); err != nil {
 				return nil, err

@@ -31,11 +31,14 @@ type Bugs struct {
 	// SnapshotWithoutData makes this member install a snapshot's index and
 	// membership but keep its old database.
 	SnapshotWithoutData bool
+	// SkipStagedSync makes this member save a received snapshot's database
+	// without syncing it before the WAL's snapshot marker.
+	SkipStagedSync bool
 }
 
 func (b Bugs) any() bool {
 	return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases || b.FlipValues || b.IgnoreAuthRevokes ||
-		b.KeepRemovedMembers || b.IgnoreRemoval || b.SnapshotWithoutData
+		b.KeepRemovedMembers || b.IgnoreRemoval || b.SnapshotWithoutData || b.SkipStagedSync
 }
 
 var errBugsNotBuilt = errors.New("node: planted bugs need a build with the cairnbugs tag")
@@ -55,3 +58,4 @@ func (b Bugs) ignoreAuthRevokes() bool     { return bugsEnabled && b.IgnoreAuthR
 func (b Bugs) keepRemovedMembers() bool    { return bugsEnabled && b.KeepRemovedMembers }
 func (b Bugs) ignoreRemoval() bool         { return bugsEnabled && b.IgnoreRemoval }
 func (b Bugs) snapshotWithoutData() bool   { return bugsEnabled && b.SnapshotWithoutData }
+func (b Bugs) skipStagedSync() bool        { return bugsEnabled && b.SkipStagedSync }

@@ -42,6 +42,11 @@ type Config struct {
 	WALFS          vfs.FS // default vfs.OS()
 	WALSegmentSize int64  // default wal's
 
+	// SnapFS, if set, holds the received snapshot databases until their
+	// install (node/snapfs.go: the simulator's crashable file system);
+	// default: files of the OS, renamed over the database in place.
+	SnapFS vfs.FS
+
 	Transport Transport   // required
 	Clock     clock.Clock // default clock.Real{}
 	Logger    *zap.Logger // default nop

@@ -32,14 +32,14 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	// between marker and swap finishes the swap from the saved file.
 	if bytes.Equal(snap.GetData(), StagedSnapshotData) {
 		// The shell saved the database as it arrived (StageSnapshot).
-		st, err := os.Stat(staged)
+		st, err := c.snapFS().Stat(staged)
 		if err != nil {
 			return fmt.Errorf("node: the database of snapshot %d was not staged: %w", meta.GetIndex(), err)
 		}
 		c.lg.Info("installing snapshot", zap.Uint64("index", meta.GetIndex()), zap.Uint64("term", meta.GetTerm()), zap.Int64("bytes", st.Size()))
 	} else {
 		c.lg.Info("installing snapshot", zap.Uint64("index", meta.GetIndex()), zap.Uint64("term", meta.GetTerm()), zap.Int("bytes", len(snap.GetData())))
-		if err := writeFileSync(staged, snap.GetData()); err != nil {
+		if err := c.saveStaged(staged, snap.GetData()); err != nil {
 			return fmt.Errorf("node: saving snapshot database: %w", err)
 		}
 	}
@@ -48,7 +48,7 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	}
 	if c.cfg.Bugs.snapshotWithoutData() {
 		c.kv.SetConsistentIndex(meta.GetIndex(), meta.GetTerm()) // the planted bug: the index, not the data
-	} else if err := c.replaceDBFrom(staged); err != nil {
+	} else if err := c.installStaged(staged); err != nil {
 		return err
 	}
 	c.removeStagedSnapshots(meta.GetIndex(), false)
@@ -120,11 +120,6 @@ func (c *Core) maybeSnapshot() error {
 // snapDBPath is where a received snapshot's database waits for its swap.
 func snapDBPath(dataDir string, index uint64) string {
 	return filepath.Join(dataDir, "member", "snap", fmt.Sprintf("%016x.snap.db", index))
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // writeFileSync writes data to path durably (file and directory synced).
@@ -218,12 +213,11 @@ func StageSnapshotTimed(dataDir string, index uint64, r io.Reader, clk clock.Clo
 // running, the shell may be staging one).
 func (c *Core) removeStagedSnapshots(below uint64, all bool) {
 	dir := filepath.Dir(snapDBPath(c.cfg.DataDir, 0))
-	ents, err := os.ReadDir(dir)
+	names, err := c.stagedNames(dir)
 	if err != nil {
 		return
 	}
-	for _, e := range ents {
-		name := e.Name()
+	for _, name := range names {
 		var index uint64
 		stale := all && strings.Contains(name, ".snap.db")
 		if n, err := fmt.Sscanf(name, "%016x.snap.db", &index); err == nil && n == 1 && name == filepath.Base(snapDBPath("", index)) && index < below {
@@ -232,7 +226,7 @@ func (c *Core) removeStagedSnapshots(below uint64, all bool) {
 		if !stale {
 			continue
 		}
-		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+		if err := c.snapFS().Remove(filepath.Join(dir, name)); err != nil {
 			c.lg.Warn("removing a staged snapshot database", zap.String("path", name), zap.Error(err))
 		}
 	}

@@ -292,9 +292,9 @@ func (c *Core) restart(walCfg wal.Config) error {
 	if snapMeta != nil && ci < snapMeta.GetIndex() {
 		// A crash between a received snapshot's WAL marker and the swap of
 		// its database: finish the swap.
-		if staged := snapDBPath(c.cfg.DataDir, snapMeta.GetIndex()); fileExists(staged) {
+		if staged := snapDBPath(c.cfg.DataDir, snapMeta.GetIndex()); c.stagedExists(staged) {
 			c.lg.Warn("finishing the install of a snapshot interrupted by a crash", zap.Uint64("index", snapMeta.GetIndex()))
-			if err := c.replaceDBFrom(staged); err != nil {
+			if err := c.installStaged(staged); err != nil {
 				return err
 			}
 			if err := c.loadAlarms(); err != nil {

@@ -41,6 +41,10 @@ const (
 	// keep their old database: a follower that lagged behind the log and
 	// caught up through a snapshot must be seen to diverge.
 	BugSnapshotWithoutData = "snapshot-without-data"
+	// BugSkipStagedSync makes members save a received snapshot's database
+	// without syncing it before the WAL's marker: a power cut between the
+	// marker and the swap must be seen to lose it.
+	BugSkipStagedSync = "skip-staged-sync"
 )
 
 // flippedMember is the index of the member BugFlipValues corrupts.
@@ -50,8 +54,12 @@ const flippedMember = 1
 var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowersExpireLeases, BugFlipValues, BugIgnoreAuthRevokes,
 	BugKeepRemovedMembers, BugIgnoreRemoval, BugSnapshotWithoutData}
 
+// targetedBugs are planted bugs only a targeted fault reaches often enough
+// (TestNewChecksCatchTheirBugs runs them with the options they need).
+var targetedBugs = []string{BugSkipStagedSync}
+
 func checkBug(name string) error {
-	for _, b := range append([]string{""}, Bugs...) {
+	for _, b := range append(append([]string{""}, Bugs...), targetedBugs...) {
 		if b == name {
 			return nil
 		}
@@ -69,6 +77,7 @@ func bugsFor(name string, member int) node.Bugs {
 		KeepRemovedMembers:    name == BugKeepRemovedMembers && member == flippedMember,
 		IgnoreRemoval:         name == BugIgnoreRemoval,
 		SnapshotWithoutData:   name == BugSnapshotWithoutData,
+		SkipStagedSync:        name == BugSkipStagedSync,
 	}
 }
 

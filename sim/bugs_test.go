@@ -66,6 +66,7 @@ func TestNewChecksCatchTheirBugs(t *testing.T) {
 		{BugKeepRemovedMembers, "membership did not converge", Options{Membership: true}},
 		{BugIgnoreRemoval, "was removed from the cluster but is still running", Options{Membership: true}},
 		{BugSnapshotWithoutData, "the lagging follower", Options{Lag: true}},
+		{BugSkipStagedSync, "failed to restart", Options{Lag: true, CutSnapshots: true}},
 	} {
 		t.Run(tc.bug, func(t *testing.T) {
 			for seed := uint64(1); seed <= maxSeeds; seed++ {

@@ -116,6 +116,7 @@ func (n *simNode) start() error {
 		InitialMembers:         initial,
 		DataDir:                n.dir,
 		WALFS:                  cutFS{FS: n.walFS(), s: n.cut},
+		SnapFS:                 cutFS{FS: n.fs, s: n.cut},
 		WALSegmentSize:         256 << 10,
 		Transport:              simTransport{n},
 		Clock:                  n.clock,

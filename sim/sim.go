@@ -63,6 +63,10 @@ type Options struct {
 	// Membership turns the membership workload on whatever the seed
 	// draws; otherwise half the seeds run it.
 	Membership bool
+	// CutSnapshots arms a power cut (cut.go) on every member about to
+	// install a snapshot in the safety phase, not a third of them in half
+	// the seeds.
+	CutSnapshots bool
 	// Lag cuts a follower off for a while (operator.go) whatever the seed
 	// draws; otherwise half the seeds do.
 	Lag bool
@@ -429,6 +433,9 @@ func (c *Cluster) send(from *simNode, msgs []*raftpb.Message) {
 						from.report(inc, func(core *node.Core) { core.ReportSnapshot(target.id, raft.SnapshotFailure) })
 					}
 					return
+				}
+				if isSnap && (c.opts.CutSnapshots || c.cutsInside && c.rng.IntN(3) == 0) && c.inSafetyPhase() && target.core != nil && !target.cut.armed {
+					target.armCut(200*time.Millisecond + time.Duration(c.rng.Int64N(int64(time.Second))))
 				}
 				ok := target.step(from, inc, msg)
 				if isSnap && ok {

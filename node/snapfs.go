@@ -1,0 +1,91 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/cairnkv/cairn/vfs"
+)
+
+// Staged snapshot databases (member/snap) through Config.SnapFS. Without
+// one they are files of the OS, renamed over the database in place. With
+// one (the simulator's crashable memory file system) every write, sync and
+// removal of a staged file goes through it, so a simulated crash keeps only
+// what was synced; the database itself is a real bbolt file, so the install
+// copies the staged file out beside it first.
+
+func (c *Core) snapFS() vfs.FS {
+	if c.cfg.SnapFS != nil {
+		return c.cfg.SnapFS
+	}
+	return vfs.OS()
+}
+
+// saveStaged writes a received snapshot's database to path durably (file
+// and directory synced).
+func (c *Core) saveStaged(path string, data []byte) error {
+	if c.cfg.SnapFS == nil {
+		return writeFileSync(path, data)
+	}
+	fs := c.cfg.SnapFS
+	if err := fs.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := fs.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if !c.cfg.Bugs.skipStagedSync() {
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return fs.SyncDir(filepath.Dir(path))
+}
+
+func (c *Core) stagedExists(path string) bool {
+	_, err := c.snapFS().Stat(path)
+	return err == nil
+}
+
+// installStaged swaps the database for the staged one at path.
+func (c *Core) installStaged(path string) error {
+	if c.cfg.SnapFS == nil {
+		return c.replaceDBFrom(path)
+	}
+	in, err := c.cfg.SnapFS.Open(path)
+	if err != nil {
+		return fmt.Errorf("node: opening the staged snapshot database: %w", err)
+	}
+	defer in.Close()
+	tmp := DBPath(c.cfg.DataDir) + ".snap-install"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("node: copying the staged snapshot database: %w", err)
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("node: copying the staged snapshot database: %w", err)
+	}
+	return c.replaceDBFrom(tmp)
+}
+
+// stagedNames lists the entries of the staged snapshots' directory.
+func (c *Core) stagedNames(dir string) ([]string, error) { return c.snapFS().List(dir) }

@@ -131,6 +131,11 @@ func New(cfg Config) (*Server, error) {
 	)
 	if c.Watch != nil {
 		watch = c.Watch
+		if w, ok := c.Watch.(*watchServer); ok {
+			if err := w.met.register(c.Registry); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if c.Lease != nil {
 		lease = c.Lease

@@ -106,13 +106,14 @@ func NewWatchServer(b WatchBackend, cfg WatchConfig) pb.WatchServer {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &watchServer{be: b, cfg: cfg}
+	return &watchServer{be: b, cfg: cfg, met: newWatchMetrics()}
 }
 
 type watchServer struct {
 	pb.UnimplementedWatchServer
 	be  WatchBackend
 	cfg WatchConfig
+	met *watchMetrics // registered by New
 
 	streams     atomic.Int64 // open Watch streams
 	lastRelease atomic.Int64 // unix nanoseconds of the last releaseMemory
@@ -305,16 +306,21 @@ func (ss *watchSession) sendLoop(stop <-chan struct{}) error {
 				if !ok {
 					break
 				}
+				start := time.Now()
 				if err := ss.send(r); err != nil {
 					return err
 				}
+				ss.srv.met.observeResponse(time.Since(start), len(r.Events))
 			}
 			ss.retryDeferredProgress()
 		case resp := <-ss.ctrl:
+			start := time.Now()
 			if err := ss.sendMsg(resp); err != nil {
 				return err
 			}
+			ss.srv.met.control.Observe(time.Since(start).Seconds())
 		case <-ticker.C:
+			start := time.Now()
 			ss.retryDeferredProgress()
 			ss.mu.Lock()
 			for id, o := range ss.opts {
@@ -324,6 +330,7 @@ func (ss *watchSession) sendLoop(stop <-chan struct{}) error {
 				o.sentEvents = false
 			}
 			ss.mu.Unlock()
+			ss.srv.met.progress.Observe(time.Since(start).Seconds())
 		case <-stop:
 			return nil
 		}

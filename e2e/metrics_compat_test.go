@@ -20,13 +20,9 @@ const etcdMetricsFixture = "testdata/etcd-3.7.3-metrics.txt"
 // metricsLeftOut are the etcd families Cairn does not export, each with
 // the reason docs/monitoring.md ("What Cairn leaves out") gives.
 var metricsLeftOut = map[string]string{
-	"etcd_snap_fsync_duration_seconds":                                              "no raft snapshot file",
-	"etcd_debugging_snap_save_total_duration_seconds":                               "no raft snapshot file",
-	"etcd_debugging_snap_save_marshalling_duration_seconds":                         "no raft snapshot file",
-	"etcd_debugging_server_watch_send_loop_control_stream_duration_seconds":         "not measured yet",
-	"etcd_debugging_server_watch_send_loop_progress_duration_seconds":               "not measured yet",
-	"etcd_debugging_server_watch_send_loop_watch_stream_duration_per_event_seconds": "not measured yet",
-	"etcd_debugging_server_watch_send_loop_watch_stream_duration_seconds":           "not measured yet",
+	"etcd_snap_fsync_duration_seconds":                      "no raft snapshot file",
+	"etcd_debugging_snap_save_total_duration_seconds":       "no raft snapshot file",
+	"etcd_debugging_snap_save_marshalling_duration_seconds": "no raft snapshot file",
 }
 
 // leftOut tells whether docs/monitoring.md says why Cairn does not export

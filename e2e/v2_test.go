@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -152,6 +153,30 @@ func TestV2HandbookCalls(t *testing.T) {
 	wantV2(t, "wait with an old index", r, 200, "action", "set", "node.key", "/watched")
 	r = v2Do(t, "GET", L+"/v2/keys/?wait=true&recursive=true&waitIndex=1", nil)
 	wantV2(t, "recursive wait with an old index", r, 200, "action", "set", "node.key", "/message", "node.modifiedIndex", 1)
+
+	// stream=true: every event, one JSON object each, on one answer.
+	sctx, scancel := context.WithTimeout(ctx(t), 20*time.Second)
+	defer scancel()
+	sreq, _ := http.NewRequestWithContext(sctx, "GET", F+"/v2/keys/streamed?wait=true&stream=true&recursive=true", nil)
+	sresp, err := http.DefaultClient.Do(sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	for _, v := range []string{"1", "2"} {
+		wantV2(t, "write to a streamed dir", v2Do(t, "PUT", L+"/v2/keys/streamed/k", url.Values{"value": {v}}), map[string]int{"1": 201, "2": 200}[v])
+	}
+	dec := json.NewDecoder(sresp.Body)
+	for _, v := range []string{"1", "2"} {
+		var ev map[string]any
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatalf("streamed event %s: %v", v, err)
+		}
+		if n, _ := ev["node"].(map[string]any); n["value"] != v {
+			t.Fatalf("streamed event: %v, want value %s", ev, v)
+		}
+	}
+	scancel()
 
 	// Directories.
 	wantV2(t, "mkdir", v2Do(t, "PUT", L+"/v2/keys/dir", url.Values{"dir": {"true"}}), 201, "node.dir", true)

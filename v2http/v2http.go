@@ -226,12 +226,16 @@ func (h *handler) keys(w http.ResponseWriter, r *http.Request) {
 	st := h.b.V2Store()
 	switch {
 	case (r.Method == "GET" || r.Method == "HEAD") && rr.Wait:
-		wa, err := st.Watch(rr.Path, rr.Recursive, rr.Since)
+		watch := st.Watch
+		if rr.Stream {
+			watch = st.WatchStream
+		}
+		wa, err := watch(rr.Path, rr.Recursive, rr.Since)
 		if err != nil {
 			h.writeError(w, err)
 			return
 		}
-		h.serveWatch(w, r, wa)
+		h.serveWatch(w, r, wa, rr.Stream)
 	case (r.Method == "GET" || r.Method == "HEAD") && !rr.Quorum:
 		ev, err := st.Get(rr.Path, rr.Recursive, rr.Sorted)
 		if err != nil {
@@ -270,7 +274,7 @@ func (h *handler) writeEvent(w http.ResponseWriter, ev *v2store.Event, raftIndex
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-func (h *handler) serveWatch(w http.ResponseWriter, r *http.Request, wa *v2store.Watcher) {
+func (h *handler) serveWatch(w http.ResponseWriter, r *http.Request, wa *v2store.Watcher, stream bool) {
 	defer wa.Remove()
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.WatchTimeout)
 	defer cancel()
@@ -282,11 +286,20 @@ func (h *handler) serveWatch(w http.ResponseWriter, r *http.Request, wa *v2store
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	select {
-	case <-ctx.Done():
-	case ev, ok := <-wa.C:
-		if ok {
-			_ = json.NewEncoder(w).Encode(ev.Render(h.cfg.Now()))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-wa.C:
+			if !ok {
+				return
+			}
+			if err := json.NewEncoder(w).Encode(ev.Render(h.cfg.Now())); err != nil || !stream {
+				return
+			}
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
 		}
 	}
 }

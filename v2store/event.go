@@ -122,8 +122,9 @@ func (s *Store) notifyWatchers(ev *Event, p string, deleted bool) {
 			continue
 		}
 		if (w.recursive || original || deleted) && ev.Index() >= w.since {
-			w.send(ev)
-			delete(ws, w)
+			if !w.send(ev) {
+				delete(ws, w)
+			}
 		}
 	}
 	if len(ws) == 0 {
@@ -160,16 +161,31 @@ type Watcher struct {
 	C          chan *Event
 	StartIndex uint64 // the store's index when the wait began (X-Etcd-Index)
 	recursive  bool
+	stream     bool
 	since      uint64
 	s          *Store
 	key        string
 	done       bool
 }
 
-func (w *Watcher) send(ev *Event) {
-	if !w.done {
+// send delivers ev and tells whether the watcher stays (a stream with
+// room for more). A stream that fell 100 events behind is closed, as
+// etcd's.
+func (w *Watcher) send(ev *Event) bool {
+	if w.done {
+		return false
+	}
+	if !w.stream {
 		w.done = true
 		w.C <- ev
+		return false
+	}
+	select {
+	case w.C <- ev:
+		return true
+	default:
+		w.close()
+		return false
 	}
 }
 
@@ -197,18 +213,33 @@ func (w *Watcher) Remove() {
 // delivered at once; one older than the history is etcd's 401. Any
 // goroutine.
 func (s *Store) Watch(key string, recursive bool, since uint64) (*Watcher, error) {
+	return s.watch(key, recursive, false, since)
+}
+
+// WatchStream is Watch for etcd's stream=true: every later event, until
+// Remove, or until the watcher falls 100 events behind (then C is closed).
+func (s *Store) WatchStream(key string, recursive bool, since uint64) (*Watcher, error) {
+	return s.watch(key, recursive, true, since)
+}
+
+func (s *Store) watch(key string, recursive, stream bool, since uint64) (*Watcher, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key = clean(key)
 	if since == 0 {
 		since = s.index + 1
 	}
-	w := &Watcher{C: make(chan *Event, 1), StartIndex: s.index, recursive: recursive, since: since, s: s, key: key}
+	w := &Watcher{C: make(chan *Event, 1), StartIndex: s.index, recursive: recursive, stream: stream, since: since, s: s, key: key}
+	if stream {
+		w.C = make(chan *Event, 100)
+	}
 	ev, err := s.scan(key, recursive, since)
 	if err != nil {
 		return nil, err
 	}
 	if ev != nil {
+		// As etcd: a match in the history is the answer, and the watcher
+		// (even a stream) is not registered for later events.
 		w.send(ev)
 		return w, nil
 	}

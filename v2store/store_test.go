@@ -252,3 +252,32 @@ func TestPersistAndLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestWatchStream(t *testing.T) {
+	s := New(nil)
+	w, err := s.WatchStream("/d", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, &Request{Method: "PUT", Path: "/d/a", Val: "1"})
+	apply(t, s, &Request{Method: "PUT", Path: "/other", Val: "1"})
+	apply(t, s, &Request{Method: "PUT", Path: "/d/b", Val: "2"})
+	if a, b := <-w.C, <-w.C; a.Node.Key != "/d/a" || b.Node.Key != "/d/b" {
+		t.Fatalf("%s %s", js(a), js(b))
+	}
+	// A stream that falls 100 events behind is closed.
+	for i := 0; i < 101; i++ {
+		apply(t, s, &Request{Method: "PUT", Path: "/d/a", Val: "x"})
+	}
+	n := 0
+	for range w.C {
+		n++
+	}
+	if n != 100 {
+		t.Fatalf("%d events before the close, want 100", n)
+	}
+	w.Remove()
+	if s.StatsJSON()["watchers"] != 0 {
+		t.Fatalf("watchers %d", s.StatsJSON()["watchers"])
+	}
+}

@@ -247,7 +247,6 @@ func (s *Store) watch(key string, recursive, stream bool, since uint64) (*Watche
 		s.watchers[key] = map[*Watcher]struct{}{}
 	}
 	s.watchers[key][w] = struct{}{}
-	s.stats.watchers.Add(1)
 	return w, nil
 }
 
@@ -261,7 +260,6 @@ type Stats struct {
 	CompareAndSwapSuccess, CompareAndSwapFail     atomic.Uint64
 	CompareAndDeleteSuccess, CompareAndDeleteFail atomic.Uint64
 	ExpireCount                                   atomic.Uint64
-	watchers                                      atomic.Int64
 }
 
 func (st *Stats) inc(action string, ok bool) {

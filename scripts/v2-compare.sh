@@ -27,7 +27,7 @@ run() {
     local m=$1 p=$2; shift 2
     local code; code=$(curl -s -o "$dir/body" -w '%{http_code}' -X "$m" "$B$p" "$@")
     echo "== $m $p $* -> $code"
-    sed -E 's/"(modifiedIndex|createdIndex|index)":[0-9]+/"\1":N/g; s/"expiration":"[^"]*"/"expiration":T/g; s/"ttl":[0-9]+/"ttl":S/g; s/[0-9]{20}/INORDER/g; s/\[999999 != [0-9]+\]/[999999 != N]/' "$dir/body"; echo
+    sed -E 's/"(modifiedIndex|createdIndex|index)":[0-9]+/"\1":N/g; s/"expiration":"[^"]*"/"expiration":T/g; s/"ttl":[0-9]+/"ttl":S/g; s/[0-9]{20}/INORDER/g; s/\[999999 != [0-9]+\]/[999999 != N]/; s/"leader":"[0-9a-f]+"/"leader":ID/g' "$dir/body"; echo
   }
   req PUT /v2/keys/message -d value="Hello world"
   req GET /v2/keys/message
@@ -72,6 +72,15 @@ run() {
   req GET '/v2/keys/dir?dir=true&wait=true&waitIndex=x'
   req GET '/v2/keys/dir?recursive=maybe'
   req PATCH '/v2/keys/dir'
+  req PUT /v2/keys/exp -d value=v -d ttl=1
+  req GET '/v2/keys/exp?wait=true'
+  req PUT /v2/keys/expdir -d dir=true -d ttl=1
+  req PUT /v2/keys/expdir/k -d value=v
+  req GET '/v2/keys/expdir/k?wait=true'
+  req PUT /v2/keys/rm/a/b -d value=v
+  req DELETE '/v2/keys/rm?recursive=true'
+  req GET '/v2/keys/rm/a/b?wait=true&waitIndex=1'
+  req GET '/v2/stats/leader'
   req GET '/v2/members/xyz'
   req POST '/v2/members' -d '{"peerURLs":["http://10.0.0.10:2380"]}'
   req POST '/v2/members' -H 'Content-Type: application/json' -d '{"peerURLs":["notaurl"]}'

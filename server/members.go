@@ -217,19 +217,27 @@ func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*
 	return &pb.MemberUpdateResponse{Header: s.clusterHeader(), Members: ms}, nil
 }
 
+// findLearner returns the members and among them id, which must be a learner.
+func (s *Server) findLearner(ctx context.Context, id uint64) ([]node.Member, node.Member, error) {
+	ms, err := s.members(ctx)
+	if err != nil {
+		return nil, node.Member{}, err
+	}
+	m, ok := findMember(ms, id)
+	switch {
+	case !ok:
+		return nil, node.Member{}, ErrMemberNotFound
+	case !m.IsLearner:
+		return nil, node.Member{}, ErrMemberNotLearner
+	}
+	return ms, m, nil
+}
+
 // MemberPromote makes a learner a voter, once it has caught up with the
 // leader (etcd's rule: its log within 10% of the leader's).
 func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	ms, err := s.members(ctx)
-	if err != nil {
+	if _, _, err := s.findLearner(ctx, r.GetID()); err != nil {
 		return nil, err
-	}
-	m, ok := findMember(ms, r.GetID())
-	switch {
-	case !ok:
-		return nil, ErrMemberNotFound
-	case !m.IsLearner:
-		return nil, ErrMemberNotLearner
 	}
 	if lead := s.Leader(); lead == 0 {
 		return nil, ErrNoLeader
@@ -258,16 +266,9 @@ func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) 
 // promoteLocal promotes on the leader, with no auth check (the API layer
 // made it, or the member that forwarded the request).
 func (s *Server) promoteLocal(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	ms, err := s.members(ctx)
+	ms, m, err := s.findLearner(ctx, r.GetID())
 	if err != nil {
 		return nil, err
-	}
-	m, ok := findMember(ms, r.GetID())
-	switch {
-	case !ok:
-		return nil, ErrMemberNotFound
-	case !m.IsLearner:
-		return nil, ErrMemberNotLearner
 	}
 	ready := false
 	if err := s.onLoop(ctx, func() {

@@ -105,14 +105,19 @@ func (s *Server) LeasePeerHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		b, err := proto.Marshal(resp)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/protobuf")
-		_, _ = w.Write(b)
+		writeProto(w, resp)
 	})
+}
+
+// writeProto answers a peer request with resp, protobuf-encoded.
+func writeProto(w http.ResponseWriter, resp proto.Message) {
+	b, err := proto.Marshal(resp)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/protobuf")
+	_, _ = w.Write(b)
 }
 
 // isMemberSender reports whether r names (X-Cairn-From) another member

@@ -78,12 +78,6 @@ func (s *Server) PromotePeerHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
-		b, err := proto.Marshal(resp)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/protobuf")
-		_, _ = w.Write(b)
+		writeProto(w, resp)
 	})
 }

@@ -26,28 +26,38 @@ type peerRoutes struct {
 }
 
 func (p *peerRoutes) RoundTrip(r *http.Request) (*http.Response, error) {
-	for _, m := range p.c.members {
-		if m.PeerURLs[0] != "mem://"+r.URL.Host {
+	s, m, err := p.c.peerHost(r.URL.Host)
+	if err != nil {
+		return nil, err
+	}
+	rec := httptest.NewRecorder()
+	s.HashKVHandler().ServeHTTP(rec, r)
+	if p.alter != nil && rec.Code == http.StatusOK {
+		var doc hashKVDoc
+		if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+			return nil, err
+		}
+		p.alter(m.Name, &doc)
+		rec.Body.Reset()
+		_ = json.NewEncoder(rec.Body).Encode(doc)
+	}
+	return rec.Result(), nil
+}
+
+// peerHost is the running member whose peer URL is mem://host, as a
+// dialer finds it: refused when that member is stopped.
+func (c *testCluster) peerHost(host string) (*Server, node.Member, error) {
+	for _, m := range c.members {
+		if m.PeerURLs[0] != "mem://"+host {
 			continue
 		}
-		s := p.c.server(m.ID)
+		s := c.server(m.ID)
 		if s == nil {
-			return nil, errors.New("connection refused")
+			return nil, m, errors.New("connection refused")
 		}
-		rec := httptest.NewRecorder()
-		s.HashKVHandler().ServeHTTP(rec, r)
-		if p.alter != nil && rec.Code == http.StatusOK {
-			var doc hashKVDoc
-			if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
-				return nil, err
-			}
-			p.alter(m.Name, &doc)
-			rec.Body.Reset()
-			_ = json.NewEncoder(rec.Body).Encode(doc)
-		}
-		return rec.Result(), nil
+		return s, m, nil
 	}
-	return nil, fmt.Errorf("no member at %s", r.URL.Host)
+	return nil, node.Member{}, fmt.Errorf("no member at %s", host)
 }
 
 // hashCheckCluster starts three members whose peer listeners are served by

@@ -27,23 +27,17 @@ type leaseRoutes struct {
 }
 
 func (p *leaseRoutes) RoundTrip(r *http.Request) (*http.Response, error) {
-	for _, m := range p.c.members {
-		if m.PeerURLs[0] != "mem://"+r.URL.Host {
-			continue
-		}
-		s := p.c.server(m.ID)
-		if s == nil {
-			return nil, errors.New("connection refused")
-		}
-		rec := httptest.NewRecorder()
-		if p.old {
-			http.NotFound(rec, r)
-		} else {
-			s.LeasePeerHandler().ServeHTTP(rec, r)
-		}
-		return rec.Result(), nil
+	s, _, err := p.c.peerHost(r.URL.Host)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no member at %s", r.URL.Host)
+	rec := httptest.NewRecorder()
+	if p.old {
+		http.NotFound(rec, r)
+	} else {
+		s.LeasePeerHandler().ServeHTTP(rec, r)
+	}
+	return rec.Result(), nil
 }
 
 // TestFollowerForwardsLeasesOverThePeerPort: a follower's keep-alives and

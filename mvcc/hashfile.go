@@ -5,8 +5,6 @@ import (
 	"hash/crc32"
 
 	bolt "go.etcd.io/bbolt"
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // HashKVFile is HashKV(rev) of the stopped database at path (cairnctl
@@ -27,31 +25,16 @@ func HashKVFile(path string, rev int64, progress func(revisions, bytes int64)) (
 			return fmt.Errorf("mvcc: %s has no %q or %q bucket", path, keyBucket, metaBucket)
 		}
 		index, cur := newTreeIndex(), int64(1)
-		var kv mvccpb.KeyValue
 		var n, bytes int64
-		c := kb.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			r, tomb, ok := parseRevKey(k)
-			if !ok && legacyRevKey(k) {
-				return ErrLegacyFormat
-			}
-			if !ok {
-				return fmt.Errorf("mvcc: corrupt revision key %x in bucket %q", k, keyBucket)
-			}
-			if err := proto.Unmarshal(v, &kv); err != nil {
-				return fmt.Errorf("mvcc: corrupt value at revision %v: %w", r, err)
-			}
-			if tomb {
-				index.tombstone(kv.Key, r)
-			} else {
-				index.put(kv.Key, r)
-			}
+		if err := indexRevisions(kb, index, func(r Revision, k, v []byte) {
 			cur = max(cur, r.Main)
 			n++
 			bytes += int64(len(k) + len(v))
 			if progress != nil && n%1024 == 0 {
 				progress(n, bytes)
 			}
+		}); err != nil {
+			return err
 		}
 		if progress != nil {
 			progress(n, bytes)

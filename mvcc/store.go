@@ -187,25 +187,10 @@ func load(db *bolt.DB) (*state, error) {
 				return err
 			}
 		}
-		var kv mvccpb.KeyValue
-		c := kb.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			r, tomb, ok := parseRevKey(k)
-			if !ok && legacyRevKey(k) {
-				return ErrLegacyFormat
-			}
-			if !ok {
-				return fmt.Errorf("mvcc: corrupt revision key %x in bucket %q", k, keyBucket)
-			}
-			if err := proto.Unmarshal(v, &kv); err != nil {
-				return fmt.Errorf("mvcc: corrupt value at revision %v: %w", r, err)
-			}
-			if tomb {
-				st.index.tombstone(kv.Key, r)
-			} else {
-				st.index.put(kv.Key, r)
-			}
+		if err := indexRevisions(kb, st.index, func(r Revision, _, _ []byte) {
 			st.rev = max(st.rev, r.Main)
+		}); err != nil {
+			return err
 		}
 		if scheduled > 0 {
 			st.compactRev = scheduled
@@ -238,6 +223,32 @@ func (s *Store) install(st *state) error {
 	s.batchN = 0
 	s.midEntry = false
 	s.ciTracked = st.ci > 0
+	return nil
+}
+
+// indexRevisions adds every revision of kb, the key bucket, to index,
+// calling each with the revision and its raw key and value once indexed.
+func indexRevisions(kb *bolt.Bucket, index *treeIndex, each func(r Revision, k, v []byte)) error {
+	var kv mvccpb.KeyValue
+	c := kb.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r, tomb, ok := parseRevKey(k)
+		if !ok && legacyRevKey(k) {
+			return ErrLegacyFormat
+		}
+		if !ok {
+			return fmt.Errorf("mvcc: corrupt revision key %x in bucket %q", k, keyBucket)
+		}
+		if err := proto.Unmarshal(v, &kv); err != nil {
+			return fmt.Errorf("mvcc: corrupt value at revision %v: %w", r, err)
+		}
+		if tomb {
+			index.tombstone(kv.Key, r)
+		} else {
+			index.put(kv.Key, r)
+		}
+		each(r, k, v)
+	}
 	return nil
 }
 

@@ -20,6 +20,18 @@ func echoBackend(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveConns(t, l, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, _, err := readHead(br); err != nil {
+			return
+		}
+		_, _ = io.Copy(c, br)
+	})
+}
+
+// serveConns serves each connection l accepts with handle, which the
+// connection is closed after, until the test ends; it returns l's address.
+func serveConns(t *testing.T, l net.Listener, handle func(net.Conn)) string {
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -29,11 +41,7 @@ func echoBackend(t *testing.T) string {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, _, err := readHead(br); err != nil {
-					return
-				}
-				_, _ = io.Copy(c, br)
+				handle(c)
 			}()
 		}
 	}()

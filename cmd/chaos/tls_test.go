@@ -23,29 +23,18 @@ func tlsEchoBackend(t *testing.T, rt *runTLS) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				tc := c.(*tls.Conn)
-				br := bufio.NewReader(tc)
-				if _, _, err := readHead(br); err != nil {
-					return
-				}
-				cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName
-				if _, err := io.WriteString(tc, cn+"\n"); err != nil {
-					return
-				}
-				_, _ = io.Copy(tc, br)
-			}()
+	return serveConns(t, l, func(c net.Conn) {
+		tc := c.(*tls.Conn)
+		br := bufio.NewReader(tc)
+		if _, _, err := readHead(br); err != nil {
+			return
 		}
-	}()
-	return l.Addr().String()
+		cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+		if _, err := io.WriteString(tc, cn+"\n"); err != nil {
+			return
+		}
+		_, _ = io.Copy(tc, br)
+	})
 }
 
 // TestTLSProxyTerminatesAndReoriginates: through a -tls proxy a sender's

@@ -29,6 +29,27 @@ func runShort(t *testing.T, tagged bool, args ...string) (int, string, string) {
 	return code, stdout.String(), out
 }
 
+// shortRunChecks are the summary lines a short run of kills and partitions
+// must print: both kinds of fault, and every check passed.
+var shortRunChecks = []string{
+	`(?m)^faults\s+\d+: .*kill \d+`,
+	`(?m)^faults\s+\d+: .*partition/`,
+	`(?m)^linearizable\s+PASS`,
+	`(?m)^converged\s+PASS`,
+	`(?m)^watch\s+PASS`,
+	`(?m)^operations\s+ok [1-9]\d{2,}`,
+}
+
+// wantSummary fails t unless out matches each of the patterns.
+func wantSummary(t *testing.T, out string, patterns ...string) {
+	t.Helper()
+	for _, want := range patterns {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("summary does not match %s", want)
+		}
+	}
+}
+
 // TestShortRunPasses is the CI chaos run: 3 members, 30 s of kills and
 // partitions. Every check must pass, and the run folder must hold what an
 // investigation needs.
@@ -41,18 +62,7 @@ func TestShortRunPasses(t *testing.T) {
 	if last := lines[len(lines)-1]; last != "8 passed, 0 failed" {
 		t.Fatalf("last line %q, want \"8 passed, 0 failed\"", last)
 	}
-	for _, want := range []string{
-		`(?m)^faults\s+\d+: .*kill \d+`,
-		`(?m)^faults\s+\d+: .*partition/`,
-		`(?m)^linearizable\s+PASS`,
-		`(?m)^converged\s+PASS`,
-		`(?m)^watch\s+PASS`,
-		`(?m)^operations\s+ok [1-9]\d{2,}`,
-	} {
-		if !regexp.MustCompile(want).MatchString(out) {
-			t.Errorf("summary does not match %s", want)
-		}
-	}
+	wantSummary(t, out, shortRunChecks...)
 	for _, f := range []string{"m0.log", "m1.log", "m2.log", "nemesis.log", "schedule.txt", "summary.txt"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("run folder: %s missing or empty (%v)", f, err)
@@ -105,17 +115,13 @@ func TestShortRunWithAuth(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0", code)
 	}
-	for _, want := range []string{
+	wantSummary(t, out,
 		`(?m)auth enabled: clients work as root`,
 		`(?m)^faults\s+\d+: .*kill \d+`,
 		`(?m)^linearizable\s+PASS`,
 		`(?m)^converged\s+PASS`,
 		`(?m)^operations\s+ok [1-9]\d{2,}`,
-	} {
-		if !regexp.MustCompile(want).MatchString(out) {
-			t.Errorf("summary does not match %s", want)
-		}
-	}
+	)
 	noDataRaces(t, dir, "m0.log", "m1.log", "m2.log")
 }
 
@@ -128,20 +134,10 @@ func TestShortRunWithTLSAndAuth(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0", code)
 	}
-	for _, want := range []string{
+	wantSummary(t, out, append([]string{
 		`(?m)mutual TLS on client and peer ports`,
 		`(?m)auth enabled: clients work as root`,
-		`(?m)^faults\s+\d+: .*kill \d+`,
-		`(?m)^faults\s+\d+: .*partition/`,
-		`(?m)^linearizable\s+PASS`,
-		`(?m)^converged\s+PASS`,
-		`(?m)^watch\s+PASS`,
-		`(?m)^operations\s+ok [1-9]\d{2,}`,
-	} {
-		if !regexp.MustCompile(want).MatchString(out) {
-			t.Errorf("summary does not match %s", want)
-		}
-	}
+	}, shortRunChecks...)...)
 	for _, f := range []string{"m0.log", "m1.log", "m2.log"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -48,17 +46,8 @@ func startGatewayCertMember(t *testing.T, ca *testcerts.CA, srv testcerts.Pair, 
 		m := c.newMember(t, "m0", t.TempDir(), httpURL, peerURL)
 		c.Members = append(c.Members, m)
 		m.InitialCluster = proc.InitialCluster(m.Peer())
-		if err := m.Start(); err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-		err := m.WaitListening(wctx)
-		cancel()
-		if errors.Is(err, proc.ErrAddrInUse) && attempt < 3 {
+		if !startListening(t, m, attempt) {
 			continue
-		}
-		if err != nil {
-			t.Fatal(err)
 		}
 		eventually(t, readyTimeout, "healthy on the HTTP URL", func() (bool, string) {
 			err := proc.Health(ctx(t), healthURL)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -234,17 +233,8 @@ func startHTTPSplit(t *testing.T, extra ...string) (*Cluster, *Member, string) {
 		m := c.newMember(t, "m0", t.TempDir(), urls[0], urls[1])
 		m.InitialCluster = proc.InitialCluster(m.Peer())
 		c.Members = []*Member{m}
-		if err := m.Start(); err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-		err := m.WaitListening(wctx)
-		cancel()
-		if errors.Is(err, proc.ErrAddrInUse) && attempt < 3 {
+		if !startListening(t, m, attempt) {
 			continue
-		}
-		if err != nil {
-			t.Fatal(err)
 		}
 		eventually(t, readyTimeout, "healthy on --listen-client-http-urls", func() (bool, string) {
 			err := proc.Health(ctx(t), httpURL)

@@ -151,25 +151,55 @@ func NewClusterArgs(t testing.TB, n int, extra ...string) *Cluster {
 			c.Members = append(c.Members, m)
 			peers = append(peers, m.Peer())
 		}
-		for _, m := range c.Members {
-			m.InitialCluster = proc.InitialCluster(peers...)
-			if err := m.Start(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err := c.waitReadyAll()
+		err := c.startAll(t, peers)
 		if err == nil {
 			return c
 		}
 		lastErr = err
-		if !errors.Is(err, proc.ErrAddrInUse) {
-			t.Fatalf("cluster did not become ready: %v", err)
-		}
 		t.Logf("port collision, retrying with other ports: %v", err)
 		c.killAll()
 	}
 	t.Fatalf("cluster did not start after retries: %v", lastErr)
 	return nil
+}
+
+// startAll starts every member of c, with peers as the initial cluster,
+// and waits until all are ready. It returns nil, or the error of a port
+// taken meanwhile (ErrAddrInUse: the caller retries with other ports); it
+// fails t on any other error.
+func (c *Cluster) startAll(t testing.TB, peers []proc.Peer) error {
+	t.Helper()
+	for _, m := range c.Members {
+		m.InitialCluster = proc.InitialCluster(peers...)
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := c.waitReadyAll()
+	if err != nil && !errors.Is(err, proc.ErrAddrInUse) {
+		t.Fatalf("cluster did not become ready: %v", err)
+	}
+	return err
+}
+
+// startListening starts m and waits until it listens. It returns false
+// when a port was taken meanwhile and attempt < 3 (the caller retries
+// with other ports); it fails t on any other error.
+func startListening(t testing.TB, m *Member, attempt int) bool {
+	t.Helper()
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	err := m.WaitListening(wctx)
+	cancel()
+	if errors.Is(err, proc.ErrAddrInUse) && attempt < 3 {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
 }
 
 // newCluster returns an empty cluster with its own token, whose members

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,17 +31,8 @@ func TestTLSCompatAutoTLSAndSplitHTTP(t *testing.T) {
 		m = c.newMember(t, "m0", t.TempDir(), toHTTPS(urls[0]), toHTTPS(urls[1]))
 		m.InitialCluster = proc.InitialCluster(m.Peer())
 		c.Members = []*Member{m}
-		if err := m.Start(); err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-		err := m.WaitListening(wctx)
-		cancel()
-		if errors.Is(err, proc.ErrAddrInUse) && attempt < 3 {
+		if !startListening(t, m, attempt) {
 			continue
-		}
-		if err != nil {
-			t.Fatal(err)
 		}
 		break
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -107,21 +106,12 @@ func startTLSCluster(t *testing.T, n int, opts tlsOptions) *tlsCluster {
 			c.Members = append(c.Members, m)
 			peers = append(peers, m.Peer())
 		}
-		for _, m := range c.Members {
-			m.InitialCluster = proc.InitialCluster(peers...)
-			if err := m.Start(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err := c.waitReadyAll()
+		err := c.startAll(t, peers)
 		if err == nil {
 			tc.Cluster = c
 			return tc
 		}
 		lastErr = err
-		if !errors.Is(err, proc.ErrAddrInUse) {
-			t.Fatalf("cluster did not become ready: %v", err)
-		}
 		c.killAll()
 	}
 	t.Fatalf("cluster did not start after retries: %v", lastErr)

@@ -243,11 +243,32 @@ func copyDB(src, dst *bolt.DB, progress func(done, total int64)) error {
 	if err := dst.Update(func(*bolt.Tx) error { return nil }); err != nil {
 		return fmt.Errorf("mvcc: defrag: %w", err)
 	}
-	dtx, err := dst.Begin(true)
+	var copied func(keys, bytes int64)
+	if progress != nil {
+		copied = func(keys, _ int64) { progress(keys, total) }
+	}
+	done, _, err := CopyBuckets(stx, dst, copied)
 	if err != nil {
 		return fmt.Errorf("mvcc: defrag: %w", err)
 	}
-	var done, inTx int64
+	if progress != nil {
+		progress(done, total)
+	}
+	return nil
+}
+
+// CopyBuckets copies every bucket that stx sees into dst, densely packed
+// (the copy of a defragmentation, here and in cairnctl's offline defrag),
+// committing every defragTxLimit keys and calling progress, if not nil,
+// with the keys and bytes copied so far after each such commit. It
+// returns the keys and bytes copied once the last commit is done. A
+// nested bucket is refused: neither Cairn nor etcd writes one.
+func CopyBuckets(stx *bolt.Tx, dst *bolt.DB, progress func(keys, bytes int64)) (keys, bytes int64, err error) {
+	dtx, err := dst.Begin(true)
+	if err != nil {
+		return 0, 0, err
+	}
+	var inTx int64
 	err = stx.ForEach(func(name []byte, b *bolt.Bucket) error {
 		db, err := dtx.CreateBucketIfNotExists(name)
 		if err != nil {
@@ -256,10 +277,14 @@ func copyDB(src, dst *bolt.DB, progress func(done, total int64)) error {
 		db.FillPercent = 0.9
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v == nil && b.Bucket(k) != nil {
+				return fmt.Errorf("bucket %q holds a nested bucket %q: not a Cairn or etcd database", name, k)
+			}
 			if err := db.Put(k, v); err != nil {
 				return err
 			}
-			done++
+			keys++
+			bytes += int64(len(k) + len(v))
 			if inTx++; inTx >= defragTxLimit {
 				if err := dtx.Commit(); err != nil {
 					return err
@@ -273,7 +298,7 @@ func copyDB(src, dst *bolt.DB, progress func(done, total int64)) error {
 				}
 				db.FillPercent = 0.9
 				if progress != nil {
-					progress(done, total)
+					progress(keys, bytes)
 				}
 			}
 		}
@@ -281,13 +306,10 @@ func copyDB(src, dst *bolt.DB, progress func(done, total int64)) error {
 	})
 	if err != nil {
 		_ = dtx.Rollback()
-		return fmt.Errorf("mvcc: defrag: %w", err)
+		return 0, 0, err
 	}
 	if err := dtx.Commit(); err != nil {
-		return fmt.Errorf("mvcc: defrag: %w", err)
+		return 0, 0, err
 	}
-	if progress != nil {
-		progress(done, total)
-	}
-	return nil
+	return keys, bytes, nil
 }

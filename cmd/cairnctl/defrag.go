@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/etcd/pkg/v3/cobrautl"
 	"go.uber.org/zap"
 
+	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node"
 )
 
@@ -128,9 +129,6 @@ func dbSizes(db *bolt.DB) (size, inUse int64) {
 	return size, inUse
 }
 
-// defragTxLimit bounds the writes of one transaction of the copy.
-const defragTxLimit = 10000
-
 // copyBuckets copies every bucket of src into dst, densely packed.
 func copyBuckets(src, dst *bolt.DB, p *progress) error {
 	stx, err := src.Begin(false)
@@ -138,46 +136,10 @@ func copyBuckets(src, dst *bolt.DB, p *progress) error {
 		return err
 	}
 	defer stx.Rollback()
-	dtx, err := dst.Begin(true)
+	keys, bytes, err := mvcc.CopyBuckets(stx, dst, func(keys, bytes int64) { p.set(bytes, keys) })
 	if err != nil {
-		return err
-	}
-	var bytes, keys, inTx int64
-	err = stx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		db, err := dtx.CreateBucketIfNotExists(name)
-		if err != nil {
-			return err
-		}
-		db.FillPercent = 0.9
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if v == nil && b.Bucket(k) != nil {
-				return fmt.Errorf("bucket %q holds a nested bucket %q: not a Cairn or etcd database", name, k)
-			}
-			if err := db.Put(k, v); err != nil {
-				return err
-			}
-			keys++
-			bytes += int64(len(k) + len(v))
-			if inTx++; inTx >= defragTxLimit {
-				if err := dtx.Commit(); err != nil {
-					return err
-				}
-				if dtx, err = dst.Begin(true); err != nil {
-					return err
-				}
-				inTx = 0
-				db = dtx.Bucket(name)
-				db.FillPercent = 0.9
-				p.set(bytes, keys)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		dtx.Rollback()
 		return err
 	}
 	p.set(bytes, keys)
-	return dtx.Commit()
+	return nil
 }

@@ -305,7 +305,9 @@ func CopyBuckets(stx *bolt.Tx, dst *bolt.DB, progress func(keys, bytes int64)) (
 		return nil
 	})
 	if err != nil {
-		_ = dtx.Rollback()
+		if dtx != nil { // nil when the next transaction could not begin
+			_ = dtx.Rollback()
+		}
 		return 0, 0, err
 	}
 	if err := dtx.Commit(); err != nil {

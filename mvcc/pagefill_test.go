@@ -83,3 +83,31 @@ func TestDefragNeverGrowsTheFile(t *testing.T) {
 		}
 	}
 }
+
+// A defragmentation that copies more keys than one of its transactions
+// holds keeps every revision, value and the consistent index.
+func TestDefragAcrossSeveralTransactions(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	n := 2*defragTxLimit + 500
+	for i := range n {
+		mustPut(t, s, fmt.Sprintf("k%06d", i), fmt.Sprintf("v%d", i))
+		s.SetConsistentIndex(uint64(i+1), 1)
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var calls int
+	if err := s.Defrag(func(done, total int64) { calls++ }); err != nil {
+		t.Fatal(err)
+	}
+	if calls < 2 {
+		t.Fatalf("progress reported %d times for %d keys, want one per transaction", calls, n)
+	}
+	r := mustRange(t, s, &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l")})
+	if len(r.Kvs) != n || string(r.Kvs[n-1].Value) != fmt.Sprintf("v%d", n-1) || r.Kvs[n-1].ModRevision != int64(n+1) {
+		t.Fatalf("after defrag: %d keys, last %v", len(r.Kvs), r.Kvs[len(r.Kvs)-1])
+	}
+	if ci, _ := s.ConsistentIndex(); ci != uint64(n) {
+		t.Fatalf("consistent index %d after defrag, want %d", ci, n)
+	}
+}

@@ -127,8 +127,10 @@ func (l *load) client(ctx context.Context, id int, cl *clientv3.Client) {
 // TestRollingUpgrade starts three members of the previous build
 // (CAIRN_UPGRADE_FROM, a git revision, or upgradeFrom) under a load of
 // clients, replaces them one at a time with this tree's cairn on the same
-// data dirs (SIGTERM, then the new binary with the same flags), and checks
-// that each new member serves its version, that the clients' history,
+// data dirs (SIGTERM, then the new binary with the same flags), then back
+// to the previous build the same way (a rolling downgrade within one
+// storage version), and checks that each member serves the version it
+// should, that the clients' history,
 // final reads included, is linearizable (no acknowledged write lost), and
 // that no pause without an acknowledged operation lasted longer than a
 // few elections.
@@ -222,25 +224,34 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	progress("load on the old cluster")
 
-	for _, m := range members {
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err := m.Stop(sctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("stop %s: %v", m.Name, err)
+	// roll replaces the members one at a time with bin, under the load.
+	roll := func(what, bin, stamp string) {
+		for _, m := range members {
+			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			_, err := m.Stop(sctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("stop %s: %v", m.Name, err)
+			}
+			m.Bin = bin // stopped: Start reads it next
+			if err := m.Restart(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.WaitHealthy(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := gitVersion(m); err != nil || v != stamp {
+				t.Fatalf("%s after its %s: git version %q %v, want %q", m.Name, what, v, err, stamp)
+			}
+			progress("load after the " + what + " of " + m.Name)
 		}
-		m.Bin = newBin // stopped: Start reads it next
-		if err := m.Restart(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := m.WaitHealthy(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if v, err := gitVersion(m); err != nil || v != newStamp {
-			t.Fatalf("%s after its upgrade: git version %q %v, want %q", m.Name, v, err, newStamp)
-		}
-		progress("load after upgrading " + m.Name)
 	}
+	roll("upgrade", newBin, newStamp)
+	// And back: both builds keep the same storage version (3.7), so the
+	// earlier build runs on the data the current one wrote, as etcd allows
+	// a rolling downgrade within a storage version (across one, etcdctl
+	// downgrade enable lowers it first: e2e/TestDowngradeCompat).
+	roll("downgrade", oldBin, oldStamp)
 	stopLoad()
 	wg.Wait()
 
@@ -266,7 +277,7 @@ func TestRollingUpgrade(t *testing.T) {
 	if !res.Ok() {
 		out := filepath.Join(t.TempDir(), "upgrade.html")
 		_ = linearizability.WriteVisualization(out, linearizability.RegisterModel(), res)
-		t.Fatalf("the history of %d operations across the upgrade is not linearizable (%v)", len(history), res.Outcome)
+		t.Fatalf("the history of %d operations across the upgrade and downgrade is not linearizable (%v)", len(history), res.Outcome)
 	}
 	gap := time.Duration(l.maxGap.Load())
 	t.Logf("%d operations, %d acknowledged, linearizable; longest pause without an acknowledged operation: %v", len(history), l.okCount.Load(), gap.Round(time.Millisecond))
@@ -274,12 +285,12 @@ func TestRollingUpgrade(t *testing.T) {
 	// costs an election of up to twice that, and clients' failover. Three
 	// restarts must never add up to one long outage.
 	if gap > 5*time.Second {
-		t.Errorf("clients saw no acknowledged operation for %v during the upgrade: more than an election's pause", gap)
+		t.Errorf("clients saw no acknowledged operation for %v during the upgrade or downgrade: more than an election's pause", gap)
 	}
 	for _, m := range members {
 		var v map[string]string
 		if err := httpJSON(ctx, m.ClientURL+"/version", "", &v); err != nil || v["etcdserver"] != version.Etcd || v["etcdcluster"] != version.EtcdCluster {
-			t.Errorf("%s /version after the upgrade: %v %v, want etcdserver %s etcdcluster %s", m.Name, v, err, version.Etcd, version.EtcdCluster)
+			t.Errorf("%s /version after the upgrade and downgrade: %v %v, want etcdserver %s etcdcluster %s", m.Name, v, err, version.Etcd, version.EtcdCluster)
 		}
 	}
 }

@@ -101,15 +101,12 @@ func TestRegisterMetricsCountsWhatTheMemberDoes(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The next batch commit is at most BackendBatchInterval away.
 	var fams map[string]family
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, "a backend commit observed", func() (bool, string) {
 		fams = gather(t, reg)
-		if fams["etcd_disk_backend_commit_duration_seconds"].value() > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // the next batch commit is at most BackendBatchInterval away
-	}
+		return fams["etcd_disk_backend_commit_duration_seconds"].value() > 0, "no commit yet"
+	})
 	types := map[string]string{
 		"etcd_server_id":                              "GAUGE",
 		"etcd_server_version":                         "GAUGE",

@@ -3,6 +3,7 @@ package tlsconf
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/cairnkv/cairn/config"
 	"github.com/cairnkv/cairn/internal/testcerts"
+	"github.com/cairnkv/cairn/internal/testutil"
 )
 
 // serve accepts on side's TLS listener and writes "ok" on every
@@ -99,10 +101,11 @@ func TestListenerRefusesRevokedAndUnknownCertsOnce(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for logs.FilterMessageSnippet("rejected connection").Len() < 9 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // the listener logs on its own goroutines
-	}
+	// The listener logs on its own goroutines.
+	testutil.Eventually(t, 10*time.Second, "a log entry for each of the 9 refused handshakes", func() (bool, string) {
+		n := logs.FilterMessageSnippet("rejected connection").Len()
+		return n >= 9, fmt.Sprintf("%d entries", n)
+	})
 	warns := logs.FilterMessageSnippet("rejected connection").FilterLevelExact(zapcore.WarnLevel).All()
 	if len(warns) != 3 {
 		t.Fatalf("%d warnings, want one per reason (3)", len(warns))

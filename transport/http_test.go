@@ -63,11 +63,12 @@ func startMember(t testing.TB, id, clusterID uint64, queueSize int) *httpMember 
 	return m
 }
 
-// connect makes every member a peer of every other, and waits (bounded)
-// until every stream is open: a member refuses a stream from a sender it
+// connect makes every member a peer of every other, and waits until
+// every stream is open: a member refuses a stream from a sender it
 // does not know yet, and a sender drops what it is given while it backs
 // off, so a test's first messages could be lost otherwise.
-func connect(ms ...*httpMember) {
+func connect(t testing.TB, ms ...*httpMember) {
+	t.Helper()
 	for _, a := range ms {
 		for _, b := range ms {
 			if a != b {
@@ -75,14 +76,15 @@ func connect(ms ...*httpMember) {
 			}
 		}
 	}
-	deadline := time.Now().Add(waitLimit)
 	for _, a := range ms {
 		for _, b := range ms {
 			// Members of different clusters never get a stream.
-			same := a != b && a.tr.cfg.ClusterID == b.tr.cfg.ClusterID
-			for same && a.tr.ActiveSince(b.id).IsZero() && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond) // polling, bounded by deadline
+			if a == b || a.tr.cfg.ClusterID != b.tr.cfg.ClusterID {
+				continue
 			}
+			eventually(t, waitLimit, fmt.Sprintf("a stream from %d to %d", a.id, b.id), func() (bool, string) {
+				return !a.tr.ActiveSince(b.id).IsZero(), "none yet"
+			})
 		}
 	}
 }
@@ -109,7 +111,7 @@ func TestHTTPDeliversBothWaysInOrder(t *testing.T) {
 	a := startMember(t, 1, testClusterID, 0)
 	b := startMember(t, 2, testClusterID, 0)
 	c := startMember(t, 3, testClusterID, 0)
-	connect(a, b, c)
+	connect(t, a, b, c)
 	const n = 300
 	for i := uint64(0); i < n; i++ {
 		a.tr.Send([]*raftpb.Message{appMsg(1, 2, i, 100), appMsg(1, 3, 5000+i, 10)})
@@ -146,7 +148,7 @@ func TestHTTPLargeBatchArrivesCompleteAndOrdered(t *testing.T) {
 	const n = 10000
 	a := startMember(t, 1, testClusterID, 2*n)
 	b := startMember(t, 2, testClusterID, 0)
-	connect(a, b)
+	connect(t, a, b)
 	batch := make([]*raftpb.Message, n)
 	for i := range batch {
 		batch[i] = appMsg(1, 2, uint64(i), 100)
@@ -162,7 +164,7 @@ func TestHTTPLargeBatchArrivesCompleteAndOrdered(t *testing.T) {
 func TestHTTPLargeSnapshotArrivesIntactAndReportsFinish(t *testing.T) {
 	a := startMember(t, 1, testClusterID, 0)
 	b := startMember(t, 2, testClusterID, 0)
-	connect(a, b)
+	connect(t, a, b)
 	data := make([]byte, 20<<20)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range data {
@@ -221,7 +223,7 @@ func equalInts(a, b []int64) bool {
 func TestHTTPSnapshotRejectedByHandlerReportsFailure(t *testing.T) {
 	a := startMember(t, 1, testClusterID, 0)
 	b := startMember(t, 2, testClusterID, 0)
-	connect(a, b)
+	connect(t, a, b)
 	b.rec.mu.Lock()
 	b.rec.processErr = errors.New("no space for snapshot")
 	b.rec.mu.Unlock()
@@ -239,7 +241,7 @@ func TestHTTPSnapshotRejectedByHandlerReportsFailure(t *testing.T) {
 func TestHTTPClusterIDMismatchIsRejected(t *testing.T) {
 	a := startMember(t, 1, testClusterID, 0)
 	b := startMember(t, 2, testClusterID+1, 0)
-	connect(a, b)
+	connect(t, a, b)
 	a.tr.Send([]*raftpb.Message{appMsg(1, 2, 1, 10), snapMsg(1, 2, []byte("x"))})
 	e := waitLog(t, a.logs, "stream to peer failed")
 	if msg := e.ContextMap()["error"].(string); !strings.Contains(msg, "cluster ID mismatch") || !strings.Contains(msg, "412") {
@@ -277,7 +279,7 @@ func TestHTTPStreamErrorWrapsSentinel(t *testing.T) {
 	a := startMember(t, 1, testClusterID, 0)
 	b := startMember(t, 2, testClusterID+1, 0)
 	c := startMember(t, 3, testClusterID, 0)
-	connect(a, b)
+	connect(t, a, b)
 	a.tr.mu.Lock()
 	pb := a.tr.peers[2]
 	a.tr.mu.Unlock()
@@ -293,7 +295,7 @@ func TestHTTPStreamErrorWrapsSentinel(t *testing.T) {
 func TestHTTPRestartedPeerOnNewURLGetsMessagesAgain(t *testing.T) {
 	a := startMember(t, 1, testClusterID, 0)
 	b := startMember(t, 2, testClusterID, 0)
-	connect(a, b)
+	connect(t, a, b)
 	a.tr.Send([]*raftpb.Message{appMsg(1, 2, 0, 10)})
 	b.rec.waitMsgs(t, 1)
 
@@ -434,7 +436,7 @@ func TestHTTPUnknownPeerIsUnreachable(t *testing.T) {
 func TestHTTPRemovePeerStopsSending(t *testing.T) {
 	a := startMember(t, 1, testClusterID, 0)
 	b := startMember(t, 2, testClusterID, 0)
-	connect(a, b)
+	connect(t, a, b)
 	a.tr.Send([]*raftpb.Message{appMsg(1, 2, 0, 10)})
 	b.rec.waitMsgs(t, 1)
 	a.tr.RemovePeer(2)
@@ -489,7 +491,7 @@ func TestHTTPCloseLeavesNoGoroutines(t *testing.T) {
 		a := startMember(t, 1, testClusterID, 0)
 		b := startMember(t, 2, testClusterID, 0)
 		c := startMember(t, 3, testClusterID, 0)
-		connect(a, b, c)
+		connect(t, a, b, c)
 		a.tr.AddPeer(4, []string{deadURL(t)})
 		for i := uint64(0); i < 50; i++ {
 			a.tr.Send([]*raftpb.Message{appMsg(1, 2, i, 10), appMsg(1, 3, i, 10), appMsg(1, 4, i, 10)})
@@ -525,7 +527,7 @@ func TestHTTPCloseLeavesNoGoroutines(t *testing.T) {
 func TestHTTPCloseEndsInboundStreams(t *testing.T) {
 	a := startMember(t, 1, testClusterID, 0)
 	b := startMember(t, 2, testClusterID, 0)
-	connect(a, b)
+	connect(t, a, b)
 	a.tr.Send([]*raftpb.Message{appMsg(1, 2, 0, 10)})
 	b.rec.waitMsgs(t, 1)
 	// b's handler is serving a's stream; Close must end it and return.

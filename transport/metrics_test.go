@@ -71,7 +71,7 @@ func sample(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 func TestHTTPPeerMetricsCountTraffic(t *testing.T) {
 	a, ra := metricsMember(t, 1)
 	b, rb := metricsMember(t, 2)
-	connect(a, b)
+	connect(t, a, b)
 	for _, name := range []string{"etcd_network_peer_sent_failures_total", "etcd_network_peer_sent_bytes_total"} {
 		if v, ok := sample(t, ra, name, "To", "2"); !ok || v != 0 {
 			t.Fatalf("%s{To=2} = %v (exists %v) right after AddPeer, want 0", name, v, ok)
@@ -146,7 +146,7 @@ func TestHTTPProbePath(t *testing.T) {
 func TestHTTPSnapshotMetrics(t *testing.T) {
 	a, ra := metricsMember(t, 1)
 	b, rb := metricsMember(t, 2)
-	connect(a, b)
+	connect(t, a, b)
 	a.tr.Send([]*raftpb.Message{snapMsg(1, 2, make([]byte, 100_000))})
 	b.rec.waitMsgs(t, 1)
 	eventually(t, waitLimit, "the snapshot counted on both sides", func() (bool, string) {

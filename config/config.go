@@ -138,6 +138,11 @@ type Config struct {
 	EnablePprof       bool
 	Metrics           string // "basic" | "extensive"
 	ListenMetricsURLs []url.URL
+	// EnableConsole serves the web console (package console) under
+	// /console/ on the client HTTP listeners and the metrics URLs;
+	// ConsoleReadOnly takes every write out of it (docs/console.md).
+	EnableConsole   bool
+	ConsoleReadOnly bool
 
 	// Logging.
 	LogLevel   string // debug|info|warn|error|panic|fatal

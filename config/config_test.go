@@ -125,6 +125,8 @@ var flagPairs = [][2]string{
 	{"compaction-batch-limit", "50"},
 	{"pre-vote", "false"},
 	{"initial-election-tick-advance", "false"},
+	{"enable-console", "true"},
+	{"console-read-only", "true"},
 }
 
 func wantFromPairs() *Config {
@@ -153,6 +155,8 @@ func wantFromPairs() *Config {
 	w.AutoCompactionRetention = "1000"
 	w.LogLevel = "debug"
 	w.EnablePprof = true
+	w.EnableConsole = true
+	w.ConsoleReadOnly = true
 	w.ListenMetricsURLs = []url.URL{u("http://127.0.0.1:2381")}
 	w.StrictReconfigCheck = false
 	w.WatchProgressNotifyInterval = 5 * time.Second
@@ -475,6 +479,7 @@ func TestUsageListsEveryConfigField(t *testing.T) {
 		"AutoCompactionRetention": "auto-compaction-retention",
 		"AuthToken":               "auth-token", "BcryptCost": "bcrypt-cost", "AuthTokenTTL": "auth-token-ttl",
 		"EnablePprof": "enable-pprof", "Metrics": "metrics", "ListenMetricsURLs": "listen-metrics-urls",
+		"EnableConsole": "enable-console", "ConsoleReadOnly": "console-read-only",
 		"LogLevel": "log-level", "LogFormat": "log-format", "LogOutputs": "log-outputs",
 		"WatchProgressNotifyInterval": "watch-progress-notify-interval", "WarningApplyDuration": "warning-apply-duration",
 		"CompactionBatchLimit": "compaction-batch-limit",

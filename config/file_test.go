@@ -36,6 +36,8 @@ initial-cluster-token: 'tok'
 initial-cluster-state: 'existing'
 strict-reconfig-check: false
 enable-pprof: true
+enable-console: true
+console-read-only: true
 auto-compaction-mode: revision
 auto-compaction-retention: "1000"
 max-request-bytes: 2097152

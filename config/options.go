@@ -252,6 +252,10 @@ func options() []option {
 			set: func(c *Config, v string) error { c.Metrics = v; return nil }},
 		{name: "listen-metrics-urls", group: groupMonitoring, def: "", help: "List of additional URLs to serve /metrics, /health, /livez and /readyz on (plain HTTP).",
 			set: func(c *Config, v string) error { return setURLs(&c.ListenMetricsURLs, v) }},
+		{name: "enable-console", group: groupMonitoring, def: "false", isBool: true, help: "Serve the web console under /console/ on the client HTTP URLs and the metrics URLs. See docs/console.md.",
+			set: setBool(func(c *Config) *bool { return &c.EnableConsole })},
+		{name: "console-read-only", group: groupMonitoring, def: "false", isBool: true, help: "The web console only reads: no put, delete, compaction, defragmentation, alarm or member change (etcd's auth still decides what a user may do through the API).",
+			set: setBool(func(c *Config) *bool { return &c.ConsoleReadOnly })},
 
 		// Logging.
 		{name: "logger", group: groupLogging, def: "zap", help: "Logger implementation; only 'zap'.",

@@ -396,8 +396,6 @@ func (f *FS) forget(ino uint64) {
 	delete(f.files, ino) // called with f.mu held (from syncDir's done)
 }
 
-
-
 func lstatIno(p string) (uint64, error) {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {

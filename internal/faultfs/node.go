@@ -498,7 +498,6 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	return 0
 }
 
-
 // dirHandle is an open directory: the loopback's stream without its own
 // fsync, so that a directory fsync reaches node.Fsync.
 type dirHandle struct{ ds fs.DirStream }

@@ -154,6 +154,7 @@ type daemon struct {
 	api     *api.Server
 	peers   []*http.Server
 	metrics []*http.Server // --listen-metrics-urls
+	console *webConsole    // --enable-console; nil without
 	clients []net.Listener
 	errc    chan error
 }
@@ -274,6 +275,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		Bugs:                   plantedBugs(),
 	}
 	applyCoreFlags(&core, cfg)
+	plantStorageBugs(&core)
 	core.ForceNewCluster = cfg.ForceNewCluster
 	if cfg.UnsafeNoFsync {
 		lg.Warn("--unsafe-no-fsync: the WAL and the backend are never fsynced; a crash of the machine will lose acknowledged writes")
@@ -327,12 +329,19 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv.RegisterMetrics(reg)
 	reg.MustRegister(featureGatesMetric(cfg.FeatureGates))
+	webc, err := newWebConsole(cfg, sec, self, clientLns[0], reg, lg)
+	if err != nil {
+		srv.Stop()
+		closeListeners()
+		return nil, err
+	}
 	apiSrv, err := api.New(api.Config{
 		Backend: srv, Logger: lg.Named("api"),
 		MaxRequestBytes: int(cfg.MaxRequestBytes), MaxTxnOps: int(cfg.MaxTxnOps),
 		ServerVersion: version.Etcd, ClusterVersion: version.EtcdCluster, CairnVersion: version.Cairn, GitVersion: version.GitVersion(),
 		Registry: reg, EnablePprof: cfg.EnablePprof, MetricsExtensive: cfg.Metrics == "extensive",
 		V2:                   v2Handler(cfg, srv, lg),
+		Console:              webc.handler(),
 		GRPCKeepAliveMinTime: cfg.GRPCKeepAliveMinTime, GRPCKeepAliveInterval: cfg.GRPCKeepAliveInterval, GRPCKeepAliveTimeout: cfg.GRPCKeepAliveTimeout,
 		WarningUnaryRequestDuration: cfg.WarningUnaryRequestDuration,
 		MaxConcurrentStreams:        cfg.MaxConcurrentStreams,
@@ -344,11 +353,12 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		Watch:                       api.NewWatchServer(api.StoreWatchBackend(srv.KV(), srv), api.WatchConfig{ProgressNotifyInterval: cfg.WatchProgressNotifyInterval, MaxRequestBytes: int(cfg.MaxRequestBytes), Logger: lg.Named("watch"), Permitted: srv.AuthWatchPermitted}),
 	})
 	if err != nil {
+		webc.close()
 		srv.Stop()
 		closeListeners()
 		return nil, err
 	}
-	d := &daemon{lg: lg, srv: srv, api: apiSrv, clients: clientLns, errc: make(chan error, len(peerLns)+len(clientLns)+len(metricsLns)+len(httpLns))}
+	d := &daemon{lg: lg, srv: srv, api: apiSrv, console: webc, clients: clientLns, errc: make(chan error, len(peerLns)+len(clientLns)+len(metricsLns)+len(httpLns))}
 	peerMux := http.NewServeMux()
 	peerMux.Handle("/", tr.Handler())
 	peerMux.Handle(membersPath, membersHandler(srv))
@@ -387,7 +397,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		}(l)
 	}
 	// As etcd: /metrics and the probes, plain HTTP, on each metrics URL.
-	metricsHandler := apiSrv.MetricsHandler()
+	metricsHandler := webc.withMetrics(apiSrv.MetricsHandler())
 	for i, l := range metricsLns {
 		hs := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS(sec.client, cfg.ListenMetricsURLs[i])}
 		d.metrics = append(d.metrics, hs)
@@ -423,6 +433,7 @@ func (d *daemon) stop() {
 	for _, m := range d.metrics {
 		_ = m.Shutdown(ctx)
 	}
+	d.console.close()
 	d.srv.Stop()
 	for _, p := range d.peers {
 		_ = p.Shutdown(ctx)

@@ -53,6 +53,9 @@ type Config struct {
 	// V2 serves etcd's v2 HTTP API under /v2/ (--enable-v2; package
 	// v2http); nil leaves /v2/ unserved (404), as etcd 3.6 and later.
 	V2 http.Handler
+	// Console serves the web console under /console/ (--enable-console;
+	// package console); nil leaves /console/ unserved (404).
+	Console http.Handler
 	// MetricsExtensive is etcd's --metrics=extensive: it adds the gRPC
 	// handling-time histograms (grpc_server_handling_seconds).
 	MetricsExtensive bool

@@ -81,6 +81,9 @@ func (s *Server) httpHandler(gwConn *grpc.ClientConn) (http.Handler, error) {
 	if s.cfg.V2 != nil {
 		mux.Handle("/v2/", s.cfg.V2)
 	}
+	if s.cfg.Console != nil {
+		mux.Handle("/console/", s.cfg.Console)
+	}
 	if s.cfg.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

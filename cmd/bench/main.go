@@ -2,13 +2,25 @@
 // same workload against Cairn and etcd alike and their numbers can stand
 // side by side.
 //
-//	bench [global flags] watch [flags]
+//	bench [global flags] WORKLOAD [workload flags]
+//	bench [global flags] compare [compare flags] WORKLOAD [workload flags]
+//	bench [global flags] sweep [sweep flags] WORKLOAD [workload flags]
 //
-// Global flags choose the endpoints, the gRPC connections and clients, and
-// optionally a server process whose memory is sampled (-server-pid): its
-// resident set at the start, its peak (VmHWM, since the process started)
-// and its resident set -settle after the clients finished. Each workload
-// prints a plain-text report, or one JSON object with -json.
+// The workloads are etcd's `benchmark` tool's (put, range, txn-put,
+// txn-mixed, watch-latency, lease-keepalive, with its flag names) and the
+// shapes Kubernetes' apiserver produces (list: paged lists of many keys;
+// watch: fan-out to many watchers; update: optimistic-concurrency updates
+// that retry on a conflict). Each prints its throughput, its latency
+// (avg, p50, p90, p99, p99.9, max), its errors, the server's database size
+// and, with -server-pid, the server's memory: a plain-text report, or one
+// JSON object with -json. While it runs it prints its progress on stderr
+// once a second.
+//
+// compare runs one workload against two targets, each an endpoint or a
+// binary started fresh for every round, alternating A B A B, and prints
+// every round, the medians and the B/A ratios as a markdown table. sweep
+// runs one workload over a list of values of one parameter for one or two
+// targets and writes the table and an HTML page of line charts.
 package main
 
 import (
@@ -18,6 +30,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,54 +47,132 @@ func main() {
 
 // global holds the flags every workload shares.
 type global struct {
-	endpoints []string
-	conns     int
-	clients   int
-	serverPID int
-	settle    time.Duration
-	json      bool
-	timeout   time.Duration
+	endpoints  []string
+	conns      int
+	clients    int
+	serverPIDs []int
+	settle     time.Duration
+	json       bool
+	timeout    time.Duration
+	// progress receives a line a second while a workload runs.
+	progress io.Writer
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var g global
-	endpoints := fs.String("endpoints", "127.0.0.1:2379", "comma-separated gRPC endpoints")
+// workload runs one benchmark with its own flags and returns its report.
+type workload func(g global, args []string, stderr io.Writer) (report, error)
+
+// workloads are the benchmarks by name.
+var workloads = map[string]workload{
+	"put":             runPut,
+	"range":           runRange,
+	"txn-put":         runTxnPut,
+	"txn-mixed":       runTxnMixed,
+	"watch-latency":   runWatchLatency,
+	"lease-keepalive": runLeaseKeepAlive,
+	"list":            runList,
+	"watch":           runWatch,
+	"update":          runUpdate,
+}
+
+func workloadNames() string {
+	var names []string
+	for n := range workloads {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// globalFlags declares the global flags into fs.
+func globalFlags(fs *flag.FlagSet, g *global) (endpoints, pids *string, progress *bool) {
+	endpoints = fs.String("endpoints", "127.0.0.1:2379", "comma-separated gRPC endpoints")
 	fs.IntVar(&g.conns, "conns", 1, "gRPC connections")
 	fs.IntVar(&g.clients, "clients", 1, "clients (spread over the connections)")
-	fs.IntVar(&g.serverPID, "server-pid", 0, "process whose memory to sample (Linux /proc); 0: none")
+	pids = fs.String("server-pid", "", "comma-separated server processes whose memory to sample (Linux /proc); the report has the largest")
 	fs.DurationVar(&g.settle, "settle", 8*time.Second, "with -server-pid: how long after the clients finish to sample memory again")
 	fs.BoolVar(&g.json, "json", false, "print one JSON object")
 	fs.DurationVar(&g.timeout, "timeout", 10*time.Minute, "give up after this long")
+	progress = fs.Bool("progress", true, "print progress on stderr once a second")
+	return
+}
+
+// parseGlobal parses the global flags; rest are the mode's or workload's
+// arguments.
+func parseGlobal(args []string, stderr io.Writer) (g global, rest []string, err error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	endpoints, pids, progress := globalFlags(fs, &g)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: bench [global flags] watch [flags]\n\nglobal flags:\n")
+		fmt.Fprintf(stderr, "usage: bench [global flags] WORKLOAD [workload flags]\n"+
+			"       bench [global flags] compare [compare flags] WORKLOAD [workload flags]\n"+
+			"       bench [global flags] sweep [sweep flags] WORKLOAD [workload flags]\n\n"+
+			"workloads: %s\n`bench WORKLOAD -h` lists a workload's flags.\n\nglobal flags:\n", workloadNames())
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return g, nil, err
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
-		return 2
+		return g, nil, fmt.Errorf("no workload")
 	}
-	g.endpoints = strings.Split(*endpoints, ",")
+	g.endpoints = splitList(*endpoints)
+	if len(g.endpoints) == 0 {
+		return g, nil, fmt.Errorf("-endpoints is empty")
+	}
+	for _, p := range splitList(*pids) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return g, nil, fmt.Errorf("-server-pid: bad process id %q", p)
+		}
+		if n > 0 {
+			g.serverPIDs = append(g.serverPIDs, n)
+		}
+	}
 	if g.conns < 1 || g.clients < 1 {
-		fmt.Fprintln(stderr, "bench: -conns and -clients must be at least 1")
-		return 2
+		return g, nil, fmt.Errorf("-conns and -clients must be at least 1")
 	}
-	var (
-		rep report
-		err error
-	)
-	switch fs.Arg(0) {
-	case "watch":
-		rep, err = runWatch(g, fs.Args()[1:], stderr)
-	default:
-		fmt.Fprintf(stderr, "bench: unknown workload %q (have: watch)\n", fs.Arg(0))
-		return 2
+	g.progress = io.Discard
+	if *progress {
+		g.progress = stderr
 	}
+	return g, fs.Args(), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	g, rest, err := parseGlobal(args, stderr)
 	if err != nil {
+		if err != flag.ErrHelp {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+		}
+		return 2
+	}
+	switch rest[0] {
+	case "compare":
+		return runCompare(g, rest[1:], stdout, stderr)
+	case "sweep":
+		return runSweep(g, rest[1:], stdout, stderr)
+	}
+	w, ok := workloads[rest[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "bench: unknown workload %q (have: %s; modes: compare, sweep)\n", rest[0], workloadNames())
+		return 2
+	}
+	rep, err := w(g, rest[1:], stderr)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return 2
+		}
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
@@ -131,6 +223,37 @@ func (r report) print(w io.Writer) {
 	}
 }
 
+// get returns the value of the field name.
+func (r report) get(name string) (any, bool) {
+	for _, f := range r {
+		if f.Name == name {
+			return f.Value, true
+		}
+	}
+	return nil, false
+}
+
+// number returns the field name as a float64, if it is a number.
+func (r report) number(name string) (float64, bool) {
+	v, ok := r.get(name)
+	if !ok {
+		return 0, false
+	}
+	return toFloat(v)
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
+}
+
 // dial opens g.conns clients, one gRPC connection each.
 func dial(g global) ([]*clientv3.Client, error) {
 	var cs []*clientv3.Client
@@ -140,6 +263,8 @@ func dial(g global) ([]*clientv3.Client, error) {
 			DialTimeout: 5 * time.Second,
 			Logger:      zap.NewNop(),
 			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+			// Large pages of a list come back whole.
+			MaxCallRecvMsgSize: 512 << 20,
 		})
 		if err != nil {
 			closeAll(cs)

@@ -2,23 +2,29 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// memSampler reads a server's memory from /proc/PID/status.
+// memSampler reads servers' memory from /proc/PID/status. With several
+// servers (the members of a cluster) it reports the largest of each.
 type memSampler struct {
-	pid      int
+	pids     []int
 	startRSS int64 // KiB
 }
 
-func startMem(pid int) *memSampler {
-	m := &memSampler{pid: pid}
-	if pid > 0 {
-		m.startRSS, _ = procStatus(pid, "VmRSS")
+func startMem(pids []int) *memSampler {
+	m := &memSampler{pids: pids}
+	for _, pid := range pids {
+		if rss, err := procStatus(pid, "VmRSS"); err == nil {
+			m.startRSS = max(m.startRSS, rss)
+		}
 	}
 	return m
 }
@@ -26,17 +32,24 @@ func startMem(pid int) *memSampler {
 // finish samples the peak resident set now, waits settle, and samples the
 // resident set again: the memory the server keeps once the load is gone.
 func (m *memSampler) finish(settle time.Duration) report {
-	if m.pid <= 0 {
+	if len(m.pids) == 0 {
 		return nil
 	}
-	peak, err := procStatus(m.pid, "VmHWM")
-	if err != nil {
-		return report{{"server_memory_error", err.Error()}}
+	var peak, after int64
+	for _, pid := range m.pids {
+		p, err := procStatus(pid, "VmHWM")
+		if err != nil {
+			return report{{"server_memory_error", err.Error()}}
+		}
+		peak = max(peak, p)
 	}
 	time.Sleep(settle) // the measurement: memory this long after the load
-	after, err := procStatus(m.pid, "VmRSS")
-	if err != nil {
-		return report{{"server_memory_error", err.Error()}}
+	for _, pid := range m.pids {
+		a, err := procStatus(pid, "VmRSS")
+		if err != nil {
+			return report{{"server_memory_error", err.Error()}}
+		}
+		after = max(after, a)
 	}
 	return report{
 		{"server_rss_start_mib", mib(m.startRSS)},
@@ -66,4 +79,24 @@ func procStatus(pid int, name string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s not in /proc/%d/status", name, pid)
+}
+
+// dbSize asks every endpoint for its status (Maintenance.Status) and
+// reports the largest database file and the largest part of it in use.
+func dbSize(ctx context.Context, c *clientv3.Client, endpoints []string) report {
+	var size, inUse int64
+	for _, ep := range endpoints {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := c.Status(sctx, ep)
+		cancel()
+		if err != nil {
+			return report{{"db_size_error", err.Error()}}
+		}
+		size = max(size, st.DbSize)
+		inUse = max(inUse, st.DbSizeInUse)
+	}
+	return report{
+		{"db_size_mib", round(float64(size)/(1<<20), 2)},
+		{"db_size_in_use_mib", round(float64(inUse)/(1<<20), 2)},
+	}
 }

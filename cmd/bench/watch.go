@@ -64,7 +64,7 @@ func runWatch(g global, args []string, stderr io.Writer) (report, error) {
 		binary.PutUvarint(k, uint64(i))
 		keys[i] = string(k)
 	}
-	mem := startMem(g.serverPID)
+	mem := startMem(g.serverPIDs)
 
 	// Watchers, and the events each key's watchers expect.
 	watchersOf := make([]int, len(keys))
@@ -167,9 +167,11 @@ func runWatch(g global, args []string, stderr io.Writer) (report, error) {
 	}
 	cancel()
 	recv.Wait()
+	db := dbSize(context.Background(), cs[0], g.endpoints)
 	closeAll(cs) // the clients are gone before the server's memory is read again
 
 	rep := report{
+		{"workload", "watch"},
 		{"streams", o.streams},
 		{"watchers", o.streams * o.watchPerStream},
 		{"puts", o.putTotal},
@@ -178,6 +180,8 @@ func runWatch(g global, args []string, stderr io.Writer) (report, error) {
 		{"put_seconds", putTime.Seconds()},
 		{"deliver_seconds", deliver.Seconds()},
 		{"events_per_second", float64(want) / deliver.Seconds()},
+		{"ops_per_second", round(float64(want)/deliver.Seconds(), 1)},
 	}
+	rep = append(rep, db...)
 	return append(rep, mem.finish(g.settle)...), nil
 }

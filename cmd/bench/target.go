@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cairnkv/cairn/internal/proc"
+)
+
+// target is what a comparison or a sweep runs a workload against: running
+// endpoints, or a binary (cairn or etcd, which take the same flags) started
+// fresh, on free loopback ports with a new data dir, for every run.
+type target struct {
+	name      string
+	endpoints []string // a running server
+	bin       string   // or a binary to start
+	members   int
+	flags     []string // extra server flags
+	keep      bool     // keep the data dirs and logs
+}
+
+func (t target) String() string {
+	if t.bin != "" {
+		return fmt.Sprintf("%s (%s, %d member(s))", t.name, t.bin, t.members)
+	}
+	return fmt.Sprintf("%s (%s)", t.name, strings.Join(t.endpoints, ","))
+}
+
+// servers are a target's running endpoints, with the processes to sample
+// and how to stop them.
+type servers struct {
+	endpoints []string
+	pids      []int
+	dir       string
+	stop      func() error
+}
+
+// serverReady bounds how long a started server may take to serve.
+const serverReady = 60 * time.Second
+
+// start returns t's endpoints: t.endpoints as they are, or t.members fresh
+// processes of t.bin forming one cluster.
+func (t target) start(ctx context.Context) (*servers, error) {
+	if t.bin == "" {
+		return &servers{endpoints: t.endpoints, stop: func() error { return nil }}, nil
+	}
+	dir, err := os.MkdirTemp("", "bench-"+t.name+"-")
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		s, err := t.startIn(ctx, dir)
+		if err == nil {
+			return s, nil
+		}
+		// A port taken between picking it and binding it: try others.
+		if attempt < 3 && errors.Is(err, proc.ErrAddrInUse) {
+			continue
+		}
+		if !t.keep {
+			os.RemoveAll(dir)
+		}
+		return nil, err
+	}
+}
+
+func (t target) startIn(ctx context.Context, dir string) (*servers, error) {
+	urls, err := proc.FreeURLs(2 * t.members)
+	if err != nil {
+		return nil, err
+	}
+	var peers []proc.Peer
+	var ms []*proc.Member
+	for i := 0; i < t.members; i++ {
+		name := fmt.Sprintf("m%d", i)
+		m := &proc.Member{
+			Flags: proc.Flags{
+				Name:      name,
+				DataDir:   filepath.Join(dir, name+".data"),
+				ClientURL: urls[2*i],
+				PeerURL:   urls[2*i+1],
+				Token:     filepath.Base(dir),
+				// etcd's default raft timings, rather than proc's quick ones.
+				Extra: append([]string{"--heartbeat-interval", "100", "--election-timeout", "1000"}, t.flags...),
+			},
+			Bin:     t.bin,
+			LogPath: filepath.Join(dir, name+".log"),
+		}
+		os.RemoveAll(m.DataDir)
+		ms = append(ms, m)
+		peers = append(peers, m.Peer())
+	}
+	stopAll := func() error {
+		var first error
+		for _, m := range ms {
+			if !m.Running() {
+				continue
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if _, err := m.Stop(sctx); err != nil && first == nil {
+				first = err
+			}
+			cancel()
+		}
+		return first
+	}
+	s := &servers{dir: dir}
+	for _, m := range ms {
+		m.InitialCluster = proc.InitialCluster(peers...)
+		if err := m.Start(); err != nil {
+			stopAll()
+			return nil, err
+		}
+		s.endpoints = append(s.endpoints, strings.TrimPrefix(m.ClientURL, "http://"))
+		s.pids = append(s.pids, m.Pid())
+	}
+	rctx, cancel := context.WithTimeout(ctx, serverReady)
+	defer cancel()
+	for _, m := range ms {
+		if err := m.WaitHealthy(rctx); err != nil {
+			stopAll()
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	s.stop = func() error {
+		err := stopAll()
+		if !t.keep {
+			os.RemoveAll(dir)
+		}
+		return err
+	}
+	return s, nil
+}

@@ -276,7 +276,6 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	}
 	applyCoreFlags(&core, cfg)
 	plantStorageBugs(&core)
-	plantStorageBugs(&core)
 	core.ForceNewCluster = cfg.ForceNewCluster
 	if cfg.UnsafeNoFsync {
 		lg.Warn("--unsafe-no-fsync: the WAL and the backend are never fsynced; a crash of the machine will lose acknowledged writes")

@@ -34,11 +34,14 @@ type Bugs struct {
 	// SkipStagedSync makes this member save a received snapshot's database
 	// without syncing it before the WAL's snapshot marker.
 	SkipStagedSync bool
+	// V2IgnorePrevIndex makes this member apply a v2 compare-and-swap or
+	// compare-and-delete without its prevIndex comparison (node/v2.go).
+	V2IgnorePrevIndex bool
 }
 
 func (b Bugs) any() bool {
 	return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases || b.FlipValues || b.IgnoreAuthRevokes ||
-		b.KeepRemovedMembers || b.IgnoreRemoval || b.SnapshotWithoutData || b.SkipStagedSync
+		b.KeepRemovedMembers || b.IgnoreRemoval || b.SnapshotWithoutData || b.SkipStagedSync || b.V2IgnorePrevIndex
 }
 
 var errBugsNotBuilt = errors.New("node: planted bugs need a build with the cairnbugs tag")
@@ -59,3 +62,4 @@ func (b Bugs) keepRemovedMembers() bool    { return bugsEnabled && b.KeepRemoved
 func (b Bugs) ignoreRemoval() bool         { return bugsEnabled && b.IgnoreRemoval }
 func (b Bugs) snapshotWithoutData() bool   { return bugsEnabled && b.SnapshotWithoutData }
 func (b Bugs) skipStagedSync() bool        { return bugsEnabled && b.SkipStagedSync }
+func (b Bugs) v2IgnorePrevIndex() bool     { return bugsEnabled && b.V2IgnorePrevIndex }

@@ -44,6 +44,17 @@ func (c *Core) applyV2(r *pb.InternalRaftRequest) (res Result, ok bool, err erro
 	if c.auth.Enabled() && req.Method != "SYNC" {
 		return Result{Err: v2store.NewError(v2store.EcodeUnauthorized, "the v2 API is refused while v3 authentication is enabled", c.v2.Index())}, true, nil
 	}
+	if c.cfg.Bugs.v2IgnorePrevIndex() && req.PrevIndex != 0 {
+		// The planted bug: the comparison on prevIndex is dropped (a PUT
+		// comparing nothing else still needs the key, as a CAS does).
+		bug := *req
+		bug.PrevIndex = 0
+		if bug.Method == "PUT" && bug.PrevValue == "" && bug.PrevExist == nil {
+			yes := true
+			bug.PrevExist = &yes
+		}
+		req = &bug
+	}
 	ev, verr := c.v2.Apply(req)
 	if verr != nil {
 		return Result{Err: verr}, true, nil

@@ -45,6 +45,10 @@ const (
 	// without syncing it before the WAL's marker: a power cut between the
 	// marker and the swap must be seen to lose it.
 	BugSkipStagedSync = "skip-staged-sync"
+	// BugV2IgnorePrevIndex makes every member apply v2 compare-and-swaps
+	// and compare-and-deletes without their prevIndex comparison: the v2
+	// history check (v2.go) must find it.
+	BugV2IgnorePrevIndex = "v2-ignore-prev-index"
 )
 
 // flippedMember is the index of the member BugFlipValues corrupts.
@@ -56,7 +60,7 @@ var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowe
 
 // targetedBugs are planted bugs only a targeted fault reaches often enough
 // (TestNewChecksCatchTheirBugs runs them with the options they need).
-var targetedBugs = []string{BugSkipStagedSync}
+var targetedBugs = []string{BugSkipStagedSync, BugV2IgnorePrevIndex}
 
 func checkBug(name string) error {
 	for _, b := range append(append([]string{""}, Bugs...), targetedBugs...) {
@@ -78,6 +82,7 @@ func bugsFor(name string, member int) node.Bugs {
 		IgnoreRemoval:         name == BugIgnoreRemoval,
 		SnapshotWithoutData:   name == BugSnapshotWithoutData,
 		SkipStagedSync:        name == BugSkipStagedSync,
+		V2IgnorePrevIndex:     name == BugV2IgnorePrevIndex,
 	}
 }
 

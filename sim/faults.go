@@ -234,6 +234,7 @@ func (c *Cluster) finish() {
 	if !c.opts.NoLinearizability {
 		c.checkLinearizable()
 	}
+	c.checkV2()
 }
 
 // checkConvergence asserts every member applied to the same revision with

@@ -114,6 +114,8 @@ type Report struct {
 	// AuthChanges the auth changes applied, AuthDenied the writes of the
 	// auth workload's user refused at apply.
 	AuthChecks, AuthChanges, AuthDenied int
+	// V2 is what the v2 API workload did and found (v2.go).
+	V2 V2Report
 	// History of client operations, for the linearizability check and its visualisation.
 	History  *History
 	lin      *linearizability.Result
@@ -207,6 +209,8 @@ type Cluster struct {
 	// lagApplied when it was.
 	lagging    *simNode
 	lagApplied uint64
+	// v2 is the v2 API workload (v2.go).
+	v2 *simV2
 }
 
 // Run executes one simulation and returns its report. It never panics on a

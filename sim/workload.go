@@ -38,6 +38,7 @@ func (c *Cluster) startClients() {
 		c.clients = append(c.clients, cl)
 		c.schedule(time.Duration(c.rng.Int64N(int64(50*time.Millisecond))), "", cl.next)
 	}
+	c.startV2()
 }
 
 func (c *Cluster) keys() int { return c.nkeys }

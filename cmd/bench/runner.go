@@ -27,7 +27,7 @@ func loadFlags(fs *flag.FlagSet, o *loadOptions, total int, what string) {
 	fs.IntVar(&o.rate, "rate", 0, "maximum "+what+" per second (0: no limit)")
 }
 
-func (o loadOptions) check() error {
+func (o *loadOptions) check() error {
 	if o.total < 1 && o.duration <= 0 {
 		return fmt.Errorf("-total must be at least 1, or -duration set")
 	}

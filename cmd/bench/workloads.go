@@ -56,7 +56,7 @@ func keyFlags(fs *flag.FlagSet, k *keyOptions, keySize, valSize int) {
 	fs.BoolVar(&k.sequential, "sequential-keys", false, "keys in order (n mod key-space-size) rather than at random")
 }
 
-func (k keyOptions) check() error {
+func (k *keyOptions) check() error {
 	if k.keySize < 2 || k.valSize < 0 || k.keySpace < 1 {
 		return fmt.Errorf("-key-size must be at least 2, -val-size not negative, -key-space-size at least 1")
 	}
@@ -79,7 +79,8 @@ func (k keyOptions) name(i int64) string {
 // key returns the key of operation n.
 func (k keyOptions) key(n int64) string { return k.name(k.index(n)) }
 
-// parse parses args into fs, and checks each check.
+// parse parses args into fs, and checks each check. A check that is a
+// method value must have a pointer receiver, so it sees the parsed flags.
 func parse(fs *flag.FlagSet, args []string, checks ...func() error) error {
 	if err := fs.Parse(args); err != nil {
 		return err

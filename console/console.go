@@ -219,27 +219,44 @@ func (c *Console) MetricsHandler() http.Handler { return c.handler(false) }
 
 func (c *Console) handler(gateway bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /console/api/config", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/console/api/config", only(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"read_only": c.cfg.ReadOnly, "gateway": gateway, "version": c.cfg.Version,
 			"member_id": fmt.Sprintf("%x", c.cfg.SelfID), "interval_ms": c.cfg.SampleInterval.Milliseconds(),
 		})
-	})
-	mux.HandleFunc("GET /console/api/status", c.serveStatus)
-	mux.HandleFunc("GET /console/api/metrics", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("/console/api/status", only(http.MethodGet, c.serveStatus))
+	mux.HandleFunc("/console/api/metrics", only(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.hist.body(c.cfg.SampleInterval))
-	})
-	mux.HandleFunc("POST /console/api/authenticate", c.serveAuthenticate)
-	mux.HandleFunc("POST /console/api/defragment", c.serveDefragment)
-	mux.HandleFunc("GET /console/api/snapshot", c.serveSnapshot)
+	}))
+	mux.HandleFunc("/console/api/authenticate", only(http.MethodPost, c.serveAuthenticate))
+	mux.HandleFunc("/console/api/defragment", only(http.MethodPost, c.serveDefragment))
+	mux.HandleFunc("/console/api/snapshot", only(http.MethodGet, c.serveSnapshot))
 	mux.HandleFunc("/console/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codes.NotFound, "no such console endpoint")
 	})
-	mux.HandleFunc("GET /console/", c.serveAsset)
+	mux.HandleFunc("/console/", c.serveAsset)
 	return mux
 }
 
+// only answers 405 to any other method than m.
+func only(m string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != m && !(m == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", m)
+			writeError(w, http.StatusMethodNotAllowed, codes.Unimplemented, "method not allowed")
+			return
+		}
+		h(w, r)
+	}
+}
+
 func (c *Console) serveAsset(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
 	name := strings.TrimPrefix(r.URL.Path, Prefix)
 	if name == "" {
 		name = "index.html"

@@ -252,7 +252,7 @@ func (fs nullableFloats) MarshalJSON() ([]byte, error) {
 			b = append(b, "null"...)
 			continue
 		}
-		b = strconv.AppendFloat(b, f, 'g', 6, 64)
+		b = strconv.AppendFloat(b, f, 'g', -1, 64)
 	}
 	return append(b, ']'), nil
 }

@@ -140,6 +140,7 @@ const chartDefs = [
   { title: "Database size (bytes)", series: [["db_size_bytes", "size"], ["db_in_use_bytes", "in use"], ["quota_bytes", "quota"]] },
   { title: "Watchers and leases", series: [["watchers", "watchers"], ["watch_streams", "watch streams"], ["leases_granted_per_s", "leases granted/s"], ["leases_revoked_per_s", "leases revoked/s"]] },
 ];
+function compact(v) { if (v == null) return ""; const a = Math.abs(v); for (const [d, s] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) if (a >= d) return +(v / d).toFixed(1) + s; return +v.toFixed(2) + ""; }
 const colors = ["#2f6fdb", "#e29b00", "#d23b3b", "#1f9d55"];
 const plots = [];
 async function refreshCharts() {
@@ -155,7 +156,7 @@ async function refreshCharts() {
       const div = el("div", { class: "chart", "data-chart": d.title }, el("h3", {}, d.title));
       box.append(div);
       if (typeof uPlot === "undefined") { div.append("(chart library missing)"); return; }
-      plots[i] = new uPlot({ width: 420, height: 200, series: [{}, ...d.series.map(([, label], j) => ({ label, stroke: colors[j % 4], width: 1.5, spanGaps: false }))], axes: [{}, { size: 60 }] }, data, div);
+      plots[i] = new uPlot({ width: 420, height: 200, series: [{}, ...d.series.map(([, label], j) => ({ label, stroke: colors[j % 4], width: 1.5, spanGaps: false }))], axes: [{}, { size: 60, values: (u, vals) => vals.map(compact) }] }, data, div);
     } else plots[i].setData(data);
   });
 }

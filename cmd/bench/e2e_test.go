@@ -159,7 +159,7 @@ func TestWorkloadsAgainstCairn(t *testing.T) {
 	}
 
 	// put for a time rather than a count.
-	rep = w("put", "-duration", "300ms", "-total", "0", "-key-size", "10", "-key-space-size", "200")
+	rep = w("put", "-duration", "300ms", "-key-size", "10", "-key-space-size", "200")
 	if num(t, rep, "ops") < 1 || num(t, rep, "errors") != 0 || num(t, rep, "seconds") < 0.3 {
 		t.Fatalf("put -duration: %v", rep)
 	}

@@ -22,12 +22,15 @@ type loadOptions struct {
 
 // loadFlags declares -total, -duration and -rate (etcd's names).
 func loadFlags(fs *flag.FlagSet, o *loadOptions, total int, what string) {
-	fs.IntVar(&o.total, "total", total, "total number of "+what+" (with -duration: at most)")
-	fs.DurationVar(&o.duration, "duration", 0, "run for this long instead of -total operations (0: until -total)")
+	fs.IntVar(&o.total, "total", total, "total number of "+what)
+	fs.DurationVar(&o.duration, "duration", 0, "run for this long, whatever -total says (0: until -total)")
 	fs.IntVar(&o.rate, "rate", 0, "maximum "+what+" per second (0: no limit)")
 }
 
 func (o *loadOptions) check() error {
+	if o.duration > 0 {
+		o.total = 0
+	}
 	if o.total < 1 && o.duration <= 0 {
 		return fmt.Errorf("-total must be at least 1, or -duration set")
 	}
@@ -86,12 +89,12 @@ func runLoad(ctx context.Context, name string, clients int, o loadOptions, progr
 				return
 			case now := <-tick.C:
 				d := done.Load() + errs.Load()
-				total := "?"
-				if o.total > 0 {
-					total = fmt.Sprint(o.total)
+				of := fmt.Sprintf("/%d", o.total)
+				if o.total == 0 {
+					of = " of " + o.duration.String()
 				}
-				fmt.Fprintf(progress, "%s: %5.0fs  %d/%s  %.0f ops/s  %d errors\n",
-					name, now.Sub(start).Seconds(), d, total, float64(d-last), errs.Load())
+				fmt.Fprintf(progress, "%s: %4.0fs  %d%s  %.0f ops/s  %d errors\n",
+					name, now.Sub(start).Seconds(), d, of, float64(d-last), errs.Load())
 				last = d
 			}
 		}

@@ -86,10 +86,12 @@ type roundResult struct {
 
 // comparison is the outcome of compare.
 type comparison struct {
+	Label    string        `json:"label,omitempty"`
 	Workload string        `json:"workload"`
 	Args     []string      `json:"args"`
 	Clients  int           `json:"clients"`
 	Conns    int           `json:"conns"`
+	Members  int           `json:"members"`
 	A        string        `json:"a"`
 	B        string        `json:"b"`
 	Rounds   []roundResult `json:"rounds"`
@@ -204,7 +206,11 @@ func fmtNum(x float64) string {
 // ratios.
 func (c *comparison) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### %s %s\n\n", c.Workload, strings.Join(c.Args, " "))
+	if c.Label != "" {
+		fmt.Fprintf(&b, "### %s: %s %s\n\n", c.Label, c.Workload, strings.Join(c.Args, " "))
+	} else {
+		fmt.Fprintf(&b, "### %s %s\n\n", c.Workload, strings.Join(c.Args, " "))
+	}
 	fmt.Fprintf(&b, "%d clients over %d connections; A = %s, B = %s; %d rounds, alternating A B.\n\n",
 		c.Clients, c.Conns, c.A, c.B, len(c.Rounds)/2)
 	b.WriteString("| round | target |")
@@ -264,6 +270,7 @@ func runCompare(g global, args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.String("json-out", "", "also write the JSON result to this file")
 	settle := fs.Duration("settle", 0, "with server processes: how long after a run to sample their memory again")
 	keep := fs.Bool("keep", false, "keep the data dirs and logs of started servers")
+	label := fs.String("label", "", "the comparison's name in `bench summary` (default: the workload and its flags)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: bench [global flags] compare [flags] WORKLOAD [workload flags]\n\n"+
 			"Runs WORKLOAD against A and B alternately, -rounds times, and prints every round, the medians and B/A.\n\nflags:\n")
@@ -279,7 +286,7 @@ func runCompare(g global, args []string, stdout, stderr io.Writer) int {
 	}
 	ta, tb, w, wargs := c.ta, c.tb, c.w, fs.Args()[1:]
 	g.settle = *settle
-	res := &comparison{Workload: fs.Arg(0), Args: wargs, Clients: g.clients, Conns: g.conns, A: ta.String(), B: tb.String()}
+	res := &comparison{Label: *label, Workload: fs.Arg(0), Args: wargs, Clients: g.clients, Conns: g.conns, Members: *members, A: ta.String(), B: tb.String()}
 	for r := 1; r <= *rounds; r++ {
 		for _, t := range []struct {
 			id string

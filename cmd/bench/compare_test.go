@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -100,5 +104,54 @@ func TestSweepTableHasRatiosOfTheSecondTarget(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("sweep table lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestSummaryGathersComparisons(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for i, c := range []struct {
+		label   string
+		members int
+		a, b    float64
+	}{{"put, 100 clients", 1, 1000, 1500}, {"put, 100 clients", 3, 800, 600}} {
+		cmp := &comparison{Label: c.label, Workload: "put", Clients: 100, Members: c.members,
+			A: "etcd (etcd, 1 member(s))", B: "cairn (bin/cairn, 1 member(s))"}
+		cmp.Rounds = []roundResult{{1, "a", rep(c.a, 10, 50)}, {1, "b", rep(c.b, 5, 40)}}
+		cmp.summarize()
+		js, err := json.Marshal(cmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, filepath.Join(dir, fmt.Sprintf("%d.json", i)))
+		if err := os.WriteFile(files[i], js, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	html := filepath.Join(dir, "summary.html")
+	var out, errb bytes.Buffer
+	if code := run(append([]string{"summary", "-html", html}, files...), &out, &errb); code != 0 {
+		t.Fatalf("summary: exit %d: %s", code, errb.String())
+	}
+	md := out.String()
+	for _, want := range []string{
+		"| workload | clients | members | rounds | etcd ops/s | cairn ops/s | cairn/etcd |",
+		"| put, 100 clients | 100 | 1 | 1 | 1000 | 1500 | 1.50 | - | - | - | 10 | 5 | 0.50 | 50 | 40 | 0.80 | - | - | - |",
+		"| put, 100 clients | 100 | 3 | 1 | 800 | 600 | 0.75 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	b, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svgShapes(t, string(b)) // well-formed
+	if n := strings.Count(string(b), `class="bar"`); n != 2 {
+		t.Fatalf("%d bars, want one per comparison", n)
+	}
+	if code := run([]string{"summary", html}, &out, &errb); code == 0 {
+		t.Fatal("summary read an HTML file as a comparison")
 	}
 }

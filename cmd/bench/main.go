@@ -5,6 +5,7 @@
 //	bench [global flags] WORKLOAD [workload flags]
 //	bench [global flags] compare [compare flags] WORKLOAD [workload flags]
 //	bench [global flags] sweep [sweep flags] WORKLOAD [workload flags]
+//	bench summary [-html FILE] COMPARE.json...
 //
 // The workloads are etcd's `benchmark` tool's (put, range, txn-put,
 // txn-mixed, watch-latency, lease-keepalive, with its flag names) and the
@@ -20,7 +21,8 @@
 // binary started fresh for every round, alternating A B A B, and prints
 // every round, the medians and the B/A ratios as a markdown table. sweep
 // runs one workload over a list of values of one parameter for one or two
-// targets and writes the table and an HTML page of line charts.
+// targets and writes the table and an HTML page of line charts. summary
+// gathers the JSON of several comparisons into one headline table.
 package main
 
 import (
@@ -105,7 +107,8 @@ func parseGlobal(args []string, stderr io.Writer) (g global, rest []string, err 
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: bench [global flags] WORKLOAD [workload flags]\n"+
 			"       bench [global flags] compare [compare flags] WORKLOAD [workload flags]\n"+
-			"       bench [global flags] sweep [sweep flags] WORKLOAD [workload flags]\n\n"+
+			"       bench [global flags] sweep [sweep flags] WORKLOAD [workload flags]\n"+
+			"       bench summary [-html FILE] COMPARE.json...\n\n"+
 			"workloads: %s\n`bench WORKLOAD -h` lists a workload's flags.\n\nglobal flags:\n", workloadNames())
 		fs.PrintDefaults()
 	}
@@ -162,6 +165,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCompare(g, rest[1:], stdout, stderr)
 	case "sweep":
 		return runSweep(g, rest[1:], stdout, stderr)
+	case "summary":
+		return runSummary(rest[1:], stdout, stderr)
 	}
 	w, ok := workloads[rest[0]]
 	if !ok {

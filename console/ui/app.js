@@ -164,7 +164,9 @@ async function refreshCharts() {
 // ---- keys ----
 let pages = [], pageStart = null, nextStart = null, keysPrefix = new Uint8Array();
 const PAGE = 50;
+function relist() { if (pageStart) listKeys(pageStart); }
 async function listKeys(start) {
+  if (!start.length) start = new Uint8Array([0]);
   const end = prefixEnd(keysPrefix);
   try {
     const r = await gw("kv/range", { key: b64(start), range_end: b64(end), limit: PAGE + 1, keys_only: true });
@@ -225,7 +227,7 @@ async function history(key, kv) {
 }
 async function deleteKey(key) {
   if (!await confirmBox(`Delete ${show(key)}? (etcdctl del ${show(key)})`)) return;
-  try { const r = await gw("kv/deleterange", { key: b64(key) }); message(`deleted ${r.deleted || 0} key(s), revision ${r.header.revision}`, true); listKeys(pageStart || keysPrefix); openKey(key); }
+  try { const r = await gw("kv/deleterange", { key: b64(key) }); message(`deleted ${r.deleted || 0} key(s), revision ${r.header.revision}`, true); relist(); openKey(key); }
   catch (e) { message("delete: " + e.message); }
 }
 async function putKey(ev) {
@@ -234,7 +236,7 @@ async function putKey(ev) {
   if (!await confirmBox(`Put ${key} = ${value.length > 80 ? value.slice(0, 80) + "…" : value}?` + (lease ? ` (lease ${lease})` : ""))) return;
   const req = { key: b64(enc.encode(key)), value: b64(enc.encode(value)) };
   if (lease) req.lease = hexToDec(lease);
-  try { const r = await gw("kv/put", req); message(`put ${key}, revision ${r.header.revision}`, true); listKeys(pageStart || keysPrefix); openKey(enc.encode(key)); }
+  try { const r = await gw("kv/put", req); message(`put ${key}, revision ${r.header.revision}`, true); relist(); openKey(enc.encode(key)); }
   catch (e) { message("put: " + e.message); }
 }
 

@@ -1,0 +1,425 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/internal/proc"
+	"github.com/chromedp/chromedp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// browserFlags are the command line Chromium runs with, besides its
+// user-data-dir (fresh for each test) and the DevTools port chromedp adds.
+var browserFlags = []string{"headless", "no-sandbox", "disable-gpu", "disable-quic", "no-first-run",
+	"disable-background-networking", "disable-component-update", "disable-sync", "disable-dev-shm-usage",
+	"no-default-browser-check", "disable-extensions"}
+
+// chromium is the browser the tests drive; a test without one fails.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv(envChromium); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatalf("no Chromium: install Debian's chromium (make test-console does, as root) or set %s", envChromium)
+	return ""
+}
+
+// browser starts a headless Chromium for the test and returns its tab.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(chromium(t)), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900)}
+	for _, f := range browserFlags {
+		opts = append(opts, chromedp.Flag(f, true))
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// Start it now, so a browser that cannot run fails here, clearly.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshots is where the pages' screenshots go.
+func screenshots(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv(envScreenshots)
+	if dir == "" {
+		d, err := os.MkdirTemp("", "cairn-console-screenshots-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = d
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
+type page struct {
+	t    *testing.T
+	ctx  context.Context
+	base string // the console's URL
+	dir  string
+}
+
+// do runs steps, failing the test with what it was doing.
+func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// wait polls a JavaScript predicate until it is true.
+func (p *page) wait(what, predicate string, timeout time.Duration) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, timeout+5*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](predicate, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		p.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		p.t.Fatalf("waiting for %s (%s): %v", what, predicate, err)
+	}
+}
+
+func (p *page) eval(expr string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		p.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return s
+}
+
+func (p *page) open(hash string) {
+	p.t.Helper()
+	p.do("open "+hash, chromedp.Navigate(p.base+"#"+hash))
+	p.wait("the page to start", `document.body.dataset.ready === "true" && document.body.dataset.page === "`+hash+`"`, 10*time.Second)
+}
+
+// shot saves a screenshot of the page as name.png.
+func (p *page) shot(name string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		p.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(p.dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Errorf("screenshot %s: %v", name, err)
+	}
+}
+
+// confirm answers the console's confirmation dialog, checking it names
+// the etcdctl command it stands for.
+func (p *page) confirm(etcdctl string) {
+	p.t.Helper()
+	p.wait("the confirmation", `document.querySelector("#confirm").open`, 10*time.Second)
+	if text := p.eval(`document.querySelector("#confirm-text").textContent`); !strings.Contains(text, etcdctl) {
+		p.t.Errorf("confirmation %q does not name %q", text, etcdctl)
+	}
+	p.do("confirm", chromedp.Click("#confirm-ok"))
+}
+
+func js(s string) string { return fmt.Sprintf("%q", s) }
+
+// startCluster starts three members with extra flags, waits until each is
+// healthy, and kills them when the test ends (printing their logs if it
+// failed).
+func startCluster(t *testing.T, extra ...string) []*proc.Member {
+	t.Helper()
+	bin, err := filepath.Abs(os.Getenv(envCairn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 4; attempt++ {
+		urls, err := proc.FreeURLs(6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		token := fmt.Sprintf("cairn-console-%d-%d", os.Getpid(), time.Now().UnixNano())
+		var ms []*proc.Member
+		var peers []proc.Peer
+		for i := 0; i < 3; i++ {
+			name := fmt.Sprintf("m%d", i)
+			if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			m := &proc.Member{
+				Flags: proc.Flags{Name: name, DataDir: filepath.Join(dir, name, "data"),
+					ClientURL: urls[2*i], PeerURL: urls[2*i+1], Token: token, Extra: extra},
+				Bin: bin, LogPath: filepath.Join(dir, name, "cairn.log"),
+			}
+			ms = append(ms, m)
+			peers = append(peers, m.Peer())
+		}
+		for _, m := range ms {
+			m.InitialCluster = proc.InitialCluster(peers...)
+			if err := m.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() {
+			for _, m := range ms {
+				if m.Running() {
+					_ = m.Kill()
+				}
+				if t.Failed() {
+					t.Logf("log of %s:\n%s", m.Name, m.LogTail(40))
+				}
+			}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		lastErr = nil
+		for _, m := range ms {
+			if err := m.WaitHealthy(ctx); err != nil {
+				lastErr = err
+				break
+			}
+		}
+		cancel()
+		if lastErr == nil {
+			return ms
+		}
+		for _, m := range ms {
+			if m.Running() {
+				_ = m.Kill()
+			}
+		}
+		if !errors.Is(lastErr, proc.ErrAddrInUse) {
+			t.Fatalf("cluster did not become healthy: %v", lastErr)
+		}
+		t.Logf("port collision, retrying with other ports: %v", lastErr)
+	}
+	t.Fatalf("cluster did not start: %v", lastErr)
+	return nil
+}
+
+func client(t *testing.T, ms []*proc.Member) *clientv3.Client {
+	t.Helper()
+	var eps []string
+	for _, m := range ms {
+		eps = append(eps, m.ClientURL)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// leaderOf is the name of the leader as the members report it.
+func leaderOf(t *testing.T, c *clientv3.Client, ms []*proc.Member) *proc.Member {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ids = map[uint64]*proc.Member{}
+	var lead uint64
+	for _, m := range ms {
+		if !m.Running() {
+			continue
+		}
+		st, err := c.Status(ctx, m.ClientURL)
+		if err != nil {
+			t.Fatalf("status of %s: %v", m.Name, err)
+		}
+		ids[st.Header.MemberId] = m
+		lead = st.Leader
+	}
+	if l, ok := ids[lead]; ok {
+		return l
+	}
+	t.Fatalf("leader %x is none of the running members", lead)
+	return nil
+}
+
+func etcdctl(t *testing.T, endpoint string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, os.Getenv(envEtcdctl), append([]string{"--endpoints", endpoint}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// TestConsoleInTheBrowser goes through every page of the console, served
+// by a follower of a three-member cluster, in order: the cluster, the
+// charts, a put, a watch, operations, and last the leader killed.
+func TestConsoleInTheBrowser(t *testing.T) {
+	ms := startCluster(t, "--enable-console")
+	c := client(t, ms)
+	leader := leaderOf(t, c, ms)
+	var serving *proc.Member // a follower serves the page, so it outlives the leader
+	for _, m := range ms {
+		if m != leader {
+			serving = m
+			break
+		}
+	}
+	p := &page{t: t, ctx: browser(t), base: serving.ClientURL + "/console/", dir: screenshots(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	t.Run("cluster", func(t *testing.T) {
+		p.t = t
+		p.open("cluster")
+		p.wait("three reachable members", `document.querySelectorAll('#members tbody tr').length === 3 &&
+			[...document.querySelectorAll('#members tbody tr')].every(r => r.children[3].textContent === "yes")`, 20*time.Second)
+		p.wait("the leader", `document.querySelector("#leader-name").dataset.leader === `+js(leader.Name), 20*time.Second)
+		if got := p.eval(`[...document.querySelectorAll('#members tbody tr')].filter(r => r.dataset.role === "leader").map(r => r.dataset.name).join(",")`); got != leader.Name {
+			t.Errorf("leader rows %q, want %q", got, leader.Name)
+		}
+		if got := p.eval(`[...document.querySelectorAll('#members tbody tr')].map(r => r.dataset.name + ":" + r.dataset.role).join(",")`); strings.Count(got, ":follower") != 2 {
+			t.Errorf("members %q, want two followers", got)
+		}
+		if got := p.eval(`String(document.querySelectorAll("#topology circle").length)`); got != "3" {
+			t.Errorf("the picture has %s members, want 3", got)
+		}
+		p.shot("cluster")
+	})
+
+	t.Run("charts", func(t *testing.T) {
+		p.t = t
+		p.open("charts")
+		p.wait("six charts drawn", `document.querySelectorAll("#charts .uplot").length === 6`, 20*time.Second)
+		p.shot("charts")
+	})
+
+	t.Run("put", func(t *testing.T) {
+		p.t = t
+		p.open("keys")
+		p.do("fill the put form", chromedp.SetValue("#put-key", "/console/greeting"), chromedp.SetValue("#put-value", `{"hello":"from the browser"}`), chromedp.Click("#put-submit"))
+		p.confirm("Put /console/greeting")
+		p.wait("the put's message", `document.querySelector("#message").textContent.startsWith("put /console/greeting, revision")`, 10*time.Second)
+		resp, err := c.Get(ctx, "/console/greeting")
+		if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != `{"hello":"from the browser"}` {
+			t.Fatalf("clientv3 get after the console's put: %v %v", resp, err)
+		}
+		// Browse to it and see its value pretty-printed as JSON.
+		p.do("list the prefix", chromedp.SetValue("#keys-prefix", "/console/"), chromedp.Click(`#keys-form button[type=submit]`))
+		p.wait("the key listed", `!!document.querySelector('#keys-table tr[data-key="/console/greeting"]')`, 10*time.Second)
+		p.do("open the key", chromedp.Click(`#keys-table tr[data-key="/console/greeting"]`))
+		p.wait("the value", `(document.querySelector("#key-value") || {}).textContent === '{"hello":"from the browser"}'`, 10*time.Second)
+		p.do("JSON view", chromedp.Click(`//div[@id="key-detail"]//button[text()="JSON"]`))
+		p.wait("the value pretty-printed", `document.querySelector("#key-value").textContent === '{\n  "hello": "from the browser"\n}'`, 10*time.Second)
+		p.shot("keys")
+	})
+
+	t.Run("watch", func(t *testing.T) {
+		p.t = t
+		p.open("watch")
+		p.do("watch a prefix", chromedp.SetValue("#watch-prefix", "/watched/"), chromedp.Click("#watch-start"))
+		p.wait("the watch created", `document.querySelector("#watch-state").textContent.startsWith("watching")`, 10*time.Second)
+		if out, err := etcdctl(t, ms[0].ClientURL, "put", "/watched/a", "first"); err != nil {
+			t.Fatalf("etcdctl put: %v %s", err, out)
+		}
+		if out, err := etcdctl(t, ms[2].ClientURL, "put", "/watched/a", "second"); err != nil {
+			t.Fatalf("etcdctl put: %v %s", err, out)
+		}
+		if out, err := etcdctl(t, ms[1].ClientURL, "put", "/elsewhere", "x"); err != nil {
+			t.Fatalf("etcdctl put: %v %s", err, out)
+		}
+		p.wait("the two puts", `document.querySelectorAll('#watch-events tbody tr[data-key="/watched/a"]').length === 2`, 10*time.Second)
+		// Newest first: the second put, with the first as its previous value.
+		if got := p.eval(`[...document.querySelector('#watch-events tbody tr').children].slice(0, 4).map(td => td.textContent).join("|")`); got != "PUT|/watched/a|second|first" {
+			t.Errorf("latest event %q, want PUT|/watched/a|second|first", got)
+		}
+		if out, err := etcdctl(t, ms[0].ClientURL, "del", "/watched/a"); err != nil {
+			t.Fatalf("etcdctl del: %v %s", err, out)
+		}
+		p.wait("the delete", `document.querySelector('#watch-events tbody tr').classList.contains("ev-DELETE")`, 10*time.Second)
+		if got := p.eval(`String(document.querySelectorAll('#watch-events tbody tr[data-key="/elsewhere"]').length)`); got != "0" {
+			t.Errorf("a put outside the prefix was shown")
+		}
+		p.shot("watch")
+		p.do("stop watching", chromedp.Click("#watch-stop"))
+	})
+
+	t.Run("operations", func(t *testing.T) {
+		p.t = t
+		p.open("ops")
+		// A compaction to a future revision: the console shows etcdctl's error.
+		out, err := etcdctl(t, serving.ClientURL, "compaction", "1000000")
+		if err == nil {
+			t.Fatalf("etcdctl compaction 1000000 succeeded: %s", out)
+		}
+		p.do("compact to a future revision", chromedp.SetValue("#compact-rev", "1000000"), chromedp.Click(`#op-compact button[type=submit]`))
+		p.confirm("etcdctl compaction 1000000")
+		p.wait("the error", `document.querySelector("#op-result").textContent.startsWith("compaction: ")`, 10*time.Second)
+		shown := strings.TrimPrefix(p.eval(`document.querySelector("#op-result").textContent`), "compaction: ")
+		if !strings.Contains(out, shown) || shown == "" {
+			t.Errorf("console shows %q, etcdctl says %q", shown, out)
+		}
+		// A real compaction, seen by clientv3.
+		put, err := c.Put(ctx, "/console/compacted", "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev := put.Header.Revision
+		p.do("compact", chromedp.SetValue("#compact-rev", fmt.Sprint(rev)), chromedp.Click(`#op-compact button[type=submit]`))
+		p.confirm(fmt.Sprintf("etcdctl compaction %d", rev))
+		p.wait("the compaction", `document.querySelector("#op-result").textContent.startsWith("compaction: done")`, 10*time.Second)
+		if _, err := c.Get(ctx, "/console/compacted", clientv3.WithRev(rev-1)); err == nil || !strings.Contains(err.Error(), "required revision has been compacted") {
+			t.Errorf("get at revision %d after the console's compaction: %v, want compacted", rev-1, err)
+		}
+		// Defragment the leader, through the follower serving the page.
+		p.do("pick the leader", chromedp.SetValue("#defrag-member", memberID(t, c, leader)), chromedp.Click(`#op-defrag button[type=submit]`))
+		p.confirm("etcdctl defrag")
+		p.wait("the defragmentation", `document.querySelector("#op-result").textContent.startsWith("defragment: done")`, 20*time.Second)
+		p.shot("operations")
+	})
+
+	t.Run("leader killed", func(t *testing.T) {
+		p.t = t
+		p.open("cluster")
+		p.wait("the leader", `document.querySelector("#leader-name").dataset.leader === `+js(leader.Name), 20*time.Second)
+		if err := leader.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		p.wait("a new leader", `!["", `+js(leader.Name)+`].includes(document.querySelector("#leader-name").dataset.leader)`, 30*time.Second)
+		p.wait("the old leader unreachable", `[...document.querySelectorAll('#members tbody tr')].some(r => r.dataset.name === `+js(leader.Name)+` && r.children[3].textContent === "no")`, 20*time.Second)
+		shown := p.eval(`document.querySelector("#leader-name").dataset.leader`)
+		if now := leaderOf(t, c, ms); now.Name != shown {
+			t.Errorf("console shows leader %s, the members say %s", shown, now.Name)
+		}
+		p.shot("cluster-after-leader-killed")
+	})
+}
+
+func memberID(t *testing.T, c *clientv3.Client, m *proc.Member) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx, m.ClientURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", st.Header.MemberId)
+}

@@ -10,7 +10,7 @@ LDFLAGS   := -X github.com/cairnkv/cairn/version.Git=$(VERSION)
 DIST      ?= dist
 PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: help build release run run-cluster test test-k8s test-monitoring test-etcdcompat test-deploy test-v2client test-console unit lint vet fmt-check archlint sim sim-long chaos bench bench-snapshot fuzz clean
+.PHONY: help build release run run-cluster test test-k8s test-monitoring test-etcdcompat test-deploy test-v2client test-console unit lint vet fmt-check archlint sim sim-long chaos bench bench-snapshot bench-compare fuzz clean
 
 help:
 	@echo "make build       binaries into $(BIN)/: cairn, cairnctl, etcdctl, bench, chaos"
@@ -29,6 +29,7 @@ help:
 	@echo "make chaos       Jepsen-style fault runs of the real binary"
 	@echo "make bench       benchmarks"
 	@echo "make bench-snapshot  a follower catching up from a 2 GiB database (streamed snapshot)"
+	@echo "make bench-compare   cmd/bench: cairn against etcd 3.7.3 side by side (ETCD=path; QUICK=1, ROUNDS, TOTAL, MEMBERS, OUT)"
 	@echo "make lint        gofmt check, go vet and the architecture rules (archlint)"
 	@echo "make clean       remove build output and local data"
 
@@ -172,6 +173,13 @@ bench:
 # no election, and neither member holds the database in memory (#12).
 bench-snapshot:
 	CAIRN_E2E_SNAPSHOT_BYTES=$${CAIRN_E2E_SNAPSHOT_BYTES:-2147483648} $(GO) test ./e2e -run '^TestFollowerCatchesUpThroughStreamedSnapshot$$' -count=1 -v -timeout 30m
+
+# cmd/bench against etcd 3.7.3 (ETCD, default /work/tools/bin/etcd): the
+# headline workloads on 1 and 3 members, alternating rounds, medians and
+# cairn/etcd ratios as markdown, JSON and HTML (scripts/bench-compare.sh,
+# docs/performance.md).
+bench-compare: build
+	./scripts/bench-compare.sh
 
 fuzz:
 	$(GO) test ./node/wal -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s

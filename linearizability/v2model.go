@@ -594,6 +594,17 @@ func (r *V2Recorder) Unknown(t Token) {
 	r.finish(t).outcome = unknown
 }
 
+// v2Dropped marks an operation the client knows never reached the store.
+const v2Dropped = unknown + 1
+
+// Drop records that op t never reached the store (the connection was
+// refused before the request was sent): it is left out of the history.
+func (r *V2Recorder) Drop(t Token) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finish(t).outcome = v2Dropped
+}
+
 func (r *V2Recorder) finish(t Token) *v2Recorded {
 	if int(t) < 0 || int(t) >= len(r.ops) {
 		panic(fmt.Sprintf("linearizability: unknown v2 token %d", t))
@@ -613,7 +624,7 @@ func (r *V2Recorder) Len() int {
 }
 
 // History returns the operations for CheckV2Steps, as Recorder.History does: an unknown write
-// returns at Infinity with Unknown set, an unknown read is left out.
+// returns at Infinity with Unknown set, an unknown read and a dropped op are left out.
 func (r *V2Recorder) History() []porcupine.Operation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -623,7 +634,7 @@ func (r *V2Recorder) History() []porcupine.Operation {
 			h = append(h, porcupine.Operation{ClientId: o.client, Input: o.op, Call: o.call, Output: o.resp, Return: o.ret})
 			continue
 		}
-		if o.op.IsRead() {
+		if o.op.IsRead() || o.outcome == v2Dropped {
 			continue
 		}
 		h = append(h, porcupine.Operation{ClientId: o.client, Input: o.op, Call: o.call, Output: V2Response{Unknown: true}, Return: Infinity})

@@ -297,9 +297,10 @@ func TestV2Recorder(t *testing.T) {
 	r.Return(g, read("a", 1, 1))
 	r.Unknown(lost)
 	r.Return(lostRead, V2Response{Unknown: true})
+	r.Drop(r.Invoke(4, v2set("/k", "never sent")))
 	h := r.History()
-	if len(h) != 3 || r.Len() != 4 {
-		t.Fatalf("history of %d ops (%d invoked); want 3 (the unknown read left out) of 4", len(h), r.Len())
+	if len(h) != 3 || r.Len() != 5 {
+		t.Fatalf("history of %d ops (%d invoked); want 3 (the unknown read and the dropped write left out) of 5", len(h), r.Len())
 	}
 	if h[2].Return != Infinity || !h[2].Output.(V2Response).Unknown {
 		t.Fatalf("the unknown write is %+v; want it returning at Infinity, unknown", h[2])

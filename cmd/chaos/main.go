@@ -71,6 +71,8 @@ type options struct {
 	// tls runs the members with mutual TLS on client and peer ports
 	// (tls.go).
 	tls bool
+	// v2 adds the v2 API workload (v2.go).
+	v2 bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -94,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&extra, "cairn-flags", "", "extra flags for every member, space separated")
 	fs.BoolVar(&o.auth, "auth", false, "turn auth on once the cluster serves: clients log in as root, so logins, lost tokens after restarts and the checks at apply run under faults too")
 	fs.BoolVar(&o.tls, "tls", false, "client and peer mutual TLS with certificates made for the run (the peer proxies terminate and re-originate TLS)")
+	fs.BoolVar(&o.v2, "v2", false, v2Usage)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -114,6 +117,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.seed = time.Now().UnixNano() % 1_000_000
 	}
 	o.extra = strings.Fields(extra)
+	if o.v2 {
+		if o.tls {
+			return nil, fmt.Errorf("-v2 does not run with -tls")
+		}
+		o.extra = append(o.extra, "--enable-v2")
+	}
 	if o.auth {
 		// etcd's lowest bcrypt cost: every restart makes every client
 		// log in again, and at the default cost (10) the logins of a
@@ -296,6 +305,7 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 		opTimeout: o.opTimeout, think: o.think, log: rl.printf,
 	}
 	w.rec = linearizability.NewRecorder(w.now)
+	v2w := newV2WorkloadFor(o, c, start, rl.printf)
 	nm := &nemesis{c: c, clis: clis, start: start, log: rl.printf, counts: map[string]int{}}
 
 	// Safety phase: workload and faults.
@@ -307,6 +317,9 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 	var nemErr error
 	wg.Go(func() { nemErr = nm.run(ctx, sched) })
 	wg.Go(func() { w.run(ctx, keepCtx) })
+	if v2w != nil {
+		wg.Go(func() { v2w.run(ctx) })
+	}
 	wg.Wait()
 	if nemErr != nil {
 		return nil, fmt.Errorf("nemesis: %w", nemErr)
@@ -367,6 +380,9 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 		checks = append(checks, fail("final-reads", "%d of %d final reads never completed: %s", len(missing), len(allKeys)*len(clis), strings.Join(first(missing, 3), ", ")))
 	} else {
 		checks = append(checks, pass("final-reads", "%d keys read on each of %d members", len(allKeys), len(clis)))
+	}
+	if v2w != nil {
+		checks = append(checks, v2w.finalChecks(o.out, time.Now().Add(o.recover))...)
 	}
 	stopKeep()
 	w.timers.Wait()

@@ -51,6 +51,19 @@ func (c *Core) process() error {
 				return err
 			}
 		}
+		// A leader sends before its own fsync, so that its followers
+		// write in parallel with it (raft thesis 10.2.1, as etcd does):
+		// its messages carry no vote or acknowledgement that its disk
+		// must back, and raft counts the leader's own copy of an entry
+		// only when Advance reports it saved. Anyone else sends only
+		// what is durable: a follower's MsgAppResp acknowledges the
+		// entries of this very Ready.
+		leaderSent := c.role == raft.StateLeader
+		if leaderSent {
+			if err := c.send(rd.Messages); err != nil {
+				return err
+			}
+		}
 		start := c.cfg.Clock.Now()
 		if err := c.wal.Save(rd.HardState, rd.Entries); err != nil {
 			return fmt.Errorf("node: saving to WAL: %w", err)
@@ -58,7 +71,9 @@ func (c *Core) process() error {
 		if n := len(rd.Entries); n > 0 {
 			c.durable = rd.Entries[n-1].GetIndex()
 		}
-		if c.cfg.ObserveWALSave != nil && (len(rd.Entries) > 0 || (rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState))) {
+		// Observed as etcd's WAL fsync duration: only Saves that synced
+		// (one moving only the commit index does not).
+		if c.cfg.ObserveWALSave != nil && (len(rd.Entries) > 0 || (rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState))) && c.wal.LastSaveSynced() {
 			c.cfg.ObserveWALSave(c.cfg.Clock.Now().Sub(start))
 		}
 		if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
@@ -69,8 +84,10 @@ func (c *Core) process() error {
 		if err := c.storage.Append(rd.Entries); err != nil {
 			return fmt.Errorf("node: raft storage: %w", err)
 		}
-		if err := c.send(rd.Messages); err != nil {
-			return err
+		if !leaderSent {
+			if err := c.send(rd.Messages); err != nil {
+				return err
+			}
 		}
 		for _, rs := range rd.ReadStates {
 			c.reads.resolve(rs)

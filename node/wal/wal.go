@@ -89,7 +89,10 @@ type WAL struct {
 	snapIndex uint64   // index of the newest snapshot marker
 	markers   []uint64 // snapshot marker indexes, oldest first
 	hsBytes   []byte   // encoding of the last HardState written (nil if none)
-	snapBytes []byte   // encoding of the newest snapshot marker (nil if none)
+	hsTerm    uint64   // term and vote of that HardState
+	hsVote    uint64
+	synced    bool   // whether the last Save that wrote anything fsynced
+	snapBytes []byte // encoding of the newest snapshot marker (nil if none)
 
 	err    error // sticky: set by a failed write or sync
 	closed bool
@@ -254,6 +257,7 @@ func Open(cfg Config) (*WAL, error) {
 	w.snapIndex = r.snap.GetIndex()
 	w.markers = r.markers
 	w.hsBytes, w.snapBytes = r.hsBytes, r.snapBytes
+	w.hsTerm, w.hsVote = r.hs.GetTerm(), r.hs.GetVote()
 	return w, nil
 }
 
@@ -420,7 +424,8 @@ func (w *WAL) fail(err error) error {
 
 // Save appends the entries, then st unless it is empty
 // (raft.IsEmptyHardState), and makes them durable with one fsync (more only if
-// a segment fills up). With nothing to save it does nothing. The entries must
+// a segment fills up); a HardState that differs from the last one only in its
+// commit index is written but not synced (raft.MustSync). With nothing to save it does nothing. The entries must
 // have consecutive indexes, the first above the newest snapshot marker and at
 // most one past the highest index saved so far (a lower one overwrites the
 // log from there on, as raft does after a conflict); otherwise Save writes
@@ -469,13 +474,31 @@ func (w *WAL) Save(st *raftpb.HardState, ents []*raftpb.Entry) error {
 	if err := w.flush(); err != nil {
 		return w.fail(err)
 	}
-	if err := w.f.Sync(); err != nil {
-		return w.fail(fmt.Errorf("wal: sync: %w", err))
+	// As raft.MustSync: entries, a new term or a new vote must be on disk
+	// before raft may act on them; a HardState that moves only the commit
+	// index may be lost in a power cut (commit is learned again from the
+	// leader, and a restart re-applies from the database's consistent
+	// index), so it is written and left for the next fsync, as etcd does.
+	w.synced = len(ents) > 0 || (writeHS && (w.hsBytes == nil || st.GetTerm() != w.hsTerm || st.GetVote() != w.hsVote))
+	if w.synced {
+		if err := w.f.Sync(); err != nil {
+			return w.fail(fmt.Errorf("wal: sync: %w", err))
+		}
 	}
 	if writeHS {
 		w.hsBytes = hsBytes
+		w.hsTerm, w.hsVote = st.GetTerm(), st.GetVote()
 	}
 	return nil
+}
+
+// LastSaveSynced reports whether the last Save that wrote anything fsynced
+// the WAL (see Save: a HardState that moves only the commit index is not
+// synced).
+func (w *WAL) LastSaveSynced() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.synced
 }
 
 func (w *WAL) checkEntries(ents []*raftpb.Entry) error {

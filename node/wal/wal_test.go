@@ -332,8 +332,12 @@ func TestSaveDoesExactlyOneFsync(t *testing.T) {
 		t.Fatalf("empty Saves did %d fsyncs, want 0", got-1)
 	}
 	mustSave(t, w, hs(1, 1, 50), nil)
+	if got := m.SyncCount() - base; got != 1 {
+		t.Fatalf("a Save moving only the commit index did %d fsyncs, want 0", got-1)
+	}
+	mustSave(t, w, hs(2, 1, 50), nil)
 	if got := m.SyncCount() - base; got != 2 {
-		t.Fatalf("HardState-only Save did %d fsyncs, want 1", got-1)
+		t.Fatalf("HardState-only Save with a new term did %d fsyncs, want 1", got-1)
 	}
 	if err := w.SaveSnapshot(snapMeta(50, 1)); err != nil {
 		t.Fatal(err)

@@ -29,10 +29,17 @@ func (l raftLogger) Fatalf(format string, v ...interface{}) { l.Panicf(format, v
 func (l raftLogger) Panic(v ...interface{}) {
 	msg := fmt.Sprint(v...)
 	l.s.Error(msg)
-	panic(msg)
+	panic(RaftPanic(msg))
 }
 func (l raftLogger) Panicf(format string, v ...interface{}) {
 	msg := fmt.Sprintf(format, v...)
 	l.s.Error(msg)
-	panic(msg)
+	panic(RaftPanic(msg))
 }
+
+// RaftPanic is the value raft panics with when it finds its own state
+// impossible (a log that lost acknowledged entries, a commit index beyond
+// the log): the simulator reports it as a violation of the seed.
+type RaftPanic string
+
+func (p RaftPanic) Error() string { return "raft: " + string(p) }

@@ -26,11 +26,20 @@ func (c *Core) snapFS() vfs.FS {
 // saveStaged writes a received snapshot's database to path durably (file
 // and directory synced).
 func (c *Core) saveStaged(path string, data []byte) error {
+	h := newStagedHash()
+	_, _ = h.Write(data)
+	sum := encodeSum(h, int64(len(data)))
 	if c.cfg.SnapFS == nil {
+		if err := writeStagedSum(vfs.OS(), path, sum); err != nil {
+			return err
+		}
 		return writeFileSync(path, data)
 	}
 	fs := c.cfg.SnapFS
 	if err := fs.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := writeStagedSum(fs, path, sum); err != nil {
 		return err
 	}
 	f, err := fs.Create(path)
@@ -58,8 +67,16 @@ func (c *Core) stagedExists(path string) bool {
 	return err == nil
 }
 
-// installStaged swaps the database for the staged one at path.
-func (c *Core) installStaged(path string) error {
+// installStaged swaps the database for the staged one at path, checked
+// against its checksum first if verify is set (a restart finishing an
+// install: the file was synced before a crash, which a faulty disk may not
+// have honoured).
+func (c *Core) installStaged(path string, verify bool) error {
+	if verify {
+		if err := verifyStaged(c.snapFS(), path); err != nil {
+			return err
+		}
+	}
 	if c.cfg.SnapFS == nil {
 		return c.replaceDBFrom(path)
 	}

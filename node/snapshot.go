@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/clock"
+	"github.com/cairnkv/cairn/vfs"
 )
 
 // installSnapshot replaces the database with a leader's snapshot. The
@@ -48,7 +49,7 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 	}
 	if c.cfg.Bugs.snapshotWithoutData() {
 		c.kv.SetConsistentIndex(meta.GetIndex(), meta.GetTerm()) // the planted bug: the index, not the data
-	} else if err := c.installStaged(staged); err != nil {
+	} else if err := c.installStaged(staged, false); err != nil {
 		return err
 	}
 	c.removeStagedSnapshots(meta.GetIndex(), false)
@@ -180,7 +181,8 @@ func StageSnapshotTimed(dataDir string, index uint64, r io.Reader, clk clock.Clo
 	if err != nil {
 		return 0, 0, fmt.Errorf("node: staging snapshot database: %w", err)
 	}
-	n, err = io.Copy(f, r)
+	h := newStagedHash()
+	n, err = io.Copy(io.MultiWriter(f, h), r)
 	if err == nil {
 		var start time.Time
 		if clk != nil {
@@ -195,7 +197,12 @@ func StageSnapshotTimed(dataDir string, index uint64, r io.Reader, clk clock.Clo
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), path)
+		stageMu.Lock()
+		err = writeStagedSum(vfs.OS(), path, encodeSum(h, n))
+		if err == nil {
+			err = os.Rename(f.Name(), path)
+		}
+		stageMu.Unlock()
 	}
 	if err == nil {
 		err = syncDir(filepath.Dir(path))
@@ -220,7 +227,8 @@ func (c *Core) removeStagedSnapshots(below uint64, all bool) {
 	for _, name := range names {
 		var index uint64
 		stale := all && strings.Contains(name, ".snap.db")
-		if n, err := fmt.Sscanf(name, "%016x.snap.db", &index); err == nil && n == 1 && name == filepath.Base(snapDBPath("", index)) && index < below {
+		base := strings.TrimSuffix(name, stagedSumSuffix)
+		if n, err := fmt.Sscanf(base, "%016x.snap.db", &index); err == nil && n == 1 && base == filepath.Base(snapDBPath("", index)) && index < below {
 			stale = true
 		}
 		if !stale {

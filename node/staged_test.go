@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,8 +33,44 @@ func TestStageSnapshotWritesTheFileTheCoreInstalls(t *testing.T) {
 		t.Fatal("StageSnapshot of a failing stream succeeded")
 	}
 	ents, _ := os.ReadDir(filepath.Join(dir, "member", "snap"))
-	if len(ents) != 1 || ents[0].Name() != filepath.Base(snapDBPath(dir, 42)) {
-		t.Fatalf("snap dir holds %v, want only the staged snapshot 42", ents)
+	if len(ents) != 2 || ents[0].Name() != filepath.Base(snapDBPath(dir, 42)) || ents[1].Name() != filepath.Base(snapDBPath(dir, 42))+stagedSumSuffix {
+		t.Fatalf("snap dir holds %v, want only the staged snapshot 42 and its checksum", ents)
+	}
+}
+
+// A staged database is checked against the checksum saved beside it: a
+// flipped byte or a lost tail is refused with a message naming the file,
+// and a file staged without a checksum (an older Cairn's) passes.
+func TestStagedSnapshotChecksum(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "member", "snap"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("bbolt page "), 5000)
+	if _, err := StageSnapshot(dir, 42, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	path := snapDBPath(dir, 42)
+	if err := verifyStaged(vfs.OS(), path); err != nil {
+		t.Fatalf("intact staged file: %v", err)
+	}
+	for name, damaged := range map[string][]byte{
+		"flipped byte": append(append(bytes.Clone(data[:1000]), data[1000]^1), data[1001:]...),
+		"lost tail":    data[:4096],
+	} {
+		if err := os.WriteFile(path, damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := verifyStaged(vfs.OS(), path)
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "is damaged") {
+			t.Fatalf("%s: verifyStaged = %v, want an error naming %s as damaged", name, err, path)
+		}
+	}
+	if err := os.Remove(path + stagedSumSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyStaged(vfs.OS(), path); err != nil {
+		t.Fatalf("staged file without a checksum: %v", err)
 	}
 }
 

@@ -294,7 +294,7 @@ func (c *Core) restart(walCfg wal.Config) error {
 		// its database: finish the swap.
 		if staged := snapDBPath(c.cfg.DataDir, snapMeta.GetIndex()); c.stagedExists(staged) {
 			c.lg.Warn("finishing the install of a snapshot interrupted by a crash", zap.Uint64("index", snapMeta.GetIndex()))
-			if err := c.installStaged(staged); err != nil {
+			if err := c.installStaged(staged, true); err != nil {
 				return err
 			}
 			if err := c.loadAlarms(); err != nil {

@@ -140,7 +140,7 @@ func (f cutFile) Truncate(size int64) error {
 // armCut makes n's next crash fall inside a durable step: after 1 to 8
 // more mutating operations of its file system.
 func (n *simNode) armCut(down time.Duration) {
-	n.cut.armed, n.cut.left, n.cut.down = true, 1+n.c.rng.IntN(8), down
+	n.cut.armed, n.cut.left, n.cut.down = true, 1+n.c.rng.IntN(12), down
 	n.c.report.Faults["cut-armed"]++
 	n.c.tracef("arm a power cut on %s after %d disk operations", n.name(), n.cut.left)
 }

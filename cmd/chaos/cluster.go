@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/cairnkv/cairn/internal/faultfs"
 	"github.com/cairnkv/cairn/internal/proc"
 	"github.com/cairnkv/cairn/node"
 )
@@ -26,6 +27,9 @@ type member struct {
 	*proc.Member
 	idx int
 	id  uint64
+	// disk is the FUSE file system of its data dir with disk faults, nil
+	// without.
+	disk *faultfs.FS
 }
 
 // cluster is an n-member cairn cluster on loopback behind a peer Network.
@@ -132,6 +136,11 @@ func (c *cluster) crashed() []string {
 func (c *cluster) stop() {
 	for _, m := range c.members {
 		_ = m.Kill()
+	}
+	for _, m := range c.members {
+		if m.disk != nil {
+			_ = m.disk.Close()
+		}
 	}
 	for _, p := range c.proxies {
 		_ = p.Close()

@@ -18,7 +18,7 @@
 //	go run ./cmd/chaos -nodes 3 -duration 30s -seed 7 -faults kill,pause,partition -out /tmp/run
 //
 // -bug NAME builds cairn with the cairnbugs tag and plants a known bug
-// (stale-reads, double-apply, followers-expire-leases) through
+// (stale-reads, double-apply, followers-expire-leases, skip-wal-fsync) through
 // CAIRN_PLANT_BUG, to show the checks
 // catch it.
 package main
@@ -47,7 +47,7 @@ func main() {
 }
 
 // Bugs the daemon can plant (see cmd/cairn/bugs_on.go).
-var plantable = []string{"stale-reads", "double-apply", "followers-expire-leases"}
+var plantable = []string{"stale-reads", "double-apply", "followers-expire-leases", "skip-wal-fsync"}
 
 // options are the runner's flags.
 type options struct {
@@ -234,6 +234,12 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 		return nil, err
 	}
 	defer c.stop()
+	if needsDisk(o.faults) {
+		if err := c.mountDisks(o.out); err != nil {
+			return nil, err
+		}
+		rl.printf("data dirs on faultfs (FUSE): power cuts drop what was not fsynced")
+	}
 	for _, m := range c.members {
 		if err := startMember(m); err != nil {
 			return nil, err
@@ -402,6 +408,10 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 		checks = append(checks, checkWatches(watchers, rev, time.Now().Add(o.recover)))
 	}
 	stopWatch()
+
+	if needsDisk(o.faults) {
+		checks = append(checks, checkDisks(c, nm))
+	}
 
 	rl.printf("checking linearizability")
 	hist := w.rec.History()

@@ -23,7 +23,7 @@ const (
 )
 
 // FaultKinds lists every fault kind, in the order of the summary.
-var FaultKinds = []string{FaultKill, FaultPause, FaultPartition, FaultDelay}
+var FaultKinds = []string{FaultKill, FaultPause, FaultPartition, FaultDelay, FaultPower, FaultDiskStall, FaultDiskEIO, FaultDiskFull}
 
 // Partition shapes.
 const (
@@ -74,6 +74,10 @@ func (f Fault) String() string {
 		s += fmt.Sprintf(" m%d (%s)", f.Target, f.Mode)
 	case f.Kind == FaultDelay:
 		s += fmt.Sprintf(" m%d +%s", f.Target, f.Delay)
+	case f.Kind == FaultPower:
+		s += fmt.Sprintf(" members %v", f.Minority)
+	case f.Kind == FaultDiskStall:
+		s += fmt.Sprintf(" m%d fsyncs +%s", f.Target, f.Delay)
 	default:
 		s += fmt.Sprintf(" m%d", f.Target)
 	}
@@ -131,6 +135,8 @@ func Schedule(seed int64, n int, duration time.Duration, kinds []string) []Fault
 			f.Leader = rng.IntN(2) == 0
 		case FaultDelay:
 			f.Delay = 20*time.Millisecond + time.Duration(rng.Int64N(int64(280*time.Millisecond)))
+		case FaultPower, FaultDiskStall, FaultDiskEIO, FaultDiskFull:
+			scheduleDisk(rng, n, &f)
 		case FaultPartition:
 			switch rng.IntN(4) {
 			case 0:
@@ -164,6 +170,8 @@ type nemesis struct {
 	log   func(format string, args ...any)
 	// counts of faults applied, by label
 	counts map[string]int
+	// disk records the members' reactions to failing disks.
+	disk diskLog
 }
 
 // run applies the schedule until it ends or ctx is done, undoing each
@@ -224,6 +232,8 @@ func (nm *nemesis) apply(ctx context.Context, f Fault) (func() error, error) {
 			}
 			return nil
 		}, nil
+	case FaultPower, FaultDiskStall, FaultDiskEIO, FaultDiskFull:
+		return nm.applyDisk(ctx, f, target)
 	case FaultDelay:
 		nm.log("nemesis: delay links of %s by %s", m.Name, f.Delay)
 		links := isolateLinks(len(c.members), target)

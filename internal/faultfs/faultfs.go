@@ -21,14 +21,19 @@
 //   - Names. Creating, linking, renaming or removing a name is done on the
 //     backing directory at once and logged. It becomes durable when every
 //     directory it touched (the parent, or both parents of a rename) has
-//     been fsynced after it. A power cut undoes the changes that are not,
-//     newest first: a created file disappears (even if its data was
+//     been fsynced after it, or when a directory it created or moved, or a
+//     directory below that one, is fsynced (as on ext4, XFS and btrfs, a
+//     synced directory is reachable after a crash; etcd and cairn create
+//     member/ with a plain mkdir and sync only what is below it). A power
+//     cut undoes the changes that are not, newest first: a created file disappears (even if its data was
 //     fsynced), a removed one comes back (removed names are parked in a
 //     trash folder until their removal is durable), a rename is reversed.
 //     This is stricter than ext4, which commits every metadata change of
 //     the file system with the next fsync of any file (and within its 5 s
 //     journal commit interval anyway): a program that survives this model
-//     survives ext4 with data=ordered, not the other way round.
+//     survives ext4 with data=ordered, not the other way round. A file
+//     fsync does not make the file's own new name durable here (it does on
+//     ext4 and XFS, not by POSIX): sync the directory.
 //   - Attributes other than the size (mode, owner, times) and extended
 //     attributes go to the backing file at once and are not rolled back.
 //
@@ -51,6 +56,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -338,33 +344,43 @@ func (f *FS) faultsFor(rel string) Faults {
 // nsOp is a namespace change that is not durable yet.
 type nsOp struct {
 	seq  uint64
-	dirs []uint64     // inode numbers of the directories it touched
-	undo func() error // puts the namespace back as it was before
-	done func()       // runs once it is durable
+	dirs []uint64 // inode numbers of the directories it touched
+	// target is the inode number of the name created or moved (0 for a
+	// removal).
+	target uint64
+	undo   func() error // puts the namespace back as it was before
+	done   func()       // runs once it is durable
 }
 
-// record logs a namespace change touching the directories dirs.
-func (f *FS) record(dirs []uint64, undo func() error, done func()) {
+// record logs a namespace change touching the directories dirs, which
+// created or moved the name of inode target (0: a removal).
+func (f *FS) record(dirs []uint64, target uint64, undo func() error, done func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
-	f.ops = append(f.ops, &nsOp{seq: f.seq, dirs: dirs, undo: undo, done: done})
+	f.ops = append(f.ops, &nsOp{seq: f.seq, dirs: dirs, target: target, undo: undo, done: done})
 }
 
-// syncDir makes the namespace changes in directory ino durable, those
-// whose every directory has now been synced after them.
-func (f *FS) syncDir(ino uint64) {
+// syncDir makes durable the namespace changes in directory chain[0],
+// those whose every directory has now been synced after them, and the
+// names that lead to it: the creation or move of chain[0] and of its
+// ancestors chain[1:] (as ext4, XFS and btrfs do: a synced directory is
+// reachable after a crash).
+func (f *FS) syncDir(chain []uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
-	f.synced[ino] = f.seq
+	f.synced[chain[0]] = f.seq
 	kept := f.ops[:0]
 	for _, op := range f.ops {
-		durable := true
-		for _, d := range op.dirs {
-			if f.synced[d] <= op.seq {
-				durable = false
-				break
+		durable := op.target != 0 && slices.Contains(chain, op.target)
+		if !durable {
+			durable = true
+			for _, d := range op.dirs {
+				if f.synced[d] <= op.seq {
+					durable = false
+					break
+				}
 			}
 		}
 		if durable {

@@ -197,14 +197,24 @@ func TestNewFileNeedsDirSync(t *testing.T) {
 	// The name is durable, its contents were never synced.
 	wantContent(t, f, "d/nofilesync", nil)
 
-	// A directory whose own creation was never synced in its parent
+	// A directory whose own creation was never synced (nor itself)
 	// disappears with what is in it.
 	if err := os.Mkdir(f.path("e"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, f, "e/f", []byte("x"), true, true)
+	writeFile(t, f, "e/f", []byte("x"), true, false)
 	powerCut(t, f)
 	wantMissing(t, f, "e")
+
+	// Syncing a directory makes the names leading to it durable too.
+	if err := os.MkdirAll(f.path("g/h"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f, "g/h/f", []byte("x"), true, true)
+	writeFile(t, f, "g/sibling", []byte("y"), true, false)
+	powerCut(t, f)
+	wantContent(t, f, "g/h/f", []byte("x"))
+	wantMissing(t, f, "g/sibling")
 }
 
 func TestRenameWithoutDirSyncIsRolledBack(t *testing.T) {

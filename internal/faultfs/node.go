@@ -230,10 +230,27 @@ func (n *node) faultErr() syscall.Errno {
 
 // recordCreate logs the creation of backing path p in directory n.
 func (n *node) recordCreate(p string) {
-	n.f.record([]uint64{n.ino()}, func() error {
-		err := os.RemoveAll(p)
-		return err
+	ino, _ := lstatIno(p)
+	n.f.record([]uint64{n.ino()}, ino, func() error {
+		return os.RemoveAll(p)
 	}, nil)
+}
+
+// chain lists the backing inode numbers of n and of its ancestors.
+func (n *node) chain() []uint64 {
+	out := []uint64{n.ino()}
+	for in := n.EmbeddedInode(); ; {
+		_, parent := in.Parent()
+		if parent == nil {
+			return out
+		}
+		pn, ok := parent.Operations().(*node)
+		if !ok {
+			return out
+		}
+		out = append(out, pn.ino())
+		in = parent
+	}
 }
 
 func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -324,7 +341,7 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 	}
 	n.f.mu.Unlock()
 	if n.isDir() {
-		n.f.syncDir(n.ino())
+		n.f.syncDir(n.chain())
 		return 0
 	}
 	return n.withFd(fh, func(fd int) syscall.Errno {
@@ -380,7 +397,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
 	if errno == 0 {
 		p := filepath.Join(n.bpath(), name)
-		n.f.record([]uint64{n.ino()}, func() error { return os.Remove(p) }, nil)
+		n.f.record([]uint64{n.ino()}, ch.StableAttr().Ino, func() error { return os.Remove(p) }, nil)
 		n.f.patchSize(ch.StableAttr().Ino, &out.Attr)
 	}
 	return ch, errno
@@ -398,7 +415,7 @@ func (n *node) remove(name string) syscall.Errno {
 	if err != nil {
 		return fs.ToErrno(err)
 	}
-	n.f.record([]uint64{n.ino()}, func() error { return os.Rename(t, p) }, func() {
+	n.f.record([]uint64{n.ino()}, 0, func() error { return os.Rename(t, p) }, func() {
 		_ = os.RemoveAll(t)
 		n.f.forget(ino)
 	})
@@ -481,7 +498,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if d2 := np.ino(); d2 != dirs[0] {
 		dirs = append(dirs, d2)
 	}
-	n.f.record(dirs, func() error {
+	n.f.record(dirs, st1.Sys().(*syscall.Stat_t).Ino, func() error {
 		if err := os.Rename(p2, p1); err != nil {
 			return err
 		}

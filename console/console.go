@@ -11,8 +11,9 @@
 //     member's Maintenance.Status and this member's alarms, asked of the
 //     members themselves over gRPC with the caller's token, so etcd's
 //     auth decides what the caller sees exactly as it would for etcdctl
-//     endpoint status (Status and alarm listing need an authenticated
-//     user once auth is on; the member list does not);
+//     member list and endpoint status (etcd 3.7 asks an authenticated
+//     user, any user, for the member list, Status and the alarm list once
+//     auth is on);
 //   - /console/api/metrics: the last minutes of a few series computed
 //     from the member's own registry (what /metrics serves unauthenticated);
 //   - /console/api/defragment, /console/api/snapshot: Maintenance.Defragment

@@ -74,7 +74,10 @@ func (f *fakeMember) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.Statu
 		Leader: f.leader, RaftIndex: 10, RaftTerm: f.term, RaftAppliedIndex: 9, DbSizeQuota: 1 << 31}, nil
 }
 
-func (f *fakeMember) MemberList(context.Context, *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+func (f *fakeMember) MemberList(ctx context.Context, _ *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	if err := f.authorized(ctx); err != nil {
+		return nil, err
+	}
 	return &pb.MemberListResponse{Header: &pb.ResponseHeader{ClusterId: 0xc1, MemberId: f.id}, Members: f.members}, nil
 }
 
@@ -347,21 +350,19 @@ func TestStatus(t *testing.T) {
 // the members' own refusal is what the page shows.
 func TestStatusCarriesTheCallersToken(t *testing.T) {
 	tc := newTestCluster(t, nil, true)
-	_, body := get(t, tc.srv.URL+"/console/api/status")
+	resp, body := get(t, tc.srv.URL+"/console/api/status")
+	var e errorBody
+	if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != http.StatusBadRequest || e.Message != "etcdserver: user name is empty" {
+		t.Fatalf("status without a token: %d %s, want 400 and the member's refusal", resp.StatusCode, body)
+	}
+	// A token that is no longer valid: that refusal.
+	resp, body = get(t, tc.srv.URL+"/console/api/status", "Authorization", "stale")
+	if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != http.StatusUnauthorized || e.Message != "etcdserver: invalid auth token" {
+		t.Fatalf("status with a stale token: %d %s", resp.StatusCode, body)
+	}
 	var st Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range st.Members[:2] {
-		if m.Error != "etcdserver: user name is empty" || !m.Reachable || m.RaftTerm != 0 {
-			t.Errorf("member %s without a token: %+v", m.Name, m)
-		}
-	}
-	if st.AlarmsError != "etcdserver: user name is empty" {
-		t.Errorf("alarms without a token: %q", st.AlarmsError)
-	}
 	// Log in through the console's Authenticate (the metrics URLs' way).
-	resp, body := do(t, http.MethodPost, tc.srv.URL+"/console/api/authenticate", strings.NewReader(`{"name":"alice","password":"wrong"}`))
+	resp, body = do(t, http.MethodPost, tc.srv.URL+"/console/api/authenticate", strings.NewReader(`{"name":"alice","password":"wrong"}`))
 	if resp.StatusCode != 400 || !strings.Contains(string(body), "authentication failed, invalid user ID or password") {
 		t.Errorf("bad password: %d %s", resp.StatusCode, body)
 	}

@@ -44,7 +44,7 @@ function confirmBox(txt) {
     d.returnValue = ""; d.showModal();
   });
 }
-function needsLogin(msg) { return /user name is empty|invalid auth token|authentication failed|permission denied/i.test(msg || ""); }
+function needsLogin(msg) { return /user name is empty|invalid auth token/i.test(msg || ""); }
 function setUser() {
   $("#user-name").textContent = user ? "user " + user : "";
   $("#login-open").hidden = !!token; $("#logout").hidden = !token;
@@ -181,7 +181,7 @@ async function listKeys(start) {
     }
     $("#keys-count").textContent = (r.count || 0) + " keys with this prefix";
     $("#keys-next").disabled = !nextStart; $("#keys-prev").disabled = pages.length === 0;
-  } catch (e) { message("range: " + e.message); }
+  } catch (e) { $("#keys-table tbody").textContent = ""; $("#keys-count").textContent = ""; message("range: " + e.message); }
 }
 function keyPrefixInput() { keysPrefix = enc.encode($("#keys-prefix").value); pages = []; return listKeys(keysPrefix.length ? keysPrefix : new Uint8Array([0])); }
 let valueMode = "text";

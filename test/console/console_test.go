@@ -102,11 +102,13 @@ func (p *page) wait(what, predicate string, timeout time.Duration) {
 	}
 }
 
+// eval evaluates a JavaScript expression to a string, awaiting it if it
+// is a promise.
 func (p *page) eval(expr string) string {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		p.t.Fatalf("evaluating %s: %v", expr, err)
 	}
@@ -117,6 +119,11 @@ func (p *page) open(hash string) {
 	p.t.Helper()
 	p.do("open "+hash, chromedp.Navigate(p.base+"#"+hash))
 	p.wait("the page to start", `document.body.dataset.ready === "true" && document.body.dataset.page === "`+hash+`"`, 10*time.Second)
+}
+
+func (p *page) evalBool(expr string) bool {
+	p.t.Helper()
+	return p.eval(`String(`+expr+`)`) == "true"
 }
 
 // shot saves a screenshot of the page as name.png.
@@ -410,6 +417,80 @@ func TestConsoleInTheBrowser(t *testing.T) {
 			t.Errorf("console shows leader %s, the members say %s", shown, now.Name)
 		}
 		p.shot("cluster-after-leader-killed")
+	})
+
+	t.Run("read-only", func(t *testing.T) {
+		p.t = t
+		// The killed member comes back with a read-only console.
+		leader.Extra = append(leader.Extra, "--console-read-only")
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := leader.Restart(rctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := leader.WaitHealthy(rctx); err != nil {
+			t.Fatal(err)
+		}
+		ro := &page{t: t, ctx: p.ctx, base: leader.ClientURL + "/console/", dir: p.dir}
+		ro.open("keys")
+		ro.wait("the read-only mode", `document.body.classList.contains("readonly")`, 10*time.Second)
+		if got := ro.eval(`getComputedStyle(document.querySelector("#put-form")).display + "," + getComputedStyle(document.querySelector("#op-compact")).display`); got != "none,none" {
+			t.Errorf("read-only console shows the write forms: %s", got)
+		}
+		// The console's own write endpoint refuses too.
+		got := ro.eval(`(async () => { const r = await fetch("/console/api/defragment?member=` + memberID(t, c, leader) + `", {method: "POST"}); return r.status + " " + (await r.json()).message; })()`)
+		if got != "403 the console is read-only (--console-read-only)" {
+			t.Errorf("read-only defragment: %q", got)
+		}
+		ro.open("ops")
+		ro.shot("operations-read-only")
+	})
+
+	t.Run("auth", func(t *testing.T) {
+		p.t = t
+		for _, step := range []func() error{
+			func() error { _, err := c.RoleAdd(ctx, "root"); return err },
+			func() error { _, err := c.UserAdd(ctx, "root", "rootpw"); return err },
+			func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
+			func() error { _, err := c.RoleAdd(ctx, "reader"); return err },
+			func() error {
+				_, err := c.RoleGrantPermission(ctx, "reader", "/console/", clientv3.GetPrefixRangeEnd("/console/"), clientv3.PermissionType(clientv3.PermRead))
+				return err
+			},
+			func() error { _, err := c.UserAdd(ctx, "reader", "readerpw"); return err },
+			func() error { _, err := c.UserGrantRole(ctx, "reader", "reader"); return err },
+			func() error { _, err := c.AuthEnable(ctx); return err },
+		} {
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.open("cluster")
+		// Without a user, the members' own refusal, and the login form.
+		p.wait("the members refusing", `document.querySelector("#message").textContent === "status: etcdserver: user name is empty"`, 20*time.Second)
+		p.wait("the login form", `!document.querySelector("#login").hidden`, 10*time.Second)
+		p.do("log in as reader", chromedp.SetValue("#login-name", "reader"), chromedp.SetValue("#login-password", "readerpw"), chromedp.Click(`#login button[type=submit]`))
+		p.wait("logged in", `document.querySelector("#user-name").textContent === "user reader"`, 10*time.Second)
+		p.wait("the members' status", `[...document.querySelectorAll('#members tbody tr')].filter(r => r.children[4].textContent !== "").length === 3`, 20*time.Second)
+		p.shot("cluster-logged-in")
+		// The user reads what its role grants, and no more.
+		p.open("keys")
+		p.do("list /console/", chromedp.SetValue("#keys-prefix", "/console/"), chromedp.Click(`#keys-form button[type=submit]`))
+		p.wait("the key listed", `!!document.querySelector('#keys-table tr[data-key="/console/greeting"]')`, 10*time.Second)
+		p.do("list /", chromedp.SetValue("#keys-prefix", "/"), chromedp.Click(`#keys-form button[type=submit]`))
+		p.wait("the refusal", `document.querySelector("#message").textContent === "range: etcdserver: permission denied" && document.querySelectorAll("#keys-table tbody tr").length === 0`, 10*time.Second)
+		// A put it may not make: the same error as etcdctl's.
+		out, err := etcdctl(t, serving.ClientURL, "--user", "reader:readerpw", "put", "/console/greeting", "no")
+		if err == nil || !strings.Contains(out, "etcdserver: permission denied") {
+			t.Fatalf("etcdctl put as reader: %v %s", err, out)
+		}
+		p.do("put as reader", chromedp.SetValue("#put-key", "/console/greeting"), chromedp.SetValue("#put-value", "no"), chromedp.Click("#put-submit"))
+		p.confirm("Put /console/greeting")
+		p.wait("the refusal", `document.querySelector("#message").textContent === "put: etcdserver: permission denied"`, 10*time.Second)
+		if !p.evalBool(`document.querySelector("#login").hidden`) {
+			t.Errorf("a refusal of a logged-in user asks to log in again")
+		}
+		p.shot("keys-as-reader")
 	})
 }
 

@@ -284,6 +284,7 @@ func runCompare(g global, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench compare: %v\n", err)
 		return 2
 	}
+	defer stopOnInterrupt(stderr)()
 	ta, tb, w, wargs := c.ta, c.tb, c.w, fs.Args()[1:]
 	g.settle = *settle
 	res := &comparison{Label: *label, Workload: fs.Arg(0), Args: wargs, Clients: g.clients, Conns: g.conns, Members: *members, A: ta.String(), B: tb.String()}

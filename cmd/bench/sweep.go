@@ -290,6 +290,7 @@ func runSweep(g global, args []string, stdout, stderr io.Writer) int {
 		return fail(2, fmt.Errorf("-values is empty"))
 	}
 	g.settle = *settle
+	defer stopOnInterrupt(stderr)()
 	res := &sweepResult{Workload: fs.Arg(0), Args: fs.Args()[1:], Param: *param, Values: vals, Clients: g.clients, Conns: g.conns}
 	for _, t := range targets {
 		res.Targets = append(res.Targets, t.name)

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cairnkv/cairn/internal/proc"
@@ -95,19 +99,24 @@ func (t target) startIn(ctx context.Context, dir string) (*servers, error) {
 		ms = append(ms, m)
 		peers = append(peers, m.Peer())
 	}
+	// stopAll stops the members at once: each stops in its own time.
 	stopAll := func() error {
-		var first error
-		for _, m := range ms {
+		errs := make([]error, len(ms))
+		var wg sync.WaitGroup
+		for i, m := range ms {
 			if !m.Running() {
 				continue
 			}
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if _, err := m.Stop(sctx); err != nil && first == nil {
-				first = err
-			}
-			cancel()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_, errs[i] = m.Stop(sctx)
+			}()
 		}
-		return first
+		wg.Wait()
+		return errors.Join(errs...)
 	}
 	s := &servers{dir: dir}
 	for _, m := range ms {
@@ -127,12 +136,72 @@ func (t target) startIn(ctx context.Context, dir string) (*servers, error) {
 			return nil, fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
-	s.stop = func() error {
+	cleanup := func() error {
 		err := stopAll()
 		if !t.keep {
 			os.RemoveAll(dir)
 		}
 		return err
 	}
+	id := running.add(cleanup)
+	s.stop = func() error {
+		running.remove(id)
+		return cleanup()
+	}
 	return s, nil
+}
+
+// running are the clusters started and not yet stopped, so an interrupt
+// stops them rather than leaving them behind.
+var running = &runningSet{stops: map[int]func() error{}}
+
+type runningSet struct {
+	mu    sync.Mutex
+	next  int
+	stops map[int]func() error
+}
+
+func (r *runningSet) add(stop func() error) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next++
+	r.stops[r.next] = stop
+	return r.next
+}
+
+func (r *runningSet) remove(id int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.stops, id)
+}
+
+func (r *runningSet) stopAll() {
+	r.mu.Lock()
+	stops := r.stops
+	r.stops = map[int]func() error{}
+	r.mu.Unlock()
+	for _, stop := range stops {
+		_ = stop()
+	}
+}
+
+// stopOnInterrupt stops the started clusters and exits on SIGINT or
+// SIGTERM; call the returned function to stop watching.
+func stopOnInterrupt(stderr io.Writer) func() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			fmt.Fprintf(stderr, "bench: %v: stopping the servers it started\n", sig)
+			running.stopAll()
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
 }

@@ -273,10 +273,11 @@ func TestV2HandbookCalls(t *testing.T) {
 	}
 }
 
-// TestV2SurvivesRestartAndSnapshot: the v2 tree is in the database, so a
-// follower that was down catches up through a raft snapshot with every v2
-// key, and a restarted member keeps them; a wait for an index from before
-// the restart gets etcd's 401.
+// TestV2SurvivesRestartAndSnapshot: the v2 tree and its event history are
+// in the database, so a follower that was down catches up through a raft
+// snapshot with every v2 key, and a restarted member keeps them; a wait
+// for an index from before the restart is answered, as etcd 3.5 answers
+// it, until 1000 newer events pushed it out.
 func TestV2SurvivesRestartAndSnapshot(t *testing.T) {
 	t.Parallel()
 	c := NewClusterArgs(t, 3, "--enable-v2", "--snapshot-count=100", "--snapshot-catchup-entries=50")
@@ -319,8 +320,22 @@ func TestV2SurvivesRestartAndSnapshot(t *testing.T) {
 		r := v2Do(t, "GET", leader.ClientURL+"/v2/keys/k/299?quorum=true", nil)
 		return r.Status == 200 && field(r, "node", "value") == "299", r.Body
 	})
+	// The event history survives the restart, as etcd 3.5's did (it
+	// rebuilt it from its WAL): a wait for an index from before the
+	// restart is answered from it, and one older than the last 1000
+	// events is etcd's 401.
 	r = v2Do(t, "GET", leader.ClientURL+"/v2/keys/k/000?wait=true&waitIndex=1", nil)
-	wantV2(t, "wait into the history before the restart", r, 400, "errorCode", 401,
+	wantV2(t, "wait into the history before the restart", r, 200, "action", "set", "node.key", "/k/000", "node.value", "0", "node.modifiedIndex", 1)
+	// So does the follower's, which it got with the snapshot.
+	r = v2Do(t, "GET", follower.ClientURL+"/v2/keys/k?wait=true&recursive=true&waitIndex=150", nil)
+	wantV2(t, "wait into the history on the follower that installed a snapshot", r, 200, "node.key", "/k/149", "node.modifiedIndex", 150)
+	for i := 0; i < 1000; i++ {
+		if r := v2Do(t, "PUT", leader.ClientURL+"/v2/keys/w", url.Values{"value": {fmt.Sprint(i)}}); r.Status/100 != 2 {
+			t.Fatalf("put %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	r = v2Do(t, "GET", leader.ClientURL+"/v2/keys/k/000?wait=true&waitIndex=1", nil)
+	wantV2(t, "wait older than the last 1000 events", r, 400, "errorCode", 401,
 		"message", "The event in requested index is outdated and cleared")
 }
 

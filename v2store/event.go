@@ -1,8 +1,10 @@
 package v2store
 
 import (
+	"encoding/json"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -79,14 +81,67 @@ func (n *NodeExtern) render(now time.Time) *NodeExtern {
 	return &c
 }
 
-// record adds ev to the history without waking watchers (refreshes).
+// record adds ev to the history without waking watchers (refreshes), in
+// memory and in the backend, where the events that fall out of the window
+// are deleted.
 func (s *Store) record(ev *Event) {
+	if s.be != nil {
+		if !s.histSaved {
+			s.be.Put(histFromKey, []byte(strconv.FormatUint(s.histFrom, 10)))
+			s.histSaved = true
+		}
+		s.be.Put(eventKey(ev.Index()), encodeEvent(ev))
+	}
 	s.hist = append(s.hist, ev)
-	if len(s.hist) > HistoryCapacity {
-		s.hist = append(s.hist[:0:0], s.hist[len(s.hist)-HistoryCapacity:]...)
+	if drop := len(s.hist) - HistoryCapacity; drop > 0 {
+		if s.be != nil {
+			for _, old := range s.hist[:drop] {
+				s.be.Delete(eventKey(old.Index()))
+			}
+		}
+		s.hist = append(s.hist[:0:0], s.hist[drop:]...)
 	}
 	if s.histFrom != 0 || len(s.hist) == HistoryCapacity {
 		s.histFrom = s.hist[0].Index()
+	}
+}
+
+// storedEvent is an event's record in the backend.
+type storedEvent struct {
+	Event     *Event `json:"e"`
+	EtcdIndex uint64 `json:"i"`
+}
+
+func encodeEvent(ev *Event) []byte {
+	b, _ := json.Marshal(storedEvent{Event: ev, EtcdIndex: ev.EtcdIndex})
+	return b
+}
+
+func decodeEvent(b []byte) (*Event, error) {
+	var se storedEvent
+	if err := json.Unmarshal(b, &se); err != nil {
+		return nil, err
+	}
+	if se.Event == nil || se.Event.Node == nil {
+		return nil, fmt.Errorf("no event")
+	}
+	se.Event.EtcdIndex = se.EtcdIndex
+	restoreExpire(se.Event.Node)
+	restoreExpire(se.Event.PrevNode)
+	return se.Event, nil
+}
+
+// restoreExpire sets the unexported expiration times of n's tree from
+// their JSON form.
+func restoreExpire(n *NodeExtern) {
+	if n == nil {
+		return
+	}
+	if n.Expiration != nil {
+		n.expire = n.Expiration.UnixNano()
+	}
+	for _, c := range n.Nodes {
+		restoreExpire(c)
 	}
 }
 

@@ -67,6 +67,13 @@ type record struct {
 
 var indexKey = []byte("index")
 
+// histFromKey keeps the index from which the history kept in the backend
+// (one record per event, "h" and the index in 20 digits) is complete;
+// written with the first event kept.
+var histFromKey = []byte("hfrom")
+
+func eventKey(i uint64) []byte { return []byte(fmt.Sprintf("h%020d", i)) }
+
 func nodeKey(p string) []byte { return []byte("n" + p) }
 
 // Store is the v2 tree. The zero value is not usable; see New.
@@ -78,8 +85,11 @@ type Store struct {
 	ttl      map[*node]struct{}
 	hist     []*Event
 	histFrom uint64 // the oldest index waits may ask for; 0: any
-	watchers map[string]map[*Watcher]struct{}
-	stats    Stats
+	// histSaved tells the backend holds histFromKey: the history it keeps
+	// is complete from that index on (see record).
+	histSaved bool
+	watchers  map[string]map[*Watcher]struct{}
+	stats     Stats
 }
 
 // New returns an empty store writing to be (nil: memory only).
@@ -95,6 +105,7 @@ func (s *Store) reset() {
 	s.ttl = map[*node]struct{}{}
 	s.hist = nil
 	s.histFrom = 0
+	s.histSaved = false
 	for _, ws := range s.watchers {
 		for w := range ws {
 			w.close()
@@ -104,9 +115,11 @@ func (s *Store) reset() {
 }
 
 // Load replaces the tree with the backend's records (start, and after a
-// snapshot installs a new database). The event history starts over: a wait
-// for an older index is answered with etcd's 401, and waiting watchers are
-// closed, as etcd closes them on recovery.
+// snapshot installs a new database), event history included, as etcd 3.5
+// kept its history in its snapshots and rebuilt it from its WAL: a wait
+// for an index of the last 1000 events is answered after a restart or a
+// snapshot install as before. Waiting watchers are closed, as etcd closes
+// them on recovery.
 func (s *Store) Load() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,11 +127,25 @@ func (s *Store) Load() error {
 	if s.be == nil {
 		return nil
 	}
+	histFrom := uint64(0)
 	err := s.be.ForEach(func(k, v []byte) error {
 		if string(k) == string(indexKey) {
 			i, err := strconv.ParseUint(string(v), 10, 64)
 			s.index = i
 			return err
+		}
+		if string(k) == string(histFromKey) {
+			i, err := strconv.ParseUint(string(v), 10, 64)
+			histFrom, s.histSaved = i, true
+			return err
+		}
+		if len(k) > 1 && k[0] == 'h' {
+			ev, err := decodeEvent(v)
+			if err != nil {
+				return fmt.Errorf("v2store: event record %q: %w", k, err)
+			}
+			s.hist = append(s.hist, ev) // in index order: the keys are
+			return nil
 		}
 		if len(k) < 2 || k[0] != 'n' {
 			return nil
@@ -146,7 +173,18 @@ func (s *Store) Load() error {
 	if err != nil {
 		return err
 	}
-	if s.index > 0 {
+	switch {
+	case s.histSaved:
+		// The history is complete from histFrom, or, once full, from
+		// its first event.
+		s.histFrom = histFrom
+		if len(s.hist) > 0 && (histFrom != 0 || len(s.hist) >= HistoryCapacity) {
+			s.histFrom = s.hist[0].Index()
+		}
+	case s.index > 0:
+		// A database written before the history was kept (or without
+		// any event since): nothing before now can be answered.
+		s.hist = nil
 		s.histFrom = s.index + 1
 	}
 	return nil

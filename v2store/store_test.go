@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -245,11 +246,107 @@ func TestPersistAndLoad(t *testing.T) {
 	if js(got) != js(want) || l.Index() != s.Index() || l.NextExpiry() != 5e9 {
 		t.Fatalf("loaded:\n%s\nwant\n%s", js(got), js(want))
 	}
-	if _, err := l.Watch("/a", false, 2); err == nil || !strings.Contains(err.Error(), "cleared") {
+	// The history survives the load, as etcd 3.5's survived a restart
+	// (rebuilt from its WAL) and a snapshot install (kept in its .snap).
+	w, err := l.Watch("/", true, 2)
+	if err != nil {
 		t.Fatalf("history before the load: %v", err)
+	}
+	if ev := <-w.C; ev.Action != ActionCreate || ev.Node.Key != "/q/00000000000000000002" || ev.EtcdIndex != 2 {
+		t.Fatalf("the event at index 2 after the load: %s (etcd index %d)", js(ev), ev.EtcdIndex)
+	}
+	w, err = l.Watch("/a/b", false, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its expiration came back too: the answer renders its TTL.
+	if ev := <-w.C; ev.Node.Expiration == nil || js(ev.Render(time.Unix(3, 0))) != `{"action":"set","node":{"key":"/a/b","value":"1","expiration":"1970-01-01T00:00:05Z","ttl":2,"modifiedIndex":1,"createdIndex":1}}` {
+		t.Fatalf("the expiring key's event after the load: %s", js(ev.Render(time.Unix(3, 0))))
 	}
 	if _, err := l.Watch("/a", false, l.Index()+1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHistoryWindowIsKept: the backend keeps the last HistoryCapacity
+// events, no more; after a load, an index older than them is etcd's 401
+// and the oldest kept one is answered.
+func TestHistoryWindowIsKept(t *testing.T) {
+	be := memBackend{}
+	s := New(be)
+	const n = HistoryCapacity + 50
+	for i := 1; i <= n; i++ {
+		apply(t, s, &Request{Method: "PUT", Path: "/k", Val: strconv.Itoa(i)})
+	}
+	events := 0
+	for k := range be {
+		if strings.HasPrefix(k, "h0") {
+			events++
+		}
+	}
+	if events != HistoryCapacity {
+		t.Fatalf("%d events kept in the backend, want %d", events, HistoryCapacity)
+	}
+	l := New(be)
+	if err := l.Load(); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []*Store{s, l} {
+		if _, err := st.Watch("/k", false, 50); err == nil || !strings.Contains(err.Error(), "cleared") {
+			t.Fatalf("a wait for index 50 of %d: %v; want 401", n, err)
+		}
+		w, err := st.Watch("/k", false, 51)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := <-w.C; *ev.Node.Value != "51" {
+			t.Fatalf("the oldest kept event: %s", js(ev))
+		}
+	}
+	// The window goes on sliding after the load, in the backend too.
+	apply(t, l, &Request{Method: "PUT", Path: "/k", Val: "next"})
+	if _, ok := be[string(eventKey(51))]; ok {
+		t.Fatal("the event that left the window is still kept")
+	}
+	if _, err := l.Watch("/k", false, 51); err == nil {
+		t.Fatal("index 51 left the window but is still answered")
+	}
+}
+
+// TestHistoryFromAnOlderDatabase: a database written before events were
+// kept (a tree and an index, no history) answers waits for older indexes
+// with 401, and keeps the history from its next event on.
+func TestHistoryFromAnOlderDatabase(t *testing.T) {
+	be := memBackend{}
+	s := New(be)
+	for i := 0; i < 5; i++ {
+		apply(t, s, &Request{Method: "PUT", Path: "/k", Val: strconv.Itoa(i)})
+	}
+	for k := range be {
+		if k[0] == 'h' {
+			delete(be, k) // as an older Cairn wrote it
+		}
+	}
+	l := New(be)
+	if err := l.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Watch("/k", false, 3); err == nil {
+		t.Fatal("a wait into the history the database does not have was answered")
+	}
+	apply(t, l, &Request{Method: "PUT", Path: "/k", Val: "6"})
+	apply(t, l, &Request{Method: "PUT", Path: "/other", Val: "7"})
+	for _, st := range []*Store{l, func() *Store { r := New(be); _ = r.Load(); return r }()} {
+		if _, err := st.Watch("/k", false, 5); err == nil {
+			t.Fatal("index 5, before the kept history, was answered")
+		}
+		w, err := st.Watch("/", true, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := <-w.C; *ev.Node.Value != "6" {
+			t.Fatalf("event 6: %s", js(ev))
+		}
 	}
 }
 

@@ -48,6 +48,8 @@ mkdir -p "$OUT/compare"
 log="$OUT/bench.log"
 echo "etcd: $("$ETCD" --version | head -1); cairn: $("$CAIRN" --version | head -1); $(nproc) cores; $(uptime)" | tee "$OUT/machine.txt"
 
+jsons=() # in the order run, for the summary
+
 # cmp NAME MEMBERS CLIENTS CONNS WORKLOAD [FLAGS...]
 cmp() {
 	local name=$1 members=$2 clients=$3 conns=$4
@@ -58,6 +60,7 @@ cmp() {
 		-members "$members" -rounds "$ROUNDS" -label "$name" \
 		-md "$OUT/compare/$name-${members}m.md" -json-out "$OUT/compare/$name-${members}m.json" \
 		"$@" 2>>"$log" >/dev/null
+	jsons+=("$OUT/compare/$name-${members}m.json")
 	sed -n '/^| median/,$p' "$OUT/compare/$name-${members}m.md" | grep -E '^\| (median|---|ops_per_second|latency_p99_ms) '
 }
 
@@ -78,7 +81,7 @@ for m in $MEMBERS; do
 	fi
 done
 
-"$BENCH" summary -html "$OUT/summary.html" "$OUT"/compare/*.json >"$OUT/summary.md"
+"$BENCH" summary -html "$OUT/summary.html" "${jsons[@]}" >"$OUT/summary.md"
 
 echo "== put against clients ($SWEEP), 1 member" | tee -a "$log"
 "$BENCH" -conns "$CONNS" sweep -a-bin "$ETCD" -a-name etcd -b-bin "$CAIRN" -b-name cairn \

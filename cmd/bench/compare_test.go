@@ -19,7 +19,7 @@ func rep(ops, p99, rss float64) report {
 
 func TestComparisonMediansAndRatios(t *testing.T) {
 	c := &comparison{Workload: "put", Args: []string{"-total", "1000"}, Clients: 10, Conns: 2,
-		A: "cairn (bin/cairn, 1 member(s))", B: "etcd (etcd, 1 member(s))"}
+		A: "cairn (bin/cairn, 1 member)", B: "etcd (etcd, 1 member)"}
 	// A: 100, 300, 200 ops/s -> median 200; B: 250, 500, 400 -> 400.
 	for i, pair := range [][2]report{
 		{rep(100, 10, 50), rep(250, 4, 100)},
@@ -116,7 +116,7 @@ func TestSummaryGathersComparisons(t *testing.T) {
 		a, b    float64
 	}{{"put, 100 clients", 1, 1000, 1500}, {"put, 100 clients", 3, 800, 600}} {
 		cmp := &comparison{Label: c.label, Workload: "put", Clients: 100, Members: c.members,
-			A: "etcd (etcd, 1 member(s))", B: "cairn (bin/cairn, 1 member(s))"}
+			A: "etcd (etcd, 1 member)", B: "cairn (bin/cairn, 1 member)"}
 		cmp.Rounds = []roundResult{{1, "a", rep(c.a, 10, 50)}, {1, "b", rep(c.b, 5, 40)}}
 		cmp.summarize()
 		js, err := json.Marshal(cmp)

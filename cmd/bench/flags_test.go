@@ -88,7 +88,7 @@ func TestCompareSetupNamesTheTargets(t *testing.T) {
 	if !slices.Equal(c.tb.flags, []string{"--quota-backend-bytes", "100", "--x=y"}) || len(c.ta.flags) != 0 {
 		t.Fatalf("server flags %q %q", c.ta.flags, c.tb.flags)
 	}
-	if !strings.Contains(c.ta.String(), "3 member") {
+	if !strings.Contains(c.ta.String(), "3 members") {
 		t.Fatalf("target %s", c.ta)
 	}
 }

@@ -110,7 +110,7 @@ func ratioBars(cs []comparisonSummary) string {
 	}
 	for i, c := range cs {
 		y := top + float64(i)*barH
-		fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="end">%s</text>`+"\n", left-6, y+15, esc(fmt.Sprintf("%s (%d member(s))", c.name(), c.Members)))
+		fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="end">%s</text>`+"\n", left-6, y+15, esc(fmt.Sprintf("%s (%s)", c.name(), membersText(c.Members))))
 		if r, ok := c.Ratios["ops_per_second"]; ok {
 			colour := "#d62728"
 			if r >= 1 {
@@ -131,7 +131,7 @@ func ratioBars(cs []comparisonSummary) string {
 func summaryHTML(cs []comparisonSummary) string {
 	var b strings.Builder
 	b.WriteString("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>bench summary</title>\n")
-	b.WriteString("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}</style>\n</head>\n<body>\n<h1>bench summary</h1>\n")
+	b.WriteString("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}</style>\n</head>\n<body>\n<h1>bench summary</h1>\n")
 	if len(cs) > 0 {
 		fmt.Fprintf(&b, "<p>A = %s; B = %s. Medians of alternating rounds.</p>\n", esc(cs[0].A), esc(cs[0].B))
 	}
@@ -188,4 +188,12 @@ func runSummary(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// membersText is "1 member" or "N members".
+func membersText(n int) string {
+	if n == 1 {
+		return "1 member"
+	}
+	return fmt.Sprintf("%d members", n)
 }

@@ -168,7 +168,7 @@ func (s *sweepResult) html(command string) string {
 	title := fmt.Sprintf("bench sweep: %s over %s", s.Workload, s.Param)
 	b.WriteString("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\">\n<head>\n<meta charset=\"utf-8\"/>\n")
 	fmt.Fprintf(&b, "<title>%s</title>\n", esc(title))
-	b.WriteString("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}code{background:#f4f4f4}.charts{display:flex;flex-wrap:wrap}</style>\n</head>\n<body>\n")
+	b.WriteString("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}code{background:#f4f4f4}td{white-space:nowrap}.charts{display:flex;flex-wrap:wrap}</style>\n</head>\n<body>\n")
 	fmt.Fprintf(&b, "<h1>%s</h1>\n", esc(title))
 	fmt.Fprintf(&b, "<p><code>%s</code></p>\n", esc(command))
 	fmt.Fprintf(&b, "<p>workload flags: <code>%s</code>; %d clients over %d connections (unless swept); generated %s.</p>\n",

@@ -30,7 +30,7 @@ type target struct {
 
 func (t target) String() string {
 	if t.bin != "" {
-		return fmt.Sprintf("%s (%s, %d member(s))", t.name, t.bin, t.members)
+		return fmt.Sprintf("%s (%s, %s)", t.name, t.bin, membersText(t.members))
 	}
 	return fmt.Sprintf("%s (%s)", t.name, strings.Join(t.endpoints, ","))
 }

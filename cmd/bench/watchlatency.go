@@ -69,13 +69,28 @@ func runWatchLatency(g global, args []string, stderr io.Writer) (report, error) 
 	want := int64(*putTotal) * int64(len(chans))
 	var got atomic.Int64
 	allIn := make(chan struct{})
+	// A watcher whose channel closes before the end says why here.
+	lost := make(chan error, len(chans))
 	lats := make([][]time.Duration, len(chans))
 	var recv sync.WaitGroup
 	for i, ch := range chans {
 		recv.Add(1)
 		go func(i int, ch clientv3.WatchChan) {
 			defer recv.Done()
+			var why error
+			defer func() {
+				if wctx.Err() == nil { // not the end of the run
+					if why == nil {
+						why = fmt.Errorf("watch-latency: watcher %d ended early", i)
+					}
+					lost <- why // one per watcher at most: never blocks
+				}
+			}()
 			for r := range ch {
+				if err := r.Err(); err != nil {
+					why = fmt.Errorf("watch-latency: watcher %d: %w", i, err)
+					return
+				}
 				now := time.Now()
 				for _, ev := range r.Events {
 					n, err := strconv.Atoi(string(ev.Kv.Value[:min(len(ev.Kv.Value), 10)]))
@@ -99,6 +114,8 @@ func runWatchLatency(g global, args []string, stderr io.Writer) (report, error) 
 	if res.errs == 0 {
 		select {
 		case <-allIn:
+		case err := <-lost:
+			deliverErr = err
 		case <-s.ctx.Done():
 			deliverErr = fmt.Errorf("watch-latency: %d of %d events delivered before giving up", got.Load(), want)
 		}

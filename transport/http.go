@@ -100,6 +100,12 @@ type HTTPConfig struct {
 	// ProbeInterval is how often each peer's round-trip time is measured;
 	// default DefaultProbeInterval.
 	ProbeInterval time.Duration
+	// OnAppend, when set, is told of the n appends (MsgApp) of each write
+	// to a peer's stream: ok with how long the write took, or not ok when
+	// the write failed or the appends were dropped (queue full). These
+	// are the points etcd 3.5 counted its /v2/stats/leader follower
+	// latencies and counts at (its stream encoder and pipeline).
+	OnAppend func(to uint64, n int, d time.Duration, ok bool)
 }
 
 // validate checks the config and fills in defaults.

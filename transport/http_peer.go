@@ -74,6 +74,7 @@ func (p *peer) enqueue(m *raftpb.Message) {
 	case p.queue <- m:
 	default:
 		p.m.sentFailures.Inc()
+		p.t.appended(p.id, isApp(m), 0, false)
 		if p.dropping.CompareAndSwap(false, true) {
 			p.lg.Warn("dropping messages to peer: outbound queue full", zap.Int("queue-size", cap(p.queue)))
 		}
@@ -209,23 +210,25 @@ func (p *peer) pause(d time.Duration) bool {
 			return true
 		case <-timer.C:
 			return true
-		case <-p.queue:
-			p.m.sentFailures.Add(float64(1 + p.drain()))
+		case m := <-p.queue:
+			n, apps := p.drain()
+			p.m.sentFailures.Add(float64(1 + n))
+			p.t.appended(p.id, isApp(m)+apps, 0, false)
 			p.t.rep.unreachable(p.id)
 		}
 	}
 }
 
 // drain empties the queue without blocking and returns how many messages
-// it dropped.
-func (p *peer) drain() int {
-	n := 0
+// it dropped, and how many of them were appends.
+func (p *peer) drain() (n, apps int) {
 	for {
 		select {
-		case <-p.queue:
+		case m := <-p.queue:
 			n++
+			apps += isApp(m)
 		default:
-			return n
+			return n, apps
 		}
 	}
 }
@@ -361,13 +364,14 @@ func (p *peer) pump(s *stream) error {
 			return fmt.Errorf("transport: peer at %s ended the stream", s.url)
 		case m := <-p.queue:
 			buf = buf[:0]
-			n := 0
+			n, apps := 0, isApp(m)
 			buf, n = p.appendFrame(buf, m, n)
 		batch:
 			for {
 				select {
 				case m := <-p.queue:
 					buf, n = p.appendFrame(buf, m, n)
+					apps += isApp(m)
 				default:
 					break batch
 				}
@@ -375,11 +379,14 @@ func (p *peer) pump(s *stream) error {
 			if len(buf) == 0 {
 				continue
 			}
+			start := time.Now()
 			if _, err := s.pw.Write(buf); err != nil {
 				p.m.sentFailures.Add(float64(n))
+				p.t.appended(p.id, apps, 0, false)
 				p.t.rep.unreachable(p.id)
 				return fmt.Errorf("transport: write to stream at %s: %w", s.url, err)
 			}
+			p.t.appended(p.id, apps, time.Since(start), true)
 			p.m.sentBytes.Add(float64(len(buf)))
 			p.dropping.Store(false)
 			if cap(buf) > 16<<20 {
@@ -400,4 +407,19 @@ func (p *peer) appendFrame(buf []byte, m *raftpb.Message, n int) ([]byte, int) {
 		return buf, n
 	}
 	return buf, n + 1
+}
+
+// isApp counts m if it is an append (HTTPConfig.OnAppend).
+func isApp(m *raftpb.Message) int {
+	if m.GetType() == raftpb.MsgApp {
+		return 1
+	}
+	return 0
+}
+
+// appended reports n appends to peer id to HTTPConfig.OnAppend.
+func (t *HTTP) appended(id uint64, n int, d time.Duration, ok bool) {
+	if n > 0 && t.cfg.OnAppend != nil {
+		t.cfg.OnAppend(id, n, d, ok)
+	}
 }

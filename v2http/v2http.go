@@ -53,6 +53,9 @@ type Config struct {
 	Logger       *zap.Logger
 	// Now is the clock for TTLs and expiration times (time.Now if nil).
 	Now func() time.Time
+	// Leader holds /v2/stats/leader's per-follower stats (nil: none
+	// recorded, every follower shows etcd's initial values).
+	Leader *LeaderStats
 }
 
 type handler struct {
@@ -526,28 +529,13 @@ func (h *handler) statsLeader(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	type counts struct {
-		Fail    uint64 `json:"fail"`
-		Success uint64 `json:"success"`
-	}
-	type latency struct {
-		Current           float64 `json:"current"`
-		Average           float64 `json:"average"`
-		StandardDeviation float64 `json:"standardDeviation"`
-		Minimum           float64 `json:"minimum"`
-		Maximum           float64 `json:"maximum"`
-	}
-	type follower struct {
-		Latency latency `json:"latency"`
-		Counts  counts  `json:"counts"`
-	}
 	out := struct {
-		Leader    string              `json:"leader"`
-		Followers map[string]follower `json:"followers"`
-	}{Leader: strconv.FormatUint(h.b.ID(), 16), Followers: map[string]follower{}}
+		Leader    string                   `json:"leader"`
+		Followers map[string]followerStats `json:"followers"`
+	}{Leader: strconv.FormatUint(h.b.ID(), 16), Followers: map[string]followerStats{}}
 	for _, m := range ms {
 		if m.ID != h.b.ID() {
-			out.Followers[strconv.FormatUint(m.ID, 16)] = follower{}
+			out.Followers[strconv.FormatUint(m.ID, 16)] = h.cfg.Leader.follower(m.ID)
 		}
 	}
 	writeRaw(w, out)

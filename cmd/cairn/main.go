@@ -300,7 +300,7 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 		VersionCheckInterval: server.DefaultVersionCheckInterval,
 	}, func(h transport.Handler) transport.Transport {
 		tr = transport.NewHTTP(transport.HTTPConfig{ID: self, ClusterID: clusterID, Handler: h, Logger: lg.Named("transport"),
-			DialTLS: sec.peerDialTLS(),
+			DialTLS: sec.peerDialTLS(), OnAppend: v2AppendObserver(cfg),
 			VerifyMember: verifyMember(func(ctx context.Context) ([]node.Member, error) {
 				if knownMembers == nil {
 					return nil, errors.New("not started")

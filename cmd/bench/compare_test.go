@@ -13,7 +13,7 @@ import (
 func rep(ops, p99, rss float64) report {
 	return report{
 		{"workload", "put"}, {"clients", 10}, {"ops", int64(1000)}, {"errors", int64(0)},
-		{"ops_per_second", ops}, {"latency_p99_ms", p99}, {"server_rss_peak_mib", rss},
+		{"ops_per_second", ops}, {"latency_p99_ms", p99}, {"server_rss_peak_mib", rss}, {"server_rss_mib", rss},
 	}
 }
 
@@ -29,7 +29,7 @@ func TestComparisonMediansAndRatios(t *testing.T) {
 		c.Rounds = append(c.Rounds, roundResult{i + 1, "a", pair[0]}, roundResult{i + 1, "b", pair[1]})
 	}
 	c.summarize()
-	if got := strings.Join(c.Metrics, ","); got != "errors,ops_per_second,latency_p99_ms,server_rss_peak_mib" {
+	if got := strings.Join(c.Metrics, ","); got != "errors,ops_per_second,latency_p99_ms,server_rss_peak_mib,server_rss_mib" {
 		t.Fatalf("metrics %s: configuration fields (clients, ops) must not be metrics", got)
 	}
 	for name, want := range map[string][3]float64{
@@ -96,10 +96,10 @@ func TestSweepTableHasRatiosOfTheSecondTarget(t *testing.T) {
 	s.summarize()
 	md := s.markdown()
 	for _, want := range []string{
-		"| clients | target | ops/s | p50 ms | p99 ms | errors | RSS peak MiB | db MiB | ops/s etcd/cairn | p99 etcd/cairn |",
-		"| 1 | etcd | 150 | - | 1 | 0 | 40 | - | 1.50 | 0.50 |",
-		"| 10 | cairn | 900 | - | 9 | 0 | 36 | - |  |  |",
-		"| 10 | etcd | 500 | - | 16 | 0 | 45 | - | 0.56 | 1.78 |",
+		"| clients | target | ops/s | p50 ms | p99 ms | errors | RSS MiB | RSS peak MiB | db MiB | ops/s etcd/cairn | p99 etcd/cairn |",
+		"| 1 | etcd | 150 | - | 1 | 0 | 40 | 40 | - | 1.50 | 0.50 |",
+		"| 10 | cairn | 900 | - | 9 | 0 | 36 | 36 | - |  |  |",
+		"| 10 | etcd | 500 | - | 16 | 0 | 45 | 45 | - | 0.56 | 1.78 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("sweep table lacks %q:\n%s", want, md)

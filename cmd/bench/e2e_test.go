@@ -106,7 +106,7 @@ func sane(t *testing.T, rep map[string]any, ops float64) {
 	if !(p50 > 0 && p50 <= p99 && p99 <= pmax) {
 		t.Errorf("%s: latencies p50 %v p99 %v max %v", rep["workload"], p50, p99, pmax)
 	}
-	for _, k := range []string{"ops_per_second", "db_size_mib", "server_rss_peak_mib"} {
+	for _, k := range []string{"ops_per_second", "db_size_mib", "server_rss_peak_mib", "server_rss_mib"} {
 		if num(t, rep, k) <= 0 {
 			t.Errorf("%s: %s = %v", rep["workload"], k, rep[k])
 		}
@@ -324,7 +324,7 @@ func TestSweepClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines, points := svgShapes(t, string(b))
-	if len(lines) != 4 { // ops/s, p99, RSS, db size
+	if len(lines) != 5 { // ops/s, p99, RSS, RSS peak, db size
 		t.Fatalf("%d charts: %v", len(lines), lines)
 	}
 	for i, p := range points {

@@ -55,6 +55,8 @@ func (m *memSampler) finish(settle time.Duration) report {
 		{"server_rss_start_mib", mib(m.startRSS)},
 		{"server_rss_peak_mib", mib(peak)},
 		{fmt.Sprintf("server_rss_after_%s_mib", settle), mib(after)},
+		// The same under a name that does not change with -settle.
+		{"server_rss_mib", mib(after)},
 	}
 }
 

@@ -42,7 +42,7 @@ var summaryColumns = []struct{ field, title string }{
 	{"ops_per_second", "ops/s"},
 	{"latency_avg_ms", "avg ms"},
 	{"latency_p99_ms", "p99 ms"},
-	{"server_rss_peak_mib", "RSS peak MiB"},
+	{"server_rss_mib", "RSS MiB"},
 	{"db_size_mib", "db MiB"},
 }
 

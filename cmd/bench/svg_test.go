@@ -63,9 +63,10 @@ func TestSweepPageIsXMLWithALinePerTarget(t *testing.T) {
 	s.summarize()
 	page := s.html(`bench sweep -param keys "x<y"`)
 	lines, points := svgShapes(t, page)
-	// ops/s, p99 and RSS are measured, the db size is not: three charts.
-	if len(lines) != 3 {
-		t.Fatalf("%d charts, want 3 (ops/s, p99, RSS)", len(lines))
+	// ops/s, p99 and RSS (after and peak) are measured, the db size is
+	// not: four charts.
+	if len(lines) != 4 {
+		t.Fatalf("%d charts, want 4 (ops/s, p99, RSS, RSS peak)", len(lines))
 	}
 	for i, n := range lines {
 		if n != 2 {

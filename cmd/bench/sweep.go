@@ -59,6 +59,7 @@ var sweepColumns = []struct{ field, title string }{
 	{"latency_p50_ms", "p50 ms"},
 	{"latency_p99_ms", "p99 ms"},
 	{"errors", "errors"},
+	{"server_rss_mib", "RSS MiB"},
 	{"server_rss_peak_mib", "RSS peak MiB"},
 	{"db_size_mib", "db MiB"},
 }
@@ -126,6 +127,7 @@ func (s *sweepResult) markdown() string {
 var chartMetrics = []struct{ field, title string }{
 	{"ops_per_second", "throughput (ops/s)"},
 	{"latency_p99_ms", "p99 latency (ms)"},
+	{"server_rss_mib", "server RSS after the run (MiB)"},
 	{"server_rss_peak_mib", "server RSS peak (MiB)"},
 	{"db_size_mib", "database size (MiB)"},
 }

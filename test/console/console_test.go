@@ -2,6 +2,8 @@ package console
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/internal/proc"
+	"github.com/cairnkv/cairn/internal/testcerts"
 	"github.com/chromedp/chromedp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -39,10 +42,10 @@ func chromium(t *testing.T) string {
 }
 
 // browser starts a headless Chromium for the test and returns its tab.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extraFlags ...string) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(chromium(t)), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900)}
-	for _, f := range browserFlags {
+	for _, f := range append(browserFlags, extraFlags...) {
 		opts = append(opts, chromedp.Flag(f, true))
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -155,10 +158,19 @@ func (p *page) confirm(etcdctl string) {
 
 func js(s string) string { return fmt.Sprintf("%q", s) }
 
-// startCluster starts three members with extra flags, waits until each is
+// member is a running member and its metrics URL.
+type member struct {
+	*proc.Member
+	MetricsURL string
+}
+
+// startCluster starts three members with extra flags, each with a metrics
+// URL, over TLS if ca is not nil, with certificates of ca, which the
+// members trust as their system's (SSL_CERT_FILE), waits until each is
 // healthy, and kills them when the test ends (printing their logs if it
-// failed).
-func startCluster(t *testing.T, extra ...string) []*proc.Member {
+// failed). (Not --auto-tls: its P-521 keys are refused by Chromium,
+// ERR_SSL_VERSION_OR_CIPHER_MISMATCH, as by etcd's.)
+func startCluster(t *testing.T, ca *testcerts.CA, extra ...string) []member {
 	t.Helper()
 	bin, err := filepath.Abs(os.Getenv(envCairn))
 	if err != nil {
@@ -166,25 +178,40 @@ func startCluster(t *testing.T, extra ...string) []*proc.Member {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		urls, err := proc.FreeURLs(6)
+		urls, err := proc.FreeURLs(9)
 		if err != nil {
 			t.Fatal(err)
 		}
 		dir := t.TempDir()
 		token := fmt.Sprintf("cairn-console-%d-%d", os.Getpid(), time.Now().UnixNano())
 		var ms []*proc.Member
+		var out []member
 		var peers []proc.Peer
 		for i := 0; i < 3; i++ {
 			name := fmt.Sprintf("m%d", i)
 			if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
 				t.Fatal(err)
 			}
+			clientURL, metricsURL := urls[2*i], urls[6+i]
+			flags := append([]string{"--listen-metrics-urls", metricsURL}, extra...)
+			var tc *tls.Config
+			var env []string
+			if ca != nil {
+				clientURL, metricsURL = "https"+strings.TrimPrefix(clientURL, "http"), "https"+strings.TrimPrefix(metricsURL, "http")
+				pair := ca.Peer(t, name)
+				flags = append([]string{"--listen-metrics-urls", metricsURL, "--cert-file", pair.CertFile, "--key-file", pair.KeyFile}, extra...)
+				pool := x509.NewCertPool()
+				pool.AddCert(ca.Cert)
+				tc = &tls.Config{RootCAs: pool}
+				env = []string{"SSL_CERT_FILE=" + ca.CertFile}
+			}
 			m := &proc.Member{
 				Flags: proc.Flags{Name: name, DataDir: filepath.Join(dir, name, "data"),
-					ClientURL: urls[2*i], PeerURL: urls[2*i+1], Token: token, Extra: extra},
-				Bin: bin, LogPath: filepath.Join(dir, name, "cairn.log"),
+					ClientURL: clientURL, PeerURL: urls[2*i+1], Token: token, Extra: flags},
+				Bin: bin, LogPath: filepath.Join(dir, name, "cairn.log"), TLS: tc, Env: env,
 			}
 			ms = append(ms, m)
+			out = append(out, member{m, metricsURL})
 			peers = append(peers, m.Peer())
 		}
 		for _, m := range ms {
@@ -213,7 +240,7 @@ func startCluster(t *testing.T, extra ...string) []*proc.Member {
 		}
 		cancel()
 		if lastErr == nil {
-			return ms
+			return out
 		}
 		for _, m := range ms {
 			if m.Running() {
@@ -229,13 +256,17 @@ func startCluster(t *testing.T, extra ...string) []*proc.Member {
 	return nil
 }
 
-func client(t *testing.T, ms []*proc.Member) *clientv3.Client {
+func client(t *testing.T, ms []member) *clientv3.Client {
 	t.Helper()
 	var eps []string
 	for _, m := range ms {
 		eps = append(eps, m.ClientURL)
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if ms[0].TLS != nil {
+		cfg.TLS = ms[0].TLS
+	}
+	c, err := clientv3.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,11 +275,11 @@ func client(t *testing.T, ms []*proc.Member) *clientv3.Client {
 }
 
 // leaderOf is the name of the leader as the members report it.
-func leaderOf(t *testing.T, c *clientv3.Client, ms []*proc.Member) *proc.Member {
+func leaderOf(t *testing.T, c *clientv3.Client, ms []member) member {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var ids = map[uint64]*proc.Member{}
+	var ids = map[uint64]member{}
 	var lead uint64
 	for _, m := range ms {
 		if !m.Running() {
@@ -265,7 +296,7 @@ func leaderOf(t *testing.T, c *clientv3.Client, ms []*proc.Member) *proc.Member 
 		return l
 	}
 	t.Fatalf("leader %x is none of the running members", lead)
-	return nil
+	return member{}
 }
 
 func etcdctl(t *testing.T, endpoint string, args ...string) (string, error) {
@@ -280,12 +311,12 @@ func etcdctl(t *testing.T, endpoint string, args ...string) (string, error) {
 // by a follower of a three-member cluster, in order: the cluster, the
 // charts, a put, a watch, operations, and last the leader killed.
 func TestConsoleInTheBrowser(t *testing.T) {
-	ms := startCluster(t, "--enable-console")
+	ms := startCluster(t, nil, "--enable-console")
 	c := client(t, ms)
 	leader := leaderOf(t, c, ms)
-	var serving *proc.Member // a follower serves the page, so it outlives the leader
+	var serving member // a follower serves the page, so it outlives the leader
 	for _, m := range ms {
-		if m != leader {
+		if m.Name != leader.Name {
 			serving = m
 			break
 		}
@@ -317,6 +348,22 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		p.open("charts")
 		p.wait("six charts drawn", `document.querySelectorAll("#charts .uplot").length === 6`, 20*time.Second)
 		p.shot("charts")
+	})
+
+	t.Run("metrics URL", func(t *testing.T) {
+		p.t = t
+		// The console beside /metrics: the cluster and the charts, and no
+		// keys (the gateway is not served there).
+		mp := &page{t: t, ctx: p.ctx, base: serving.MetricsURL + "/console/", dir: p.dir}
+		mp.open("cluster")
+		mp.wait("three reachable members", `document.querySelectorAll('#members tbody tr').length === 3 &&
+			[...document.querySelectorAll('#members tbody tr')].every(r => r.children[3].textContent === "yes")`, 20*time.Second)
+		mp.wait("the leader", `document.querySelector("#leader-name").dataset.leader === `+js(leader.Name), 20*time.Second)
+		mp.open("keys")
+		if !mp.evalBool(`document.querySelector(".needs-gateway").hidden && !document.querySelector(".no-gateway").hidden`) {
+			t.Errorf("the metrics URL's console offers keys")
+		}
+		mp.shot("keys-on-metrics-url")
 	})
 
 	t.Run("put", func(t *testing.T) {
@@ -494,7 +541,7 @@ func TestConsoleInTheBrowser(t *testing.T) {
 	})
 }
 
-func memberID(t *testing.T, c *clientv3.Client, m *proc.Member) string {
+func memberID(t *testing.T, c *clientv3.Client, m member) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -503,4 +550,40 @@ func memberID(t *testing.T, c *clientv3.Client, m *proc.Member) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", st.Header.MemberId)
+}
+
+// Over TLS, the console is served over TLS, and asks the members over TLS.
+func TestConsoleOverTLS(t *testing.T) {
+	ms := startCluster(t, testcerts.NewCA(t), "--enable-console")
+	c := client(t, ms)
+	leader := leaderOf(t, c, ms)
+	// The browser does not know the test's CA.
+	bctx := browser(t, "ignore-certificate-errors")
+	dir := screenshots(t)
+	for _, base := range []string{ms[0].ClientURL, ms[1].MetricsURL} {
+		if !strings.HasPrefix(base, "https://") {
+			t.Fatalf("%s is not https", base)
+		}
+		p := &page{t: t, ctx: bctx, base: base + "/console/", dir: dir}
+		p.open("cluster")
+		p.wait("three reachable members", `document.querySelectorAll('#members tbody tr').length === 3 &&
+			[...document.querySelectorAll('#members tbody tr')].every(r => r.children[3].textContent === "yes" && r.children[4].textContent !== "")`, 20*time.Second)
+		p.wait("the leader", `document.querySelector("#leader-name").dataset.leader === `+js(leader.Name), 20*time.Second)
+		if got := p.eval(`location.protocol`); got != "https:" {
+			t.Errorf("page served over %s", got)
+		}
+	}
+	p := &page{t: t, ctx: bctx, base: ms[2].ClientURL + "/console/", dir: dir}
+	p.open("keys")
+	p.do("put over TLS", chromedp.SetValue("#put-key", "/tls"), chromedp.SetValue("#put-value", "yes"), chromedp.Click("#put-submit"))
+	p.confirm("Put /tls")
+	p.wait("the put", `document.querySelector("#message").textContent.startsWith("put /tls, revision")`, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if resp, err := c.Get(ctx, "/tls"); err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "yes" {
+		t.Fatalf("get /tls: %v %v", resp, err)
+	}
+	p.open("cluster")
+	p.wait("three members", `document.querySelectorAll('#members tbody tr').length === 3`, 20*time.Second)
+	p.shot("cluster-tls")
 }

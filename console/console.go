@@ -540,10 +540,11 @@ func (c *Console) serveDefragment(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveSnapshot is etcdctl snapshot save --endpoints=<the member>: the
-// database as Maintenance.Snapshot streams it, sent as it comes; its size
-// (the first message's blob and remaining bytes) is the Content-Length,
-// so the page can show progress. Its last 32 bytes are the SHA-256 etcd
-// appends, as in the file etcdctl writes.
+// database as Maintenance.Snapshot streams it, sent as it comes, followed
+// by the SHA-256 of the database that the stream ends with, as in the file
+// etcdctl writes. The first message's blob and remaining bytes give the
+// database's size, so the Content-Length is known at once (the page shows
+// progress against it).
 func (c *Console) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	m, err := c.memberByID(r.Context(), r)
 	if err != nil {
@@ -570,7 +571,7 @@ func (c *Console) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="snapshot-%x.db"`, m.ID))
-	h.Set("Content-Length", strconv.FormatUint(uint64(len(first.Blob))+first.RemainingBytes, 10))
+	h.Set("Content-Length", strconv.FormatUint(uint64(len(first.Blob))+first.RemainingBytes+sha256.Size, 10))
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(first.Blob); err != nil {
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -102,13 +103,16 @@ func (f *fakeMember) Snapshot(_ *pb.SnapshotRequest, s pb.Maintenance_SnapshotSe
 	if err := f.authorized(s.Context()); err != nil {
 		return err
 	}
+	// As etcd: the database in chunks, remaining_bytes counting the
+	// database bytes still to come, then its SHA-256.
 	for i := 0; i < len(f.snapshot); i += 1000 {
 		end := min(i+1000, len(f.snapshot))
 		if err := s.Send(&pb.SnapshotResponse{Blob: f.snapshot[i:end], RemainingBytes: uint64(len(f.snapshot) - end)}); err != nil {
 			return err
 		}
 	}
-	return nil
+	sum := sha256.Sum256(f.snapshot)
+	return s.Send(&pb.SnapshotResponse{Blob: sum[:]})
 }
 
 func (f *fakeMember) Authenticate(_ context.Context, r *pb.AuthenticateRequest) (*pb.AuthenticateResponse, error) {
@@ -437,8 +441,10 @@ func TestMetricsHandlerHasNoGateway(t *testing.T) {
 func TestSnapshotStreamsTheMembersDatabase(t *testing.T) {
 	tc := newTestCluster(t, nil, false)
 	resp, body := get(t, tc.srv.URL+"/console/api/snapshot?member=a")
-	if resp.StatusCode != 200 || !bytes.Equal(body, tc.a.snapshot) || resp.ContentLength != int64(len(tc.a.snapshot)) {
-		t.Fatalf("snapshot: %d, %d bytes (Content-Length %d), want %d", resp.StatusCode, len(body), resp.ContentLength, len(tc.a.snapshot))
+	sum := sha256.Sum256(tc.a.snapshot)
+	want := append(bytes.Clone(tc.a.snapshot), sum[:]...)
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) || resp.ContentLength != int64(len(want)) {
+		t.Fatalf("snapshot: %d, %d bytes (Content-Length %d), want %d: the database and its SHA-256", resp.StatusCode, len(body), resp.ContentLength, len(want))
 	}
 	if cd := resp.Header.Get("Content-Disposition"); cd != `attachment; filename="snapshot-a.db"` {
 		t.Errorf("Content-Disposition %q", cd)

@@ -150,6 +150,7 @@ async function refreshCharts() {
   $("#chart-interval").textContent = (m.interval_ms / 1000).toString();
   const xs = m.times.map(t => t / 1000);
   const box = $("#charts");
+  box.dataset.points = xs.length;
   chartDefs.forEach((d, i) => {
     const data = [xs, ...d.series.map(([k]) => m.series[k] || [])];
     if (!plots[i]) {
@@ -296,8 +297,13 @@ async function op(label, confirmText, f) {
   catch (e) { $("#op-result").textContent = label + ": " + e.message; message(label + ": " + e.message); }
   finally { progress(null); refreshStatus(); }
 }
+let opsShown = "";
 function fillOps() {
   if (!status) return;
+  // Rebuilt only when something changed, so a click is never lost to a refresh.
+  const sig = JSON.stringify([status.members.map(m => [m.id, m.name, m.is_learner]), status.alarms, status.alarms_error || ""]);
+  if (sig === opsShown) return;
+  opsShown = sig;
   for (const s of $$(".member-select")) {
     const v = s.value; s.textContent = "";
     for (const m of status.members) s.append(el("option", { value: m.id }, (m.name || "(unstarted)") + " " + m.id));
@@ -311,9 +317,9 @@ function fillOps() {
     el("td", {}, el("button", { type: "button", onclick: () => op("alarm disarm", `Disarm ${a.alarm} on ${memberName(a.member_id)}? (etcdctl alarm disarm)`,
       () => gw("maintenance/alarm", { action: "DEACTIVATE", memberID: hexToDec(a.member_id), alarm: a.alarm }).then(r => JSON.stringify(r.alarms || []))) }, "Disarm"))));
   const mt = $("#ops-members tbody"); mt.textContent = "";
-  for (const m of status.members) mt.append(el("tr", {}, el("td", {}, (m.name || "(unstarted)") + " " + m.id + (m.is_learner ? " (learner)" : "")),
-    el("td", {}, m.is_learner ? el("button", { type: "button", onclick: () => op("member promote", `Promote learner ${m.id}? (etcdctl member promote ${m.id})`, () => gw("cluster/member/promote", { ID: hexToDec(m.id) }).then(() => `member ${m.id} promoted`)) }, "Promote") : "",
-      el("button", { type: "button", class: "danger", onclick: () => op("member remove", `Remove member ${m.name || ""} ${m.id}? (etcdctl member remove ${m.id})`, () => gw("cluster/member/remove", { ID: hexToDec(m.id) }).then(() => `member ${m.id} removed`)) }, "Remove"))));
+  for (const m of status.members) mt.append(el("tr", { "data-id": m.id }, el("td", {}, (m.name || "(unstarted)") + " " + m.id + (m.is_learner ? " (learner)" : "")),
+    el("td", {}, m.is_learner ? el("button", { type: "button", class: "promote", onclick: () => op("member promote", `Promote learner ${m.id}? (etcdctl member promote ${m.id})`, () => gw("cluster/member/promote", { ID: hexToDec(m.id) }).then(() => `member ${m.id} promoted`)) }, "Promote") : "",
+      el("button", { type: "button", class: "danger remove", onclick: () => op("member remove", `Remove member ${m.name || ""} ${m.id}? (etcdctl member remove ${m.id})`, () => gw("cluster/member/remove", { ID: hexToDec(m.id) }).then(() => `member ${m.id} removed`)) }, "Remove"))));
 }
 async function snapshot(ev) {
   ev.preventDefault();
@@ -327,11 +333,25 @@ async function snapshot(ev) {
     const reader = r.body.getReader(); const parts = []; let got = 0;
     for (;;) { const { value, done } = await reader.read(); if (done) break; parts.push(value); got += value.length; progress(`snapshot ${size(got)} of ${size(total)}`, got, total || got); }
     if (total && got !== total) throw new Error(`cut short at ${got} of ${total} bytes`);
-    const url = URL.createObjectURL(new Blob(parts, { type: "application/octet-stream" }));
+    const blob = new Blob(parts, { type: "application/octet-stream" });
+    const check = await verifySnapshot(blob);
+    const url = URL.createObjectURL(blob);
     const a = el("a", { href: url, download: `snapshot-${id}.db` }); document.body.append(a); a.click(); a.remove();
-    $("#op-result").textContent = `snapshot of ${id}: ${got} bytes saved`; message(`snapshot: ${size(got)}`, true);
+    $("#op-result").textContent = `snapshot of ${id}: ${got} bytes saved, ${check}`; message(`snapshot: ${size(got)}, ${check}`, true);
   } catch (e) { $("#op-result").textContent = "snapshot: " + e.message; message("snapshot: " + e.message); }
   finally { progress(null); }
+}
+
+// verifySnapshot checks the SHA-256 of the database that etcd appends to a
+// snapshot (its last 32 bytes), as etcdutl snapshot restore does.
+async function verifySnapshot(blob) {
+  if (!(window.crypto && crypto.subtle)) return "SHA-256 not checked (the browser allows it over HTTPS or on localhost only)";
+  const buf = new Uint8Array(await blob.arrayBuffer());
+  if (buf.length < 32) throw new Error("snapshot too short");
+  const sum = new Uint8Array(await crypto.subtle.digest("SHA-256", buf.subarray(0, buf.length - 32)));
+  const want = buf.subarray(buf.length - 32);
+  if (!sum.every((b, i) => b === want[i])) throw new Error("snapshot SHA-256 mismatch: the file is damaged");
+  return "SHA-256 verified";
 }
 
 // ---- start ----

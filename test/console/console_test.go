@@ -1,7 +1,9 @@
 package console
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/cairnkv/cairn/internal/proc"
 	"github.com/cairnkv/cairn/internal/testcerts"
+	"github.com/cairnkv/cairn/internal/testutil"
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -347,6 +351,8 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		p.t = t
 		p.open("charts")
 		p.wait("six charts drawn", `document.querySelectorAll("#charts .uplot").length === 6`, 20*time.Second)
+		// The server keeps samples from its start: the page soon has several.
+		p.wait("three samples", `Number(document.querySelector("#charts").dataset.points) >= 3`, 20*time.Second)
 		p.shot("charts")
 	})
 
@@ -448,6 +454,92 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		p.confirm("etcdctl defrag")
 		p.wait("the defragmentation", `document.querySelector("#op-result").textContent.startsWith("defragment: done")`, 20*time.Second)
 		p.shot("operations")
+	})
+
+	t.Run("snapshot", func(t *testing.T) {
+		p.t = t
+		p.open("ops")
+		dir := t.TempDir()
+		p.do("allow downloads", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+				Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir})
+			return err
+		}))
+		p.do("download a snapshot", chromedp.SetValue("#snapshot-member", memberID(t, c, serving)), chromedp.Click(`#op-snapshot button[type=submit]`))
+		p.wait("the snapshot", `document.querySelector("#op-result").textContent.startsWith("snapshot of ")`, 30*time.Second)
+		result := p.eval(`document.querySelector("#op-result").textContent`)
+		var n int
+		if _, err := fmt.Sscanf(result[strings.Index(result, ": ")+2:], "%d bytes saved", &n); err != nil || !strings.HasSuffix(result, "SHA-256 verified") {
+			t.Fatalf("snapshot result %q", result)
+		}
+		file := filepath.Join(dir, "snapshot-"+memberID(t, c, serving)+".db")
+		var got []byte
+		testutil.Eventually(t, 20*time.Second, "the downloaded file", func() (bool, string) {
+			b, err := os.ReadFile(file)
+			got = b
+			return err == nil && len(b) == n, fmt.Sprintf("%d bytes, %v", len(b), err)
+		})
+		sum := sha256.Sum256(got[:len(got)-32])
+		if !bytes.Equal(sum[:], got[len(got)-32:]) {
+			t.Errorf("the downloaded snapshot's SHA-256 trailer does not match")
+		}
+		// What etcdctl snapshot save writes of the same member: a database
+		// of the same size with its SHA-256 (not the same bytes: the member
+		// commits its backend in between, which changes bbolt's meta pages).
+		saved := filepath.Join(t.TempDir(), "etcdctl.db")
+		if out, err := etcdctl(t, serving.ClientURL, "snapshot", "save", saved); err != nil {
+			t.Fatalf("etcdctl snapshot save: %v %s", err, out)
+		}
+		want, err := os.ReadFile(saved)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("console snapshot %d bytes, etcdctl's %d", len(got), len(want))
+		}
+		p.shot("snapshot")
+	})
+
+	t.Run("members", func(t *testing.T) {
+		p.t = t
+		p.open("ops")
+		peer := "http://127.0.0.1:1" // a learner that never starts
+		p.do("add a learner", chromedp.SetValue("#member-add-urls", peer), chromedp.Click("#member-add-learner"), chromedp.Click(`#op-member-add button[type=submit]`))
+		p.confirm("etcdctl member add --peer-urls=" + peer + " --learner")
+		p.wait("the learner added", `document.querySelector("#op-result").textContent.startsWith("member add: done")`, 20*time.Second)
+		learner := ""
+		ml, err := c.MemberList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ml.Members {
+			if len(m.PeerURLs) == 1 && m.PeerURLs[0] == peer && m.IsLearner {
+				learner = fmt.Sprintf("%x", m.ID)
+			}
+		}
+		if learner == "" {
+			t.Fatalf("no learner at %s in %v", peer, ml.Members)
+		}
+		// Promoting a learner that is not in sync: etcdctl's error.
+		out, err := etcdctl(t, serving.ClientURL, "member", "promote", learner)
+		if err == nil {
+			t.Fatalf("etcdctl member promote %s succeeded: %s", learner, out)
+		}
+		p.wait("the learner listed", `!!document.querySelector('#ops-members tr[data-id="`+learner+`"] button.promote')`, 10*time.Second)
+		p.do("promote", chromedp.Click(`#ops-members tr[data-id="`+learner+`"] button.promote`))
+		p.confirm("etcdctl member promote " + learner)
+		p.wait("the refusal", `document.querySelector("#op-result").textContent.startsWith("member promote: ") && !document.querySelector("#op-result").textContent.includes("done")`, 20*time.Second)
+		shown := strings.TrimPrefix(p.eval(`document.querySelector("#op-result").textContent`), "member promote: ")
+		if shown == "" || !strings.Contains(out, shown) {
+			t.Errorf("console shows %q, etcdctl says %q", shown, out)
+		}
+		p.do("remove", chromedp.Click(`#ops-members tr[data-id="`+learner+`"] button.remove`))
+		p.confirm("etcdctl member remove " + learner)
+		p.wait("the learner removed", `document.querySelector("#op-result").textContent.startsWith("member remove: done")`, 20*time.Second)
+		if ml, err = c.MemberList(ctx); err != nil || len(ml.Members) != 3 {
+			t.Fatalf("members after the console's remove: %v %v", ml, err)
+		}
+		p.shot("members")
 	})
 
 	t.Run("leader killed", func(t *testing.T) {

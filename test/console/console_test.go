@@ -679,3 +679,38 @@ func TestConsoleOverTLS(t *testing.T) {
 	p.wait("three members", `document.querySelectorAll('#members tbody tr').length === 3`, 20*time.Second)
 	p.shot("cluster-tls")
 }
+
+// A NOSPACE alarm shown and disarmed from the console, as etcdctl alarm
+// disarm does (it deactivates each raised alarm in turn).
+func TestAlarmDisarm(t *testing.T) {
+	ms := startCluster(t, nil, "--enable-console", "--quota-backend-bytes", "200000")
+	c := client(t, ms)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	value := strings.Repeat("x", 8000)
+	for i := 0; ; i++ {
+		if _, err := c.Put(ctx, fmt.Sprintf("/fill/%d", i), value); err != nil {
+			if !strings.Contains(err.Error(), "database space exceeded") {
+				t.Fatal(err)
+			}
+			break
+		}
+		if i > 1000 {
+			t.Fatal("no NOSPACE after 1000 puts")
+		}
+	}
+	p := &page{t: t, ctx: browser(t), base: ms[0].ClientURL + "/console/", dir: screenshots(t)}
+	p.open("cluster")
+	p.wait("the alarm", `document.querySelector("#cluster-alarms").textContent.startsWith("NOSPACE on ")`, 20*time.Second)
+	p.open("ops")
+	p.wait("the alarm's row", `!!document.querySelector("#alarms button")`, 20*time.Second)
+	p.shot("alarm")
+	p.do("disarm", chromedp.Click("#alarms button"))
+	p.confirm("etcdctl alarm disarm")
+	p.wait("the disarm", `document.querySelector("#op-result").textContent.startsWith("alarm disarm: done")`, 20*time.Second)
+	alarms, err := c.AlarmList(ctx)
+	if err != nil || len(alarms.Alarms) != 0 {
+		t.Fatalf("alarms after the console's disarm: %v %v", alarms, err)
+	}
+	p.wait("no alarm shown", `document.querySelector("#alarms").textContent === "no alarm raised"`, 20*time.Second)
+}

@@ -213,9 +213,10 @@ func loadAssets() (map[string]*asset, error) {
 // gateway.
 func (c *Console) Handler() http.Handler { return c.handler(true) }
 
-// MetricsHandler serves the console on a metrics URL, where there is no
-// gateway: the pages show the cluster and the charts, and send the user to
-// a client URL for keys, watches and operations.
+// MetricsHandler serves the console where there is no gateway (a metrics
+// URL, or a client URL with the gateway disabled): the pages show the
+// cluster and the charts, and send the user to a client URL with the
+// gateway for keys, watches and operations.
 func (c *Console) MetricsHandler() http.Handler { return c.handler(false) }
 
 func (c *Console) handler(gateway bool) http.Handler {

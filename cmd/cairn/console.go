@@ -23,7 +23,8 @@ import (
 // leader with.
 type webConsole struct {
 	*console.Console
-	self *grpc.ClientConn
+	self    *grpc.ClientConn
+	gateway bool // the client URLs serve the JSON gateway (--enable-grpc-gateway)
 }
 
 func newWebConsole(cfg *config.Config, sec *security, self uint64, clientLn net.Listener, reg prometheus.Gatherer, lg *zap.Logger) (*webConsole, error) {
@@ -67,13 +68,18 @@ func newWebConsole(cfg *config.Config, sec *security, self uint64, clientLn net.
 		return nil, err
 	}
 	lg.Info("web console enabled", zap.String("path", console.Prefix), zap.Bool("read-only", cfg.ConsoleReadOnly))
-	return &webConsole{Console: c, self: selfConn}, nil
+	return &webConsole{Console: c, self: selfConn, gateway: cfg.EnableGRPCGateway}, nil
 }
 
 // handler is what api.Config.Console takes: nil without the console.
+// Without the gateway (--enable-grpc-gateway=false) the client URLs serve
+// the console as the metrics URLs do: cluster and charts only.
 func (w *webConsole) handler() http.Handler {
 	if w == nil {
 		return nil
+	}
+	if !w.gateway {
+		return w.MetricsHandler()
 	}
 	return w.Handler()
 }

@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -713,4 +715,49 @@ func TestAlarmDisarm(t *testing.T) {
 		t.Fatalf("alarms after the console's disarm: %v %v", alarms, err)
 	}
 	p.wait("no alarm shown", `document.querySelector("#alarms").textContent === "no alarm raised"`, 20*time.Second)
+}
+
+// httpGet returns the status and body of GET url.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// Without --enable-console the binary serves no console, on the client
+// URLs nor the metrics URLs; with it and --enable-grpc-gateway=false, the
+// client URLs' console has no gateway (cluster and charts only).
+func TestConsoleFlags(t *testing.T) {
+	off := startCluster(t, nil)
+	for _, u := range []string{off[0].ClientURL, off[0].MetricsURL} {
+		for _, p := range []string{"/console/", "/console/api/status"} {
+			if code, _ := httpGet(t, u+p); code != http.StatusNotFound {
+				t.Errorf("without --enable-console: GET %s%s = %d, want 404", u, p, code)
+			}
+		}
+	}
+	noGateway := startCluster(t, nil, "--enable-console", "--enable-grpc-gateway=false")
+	if code, body := httpGet(t, noGateway[0].ClientURL+"/console/api/config"); code != 200 || !strings.Contains(body, `"gateway":false`) {
+		t.Errorf("--enable-grpc-gateway=false: config %d %s", code, body)
+	}
+	if code, body := httpGet(t, noGateway[0].ClientURL+"/console/"); code != 200 || !strings.Contains(body, "Cairn console") {
+		t.Errorf("--enable-grpc-gateway=false: GET /console/ = %d", code)
+	}
+	if code, body := httpGet(t, noGateway[1].MetricsURL+"/console/api/config"); code != 200 || !strings.Contains(body, `"gateway":false`) {
+		t.Errorf("metrics URL: config %d %s", code, body)
+	}
 }

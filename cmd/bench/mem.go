@@ -14,9 +14,11 @@ import (
 
 // memSampler reads servers' memory from /proc/PID/status. With several
 // servers (the members of a cluster) it reports the largest of each.
+// It also sums the servers' CPU time (user and system) over the run.
 type memSampler struct {
 	pids     []int
-	startRSS int64 // KiB
+	startRSS int64   // KiB
+	startCPU float64 // seconds, summed over pids
 }
 
 func startMem(pids []int) *memSampler {
@@ -26,7 +28,42 @@ func startMem(pids []int) *memSampler {
 			m.startRSS = max(m.startRSS, rss)
 		}
 	}
+	m.startCPU, _ = cpuSeconds(pids)
 	return m
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// cpuSeconds sums the user and system CPU time of the processes, from
+// /proc/PID/stat (fields 14 and 15).
+func cpuSeconds(pids []int) (float64, error) {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, err
+		}
+		// The command name (field 2) is in parentheses and may hold
+		// spaces: count fields after its closing parenthesis.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+		}
+		for _, s := range f[11:13] { // fields 14 (utime) and 15 (stime)
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+			}
+			ticks += n
+		}
+	}
+	return float64(ticks) / clockTicks, nil
 }
 
 // finish samples the peak resident set now, waits settle, and samples the
@@ -34,6 +71,10 @@ func startMem(pids []int) *memSampler {
 func (m *memSampler) finish(settle time.Duration) report {
 	if len(m.pids) == 0 {
 		return nil
+	}
+	var cpu report
+	if end, err := cpuSeconds(m.pids); err == nil {
+		cpu = report{{"server_cpu_seconds", round(end-m.startCPU, 2)}}
 	}
 	var peak, after int64
 	for _, pid := range m.pids {
@@ -51,13 +92,13 @@ func (m *memSampler) finish(settle time.Duration) report {
 		}
 		after = max(after, a)
 	}
-	return report{
+	return append(cpu, report{
 		{"server_rss_start_mib", mib(m.startRSS)},
 		{"server_rss_peak_mib", mib(peak)},
 		{fmt.Sprintf("server_rss_after_%s_mib", settle), mib(after)},
 		// The same under a name that does not change with -settle.
 		{"server_rss_mib", mib(after)},
-	}
+	}...)
 }
 
 func mib(kib int64) float64 { return float64(kib*10/1024) / 10 }

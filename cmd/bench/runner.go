@@ -195,7 +195,18 @@ func (s *session) finish(head report) report {
 	if s.mem == nil {
 		s.startMem()
 	}
-	return append(rep, s.mem.finish(s.g.settle)...)
+	rep = append(rep, s.mem.finish(s.g.settle)...)
+	// The servers' CPU time per operation: the cost of a request on the
+	// server's side, which the load generator's own share of a small
+	// machine's cores does not blur as it blurs throughput.
+	cpu, ok1 := rep.get("server_cpu_seconds")
+	ops, ok2 := rep.get("ops")
+	if c, ok := cpu.(float64); ok1 && ok2 && ok {
+		if n, ok := toFloat(ops); ok && n > 0 {
+			rep = append(rep, field{"server_cpu_us_per_op", round(c*1e6/n, 1)})
+		}
+	}
+	return rep
 }
 
 func (s *session) close() {

@@ -42,6 +42,7 @@ var summaryColumns = []struct{ field, title string }{
 	{"ops_per_second", "ops/s"},
 	{"latency_avg_ms", "avg ms"},
 	{"latency_p99_ms", "p99 ms"},
+	{"server_cpu_us_per_op", "server CPU µs/op"},
 	{"server_rss_mib", "RSS MiB"},
 	{"db_size_mib", "db MiB"},
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // targetFlags declare one target of compare or sweep: -X (endpoints) or
@@ -63,11 +64,7 @@ func runOnce(g global, t *target, w workload, args []string, stderr io.Writer) (
 	if err != nil {
 		return nil, err
 	}
-	g.endpoints = srv.endpoints
-	if len(srv.pids) > 0 {
-		g.serverPIDs = srv.pids
-	}
-	rep, err := w(g, args, stderr)
+	rep, err := w(attach(g, srv), args, stderr)
 	if serr := srv.stop(); serr != nil && err == nil {
 		err = fmt.Errorf("stopping %s: %w", t.name, serr)
 	}
@@ -75,6 +72,22 @@ func runOnce(g global, t *target, w workload, args []string, stderr io.Writer) (
 		return nil, fmt.Errorf("%s: %w", t.name, err)
 	}
 	return rep, nil
+}
+
+// attach points g at srv: its endpoints, its processes, and (for servers
+// bench started) how to restart them.
+func attach(g global, srv *servers) global {
+	g.endpoints = srv.endpoints
+	if len(srv.pids) > 0 {
+		g.serverPIDs = srv.pids
+	}
+	if len(srv.members) > 0 {
+		g.restart = func(ctx context.Context) (time.Time, []int, error) {
+			t0, err := srv.restart(ctx)
+			return t0, append([]int(nil), srv.pids...), err
+		}
+	}
+	return g
 }
 
 // roundResult is one run of a comparison or a sweep.
@@ -107,10 +120,10 @@ type comparison struct {
 // isMetric says whether a report field is a measurement (rather than the
 // workload's configuration): those are what medians and ratios are of.
 func isMetric(name string) bool {
-	if name == "errors" || name == "conflicts" {
+	if name == "errors" || name == "conflicts" || name == "timeouts" {
 		return true
 	}
-	for _, suf := range []string{"_per_second", "_ms", "_seconds", "_mib"} {
+	for _, suf := range []string{"_per_second", "_ms", "_seconds", "_mib", "_errors", "_timeouts", "_ratio"} {
 		if strings.HasSuffix(name, suf) {
 			return true
 		}
@@ -177,8 +190,10 @@ func (c *comparison) summarize() {
 	}
 }
 
+type column struct{ field, title string }
+
 // roundColumns are the columns of the per-round table.
-var roundColumns = []struct{ field, title string }{
+var roundColumns = []column{
 	{"ops_per_second", "ops/s"},
 	{"latency_avg_ms", "avg ms"},
 	{"latency_p50_ms", "p50 ms"},
@@ -187,6 +202,39 @@ var roundColumns = []struct{ field, title string }{
 	{"errors", "errors"},
 	{"server_rss_peak_mib", "RSS peak MiB"},
 	{"db_size_mib", "db MiB"},
+}
+
+// workloadColumns are the per-round columns of workloads that do not
+// report a throughput.
+var workloadColumns = map[string][]column{
+	"maint": {
+		{"baseline_p99_ms", "base p99 ms"},
+		{"compact_seconds", "compact s"},
+		{"compact_p99_ms", "compact p99 ms"},
+		{"compact_max_ms", "compact max ms"},
+		{"defrag_seconds", "defrag s"},
+		{"defrag_p99_ms", "defrag p99 ms"},
+		{"defrag_max_ms", "defrag max ms"},
+		{"errors", "errors"},
+		{"timeouts", "timeouts"},
+		{"rss_after_prefill_mib", "RSS MiB"},
+		{"prefill_db_size_mib", "db MiB"},
+	},
+	"restart": {
+		{"restart_seconds", "restart s"},
+		{"rss_after_prefill_mib", "RSS prefill MiB"},
+		{"rss_after_restart_mib", "RSS restart MiB"},
+		{"rss_settled_after_restart_mib", "RSS settled MiB"},
+		{"db_size_mib", "db MiB"},
+	},
+}
+
+// columns returns the per-round columns of c's workload.
+func (c *comparison) columns() []column {
+	if cols, ok := workloadColumns[c.Workload]; ok {
+		return cols
+	}
+	return roundColumns
 }
 
 // fmtNum formats a table number: integers plainly, others to three
@@ -213,15 +261,16 @@ func (c *comparison) markdown() string {
 	}
 	fmt.Fprintf(&b, "%d clients over %d connections; A = %s, B = %s; %d rounds, alternating A B.\n\n",
 		c.Clients, c.Conns, c.A, c.B, len(c.Rounds)/2)
+	cols := c.columns()
 	b.WriteString("| round | target |")
-	for _, col := range roundColumns {
+	for _, col := range cols {
 		fmt.Fprintf(&b, " %s |", col.title)
 	}
-	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(roundColumns)) + "\n")
+	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(cols)) + "\n")
 	for _, r := range c.Rounds {
 		name := c.nameOf(r.Target)
 		fmt.Fprintf(&b, "| %d | %s |", r.Round, name)
-		for _, col := range roundColumns {
+		for _, col := range cols {
 			if v, ok := r.Report.number(col.field); ok {
 				fmt.Fprintf(&b, " %s |", fmtNum(v))
 			} else {
@@ -299,9 +348,13 @@ func runCompare(g global, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "bench compare: round %d: %v\n", r, err)
 				return 1
 			}
-			ops, _ := rep.number("ops_per_second")
-			p99, _ := rep.number("latency_p99_ms")
-			fmt.Fprintf(stderr, "compare: round %d: %s: %s ops/s, p99 %s ms\n", r, t.t.name, fmtNum(ops), fmtNum(p99))
+			var parts []string
+			for _, col := range res.columns()[:3] {
+				if v, ok := rep.number(col.field); ok {
+					parts = append(parts, col.title+" "+fmtNum(v))
+				}
+			}
+			fmt.Fprintf(stderr, "compare: round %d: %s: %s\n", r, t.t.name, strings.Join(parts, ", "))
 			res.Rounds = append(res.Rounds, roundResult{Round: r, Target: t.id, Report: rep})
 		}
 	}

@@ -58,6 +58,10 @@ type global struct {
 	timeout    time.Duration
 	// progress receives a line a second while a workload runs.
 	progress io.Writer
+	// restart, set when bench started the servers (compare, sweep),
+	// stops them and starts them again on the same data: it returns when
+	// the new processes were started, and their pids.
+	restart func(ctx context.Context) (started time.Time, pids []int, err error)
 }
 
 // workload runs one benchmark with its own flags and returns its report.
@@ -74,6 +78,8 @@ var workloads = map[string]workload{
 	"list":            runList,
 	"watch":           runWatch,
 	"update":          runUpdate,
+	"maint":           runMaint,
+	"restart":         runRestart,
 }
 
 func workloadNames() string {

@@ -42,6 +42,36 @@ type servers struct {
 	pids      []int
 	dir       string
 	stop      func() error
+	members   []*proc.Member // the processes started, if any
+}
+
+// restart stops every member (SIGTERM, as an operator would) and starts
+// them again on the same data dirs and ports. It returns when the
+// processes are started, with the time they were, not when they serve:
+// the caller measures that. The servers' pids are the new processes'.
+func (s *servers) restart(ctx context.Context) (started time.Time, err error) {
+	if len(s.members) == 0 {
+		return time.Time{}, fmt.Errorf("restart: no server process started by bench")
+	}
+	for _, m := range s.members {
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		_, err := m.Stop(sctx)
+		cancel()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("restart: stopping %s: %w", m.Name, err)
+		}
+	}
+	started = time.Now()
+	for _, m := range s.members {
+		if err := m.Start(); err != nil {
+			return time.Time{}, fmt.Errorf("restart: %w", err)
+		}
+	}
+	s.pids = s.pids[:0]
+	for _, m := range s.members {
+		s.pids = append(s.pids, m.Pid())
+	}
+	return started, nil
 }
 
 // serverReady bounds how long a started server may take to serve.
@@ -118,7 +148,7 @@ func (t target) startIn(ctx context.Context, dir string) (*servers, error) {
 		wg.Wait()
 		return errors.Join(errs...)
 	}
-	s := &servers{dir: dir}
+	s := &servers{dir: dir, members: ms}
 	for _, m := range ms {
 		m.InitialCluster = proc.InitialCluster(peers...)
 		if err := m.Start(); err != nil {

@@ -26,7 +26,7 @@ func TestShortRunWithV2(t *testing.T) {
 		`(?m)^faults\s+\d+: .*partition/`,
 		`(?m)^linearizable\s+PASS`,
 		`(?m)^v2-final-reads\s+PASS`,
-		`(?m)^v2-linearizable\s+PASS\s+\d{3,} operations on 5 keys`,
+		`(?m)^v2-linearizable\s+PASS\s+\d{3,} operations on 8 keys`,
 	)
 	m := regexp.MustCompile(`v2 keys expired by the leaders' SYNCs: (\d+)`).FindStringSubmatch(out)
 	if m == nil {

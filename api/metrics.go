@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -29,6 +30,52 @@ type grpcMetrics struct {
 	// clientRequests counts calls by the client API version the client
 	// sends (etcd's etcd_server_client_requests_total).
 	clientRequests *prometheus.CounterVec
+
+	// The series a call touches, resolved once per method (and client
+	// version) instead of hashing label values on every call: a unary
+	// call touched five label sets.
+	methods  sync.Map // "typ FullMethod" -> *methodSeries
+	versions sync.Map // "typ version" -> prometheus.Counter
+}
+
+// methodSeries are one method's series.
+type methodSeries struct {
+	typ, svc, meth          string
+	started, received, sent prometheus.Counter
+	handledOK               prometheus.Counter
+	seconds                 prometheus.Observer // nil without --metrics=extensive
+}
+
+func (m *grpcMetrics) series(typ, full string) *methodSeries {
+	key := typ + " " + full
+	if ms, ok := m.methods.Load(key); ok {
+		return ms.(*methodSeries)
+	}
+	svc, meth := splitMethod(full)
+	ms := &methodSeries{
+		typ: typ, svc: svc, meth: meth,
+		started:   m.started.WithLabelValues(typ, svc, meth),
+		received:  m.received.WithLabelValues(typ, svc, meth),
+		sent:      m.sent.WithLabelValues(typ, svc, meth),
+		handledOK: m.handled.WithLabelValues(typ, svc, meth, codes.OK.String()),
+	}
+	if m.seconds != nil {
+		ms.seconds = m.seconds.WithLabelValues(typ, svc, meth)
+	}
+	got, _ := m.methods.LoadOrStore(key, ms)
+	return got.(*methodSeries)
+}
+
+// done counts a finished call under its code and observes its duration.
+func (m *grpcMetrics) done(ms *methodSeries, start time.Time, err error) {
+	if ms.seconds != nil {
+		ms.seconds.Observe(time.Since(start).Seconds())
+	}
+	if code := status.Code(err); code == codes.OK {
+		ms.handledOK.Inc()
+	} else {
+		m.handled.WithLabelValues(ms.typ, ms.svc, ms.meth, code.String()).Inc()
+	}
 }
 
 func newGRPCMetrics(reg prometheus.Registerer, extensive bool) (*grpcMetrics, error) {
@@ -101,13 +148,6 @@ func (m *grpcMetrics) initialize(srv *grpc.Server) {
 	}
 }
 
-// observe records how long a call took, with --metrics=extensive.
-func (m *grpcMetrics) observe(typ, svc, meth string, start time.Time) {
-	if m.seconds != nil {
-		m.seconds.WithLabelValues(typ, svc, meth).Observe(time.Since(start).Seconds())
-	}
-}
-
 // splitMethod turns "/etcdserverpb.KV/Range" into ("etcdserverpb.KV", "Range").
 func splitMethod(full string) (service, method string) {
 	full = strings.TrimPrefix(full, "/")
@@ -139,15 +179,23 @@ func methodType(clientStream, serverStream bool) string {
 // under the client API version its metadata carries ("unknown" without
 // one), as etcd's interceptors do (typ "unary" or "stream").
 func (m *grpcMetrics) countClientRequest(ctx context.Context, typ string) {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
+	ver := "unknown"
+	// ValueFromIncomingContext copies only this key's values, not the
+	// whole metadata as FromIncomingContext does; clientv3 always sends
+	// the key, so the copy is left to the calls without it.
+	if vs := metadata.ValueFromIncomingContext(ctx, clientAPIVersionKey); len(vs) > 0 {
+		if utf8.ValidString(vs[0]) {
+			ver = vs[0]
+		}
+	} else if _, ok := metadata.FromIncomingContext(ctx); !ok {
 		return
 	}
-	ver := "unknown"
-	if vs := md.Get(clientAPIVersionKey); len(vs) > 0 && utf8.ValidString(vs[0]) {
-		ver = vs[0]
+	key := typ + " " + ver
+	c, ok := m.versions.Load(key)
+	if !ok {
+		c, _ = m.versions.LoadOrStore(key, m.clientRequests.WithLabelValues(typ, ver))
 	}
-	m.clientRequests.WithLabelValues(typ, ver).Inc()
+	c.(prometheus.Counter).Inc()
 }
 
 // clientAPIVersionKey is the metadata key of the client's API version
@@ -156,32 +204,25 @@ const clientAPIVersionKey = "client-api-version"
 
 func (m *grpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	m.countClientRequest(ctx, "unary")
-	svc, meth := splitMethod(info.FullMethod)
-	m.started.WithLabelValues("unary", svc, meth).Inc()
-	m.received.WithLabelValues("unary", svc, meth).Inc()
+	ms := m.series("unary", info.FullMethod)
+	ms.started.Inc()
+	ms.received.Inc()
 	start := time.Now()
 	resp, err := handler(ctx, req)
-	m.observe("unary", svc, meth, start)
-	m.handled.WithLabelValues("unary", svc, meth, status.Code(err).String()).Inc()
+	m.done(ms, start, err)
 	if err == nil {
-		m.sent.WithLabelValues("unary", svc, meth).Inc()
+		ms.sent.Inc()
 	}
 	return resp, err
 }
 
 func (m *grpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	m.countClientRequest(ss.Context(), "stream")
-	typ := streamType(info)
-	svc, meth := splitMethod(info.FullMethod)
-	m.started.WithLabelValues(typ, svc, meth).Inc()
+	ms := m.series(streamType(info), info.FullMethod)
+	ms.started.Inc()
 	start := time.Now()
-	err := handler(srv, &countingStream{
-		ServerStream: ss,
-		received:     m.received.WithLabelValues(typ, svc, meth),
-		sent:         m.sent.WithLabelValues(typ, svc, meth),
-	})
-	m.observe(typ, svc, meth, start)
-	m.handled.WithLabelValues(typ, svc, meth, status.Code(err).String()).Inc()
+	err := handler(srv, &countingStream{ServerStream: ss, received: ms.received, sent: ms.sent})
+	m.done(ms, start, err)
 	return err
 }
 

@@ -195,6 +195,9 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	} else if id != 0 {
 		clusterID = id
 	}
+	if id, cid, ok := walIdentity(walDir); ok && id != self {
+		self, clusterID = id, cid
+	}
 	sec, err := newSecurity(cfg, lg)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -26,7 +27,8 @@ import (
 type member struct {
 	*proc.Member
 	idx int
-	id  uint64
+	// id is its member ID; a membership change gives the slot a new one.
+	id atomic.Uint64
 	// disk is the FUSE file system of its data dir with disk faults, nil
 	// without.
 	disk *faultfs.FS
@@ -85,7 +87,7 @@ func newCluster(bin, dir string, n int, token string, env, extra []string, rt *r
 			},
 			Bin: bin, LogPath: filepath.Join(dir, name+".log"), Env: env,
 		}}
-		m.id = node.MemberID([]string{m.AdvertisePeerURL}, token)
+		m.id.Store(node.MemberID([]string{m.AdvertisePeerURL}, token))
 		c.members = append(c.members, m)
 		peers = append(peers, m.Peer())
 	}
@@ -103,7 +105,7 @@ func newCluster(bin, dir string, n int, token string, env, extra []string, rt *r
 // indexOf maps a member ID to its index, or -1.
 func (c *cluster) indexOf(id uint64) int {
 	for _, m := range c.members {
-		if m.id == id {
+		if m.id.Load() == id {
 			return m.idx
 		}
 	}

@@ -412,6 +412,9 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 	if needsDisk(o.faults) {
 		checks = append(checks, checkDisks(c, nm))
 	}
+	if slices.Contains(o.faults, FaultMembers) {
+		checks = append(checks, checkMembers(c, nm, time.Now().Add(o.recover)))
+	}
 
 	rl.printf("checking linearizability")
 	hist := w.rec.History()
@@ -435,8 +438,8 @@ func (c *cluster) checkIDs(clis []*clientv3.Client) error {
 		if err != nil {
 			return fmt.Errorf("status of %s: %w", m.Name, err)
 		}
-		if st.Header.MemberId != m.id {
-			return fmt.Errorf("%s has member ID %x, the proxies expect %x", m.Name, st.Header.MemberId, m.id)
+		if id := m.id.Load(); st.Header.MemberId != id {
+			return fmt.Errorf("%s has member ID %x, the proxies expect %x", m.Name, st.Header.MemberId, id)
 		}
 	}
 	return nil

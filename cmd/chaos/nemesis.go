@@ -23,7 +23,7 @@ const (
 )
 
 // FaultKinds lists every fault kind, in the order of the summary.
-var FaultKinds = []string{FaultKill, FaultPause, FaultPartition, FaultDelay, FaultPower, FaultDiskStall, FaultDiskEIO, FaultDiskFull}
+var FaultKinds = []string{FaultKill, FaultPause, FaultPartition, FaultDelay, FaultPower, FaultDiskStall, FaultDiskEIO, FaultDiskFull, FaultMembers}
 
 // Partition shapes.
 const (
@@ -137,6 +137,8 @@ func Schedule(seed int64, n int, duration time.Duration, kinds []string) []Fault
 			f.Delay = 20*time.Millisecond + time.Duration(rng.Int64N(int64(280*time.Millisecond)))
 		case FaultPower, FaultDiskStall, FaultDiskEIO, FaultDiskFull:
 			scheduleDisk(rng, n, &f)
+		case FaultMembers:
+			scheduleMembers(rng, &f)
 		case FaultPartition:
 			switch rng.IntN(4) {
 			case 0:
@@ -172,6 +174,8 @@ type nemesis struct {
 	counts map[string]int
 	// disk records the members' reactions to failing disks.
 	disk diskLog
+	// members records the membership changes.
+	members membersLog
 }
 
 // run applies the schedule until it ends or ctx is done, undoing each
@@ -234,6 +238,8 @@ func (nm *nemesis) apply(ctx context.Context, f Fault) (func() error, error) {
 		}, nil
 	case FaultPower, FaultDiskStall, FaultDiskEIO, FaultDiskFull:
 		return nm.applyDisk(ctx, f, target)
+	case FaultMembers:
+		return nm.applyMembers(f, target)
 	case FaultDelay:
 		nm.log("nemesis: delay links of %s by %s", m.Name, f.Delay)
 		links := isolateLinks(len(c.members), target)

@@ -195,9 +195,9 @@ async function openKey(key) {
   const val = unb64(kv.value);
   const pre = el("pre", { id: "key-value" });
   const render = () => {
-    const t = text(val);
-    if (valueMode === "json") { try { pre.textContent = JSON.stringify(JSON.parse(t), null, 2); } catch (e) { pre.textContent = "(not JSON) " + (t ?? hex(val)); } }
-    else if (valueMode === "hex" || t === null) pre.textContent = hex(val);
+    const t = text(val); // null: not UTF-8, shown in hex whatever the mode
+    if (valueMode === "hex" || t === null) pre.textContent = hex(val);
+    else if (valueMode === "json") { try { pre.textContent = JSON.stringify(JSON.parse(t), null, 2); } catch (e) { pre.textContent = "(not JSON) " + t; } }
     else pre.textContent = t;
   };
   const modes = el("div", { class: "row" }, ...["text", "json", "hex"].map(mo => el("button", { type: "button", onclick: () => { valueMode = mo; render(); } }, mo.toUpperCase())));

@@ -391,6 +391,24 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		p.wait("the value", `(document.querySelector("#key-value") || {}).textContent === '{"hello":"from the browser"}'`, 10*time.Second)
 		p.do("JSON view", chromedp.Click(`//div[@id="key-detail"]//button[text()="JSON"]`))
 		p.wait("the value pretty-printed", `document.querySelector("#key-value").textContent === '{\n  "hello": "from the browser"\n}'`, 10*time.Second)
+		// A binary value in hex, its lease and TTL, and its history.
+		lease, err := c.Grant(ctx, 600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{"v1", "v2", "\x00\xffbin"} {
+			if _, err := c.Put(ctx, "/console/binary", v, clientv3.WithLease(lease.ID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.do("list again", chromedp.Click(`#keys-form button[type=submit]`))
+		p.wait("the binary key listed", `!!document.querySelector('#keys-table tr[data-key="/console/binary"]')`, 10*time.Second)
+		p.do("open the binary key", chromedp.Click(`#keys-table tr[data-key="/console/binary"]`))
+		p.wait("the value in hex", `(document.querySelector("#key-value") || {}).textContent === "00 ff 62 69 6e"`, 10*time.Second)
+		p.wait("the lease and its TTL", `/^`+fmt.Sprintf("%x", lease.ID)+` \(TTL \d+ s of 600 s\)$/.test(document.querySelector("#key-lease").textContent)`, 10*time.Second)
+		p.wait("the history", `(() => { const li = [...document.querySelectorAll("#key-history li")].map(li => li.textContent);
+			return li.length === 4 && /^rev \d+ \(v3\): 0x00ff62696e$/.test(li[0]) && /^rev \d+ \(v2\): v2$/.test(li[1]) &&
+				/^rev \d+ \(v1\): v1$/.test(li[2]) && li[3] === "created at revision " + li[2].match(/^rev (\d+)/)[1]; })()`, 10*time.Second)
 		p.shot("keys")
 	})
 

@@ -6,8 +6,8 @@ import (
 	"github.com/cairnkv/cairn/v2store"
 )
 
-// v2Bucket holds the v2 API's tree (v2store), one record per node, in the
-// member's database, so it is durable and travels in snapshots. etcd kept
+// v2Bucket holds the v2 API's tree (v2store), one record per node and one
+// per event of its 1000-event history, in the member's database, so it is durable and travels in snapshots. etcd kept
 // its v2 tree in its .snap files instead: v2 data does not move between
 // Cairn and etcd.
 var v2Bucket = []byte("v2store")

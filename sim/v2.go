@@ -326,6 +326,11 @@ func (c *Cluster) checkV2() {
 		return
 	}
 	rep.Checked, rep.Verdict, rep.Steps = true, res.Verdict, res.Steps
+	// Counted with the v3 checks, so a sweep's summary shows them too.
+	c.report.LinSteps += res.Steps
+	if res.Verdict == linearizability.Inconclusive {
+		c.report.Inconclusive++
+	}
 	c.tracef("v2 model check: %v, %d of %d keys inconclusive, %d steps", res.Verdict, res.Inconclusive, res.Partitions, res.Steps)
 	if res.Verdict == linearizability.NotLinearizable {
 		var b strings.Builder

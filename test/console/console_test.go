@@ -410,6 +410,19 @@ func TestConsoleInTheBrowser(t *testing.T) {
 			return li.length === 4 && /^rev \d+ \(v3\): 0x00ff62696e$/.test(li[0]) && /^rev \d+ \(v2\): v2$/.test(li[1]) &&
 				/^rev \d+ \(v1\): v1$/.test(li[2]) && li[3] === "created at revision " + li[2].match(/^rev (\d+)/)[1]; })()`, 10*time.Second)
 		p.shot("keys")
+		// Paging: 50 keys a page.
+		for i := 0; i < 60; i++ {
+			if _, err := c.Put(ctx, fmt.Sprintf("/paged/%03d", i), "x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows := `[...document.querySelectorAll("#keys-table tbody tr")].map(r => r.dataset.key)`
+		p.do("list /paged/", chromedp.SetValue("#keys-prefix", "/paged/"), chromedp.Click(`#keys-form button[type=submit]`))
+		p.wait("the first page", `(r => r.length === 50 && r[0] === "/paged/000" && r[49] === "/paged/049")(`+rows+`) && document.querySelector("#keys-count").textContent === "60 keys with this prefix"`, 10*time.Second)
+		p.do("next page", chromedp.Click("#keys-next"))
+		p.wait("the second page", `(r => r.length === 10 && r[0] === "/paged/050" && r[9] === "/paged/059")(`+rows+`) && document.querySelector("#keys-next").disabled`, 10*time.Second)
+		p.do("previous page", chromedp.Click("#keys-prev"))
+		p.wait("the first page again", `(r => r.length === 50 && r[0] === "/paged/000")(`+rows+`) && document.querySelector("#keys-prev").disabled`, 10*time.Second)
 	})
 
 	t.Run("watch", func(t *testing.T) {
@@ -469,6 +482,13 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		if _, err := c.Get(ctx, "/console/compacted", clientv3.WithRev(rev-1)); err == nil || !strings.Contains(err.Error(), "required revision has been compacted") {
 			t.Errorf("get at revision %d after the console's compaction: %v, want compacted", rev-1, err)
 		}
+		// A key's history now stops at the compaction, saying so.
+		p.open("keys")
+		p.do("list /console/", chromedp.SetValue("#keys-prefix", "/console/"), chromedp.Click(`#keys-form button[type=submit]`))
+		p.wait("the key listed", `!!document.querySelector('#keys-table tr[data-key="/console/binary"]')`, 10*time.Second)
+		p.do("open it", chromedp.Click(`#keys-table tr[data-key="/console/binary"]`))
+		p.wait("the history cut at the compaction", `(li => li.length === 2 && li[1] === "older revisions: etcdserver: mvcc: required revision has been compacted")([...document.querySelectorAll("#key-history li")].map(li => li.textContent))`, 10*time.Second)
+		p.open("ops")
 		// Defragment the leader, through the follower serving the page.
 		p.do("pick the leader", chromedp.SetValue("#defrag-member", memberID(t, c, leader)), chromedp.Click(`#op-defrag button[type=submit]`))
 		p.confirm("etcdctl defrag")

@@ -560,6 +560,13 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		if learner == "" {
 			t.Fatalf("no learner at %s in %v", peer, ml.Members)
 		}
+		// The cluster page shows it as a learner, not started (no name yet)
+		// and unreachable, drawn dashed.
+		p.open("cluster")
+		p.wait("the learner's row", `(r => !!r && r.dataset.role === "learner" && r.children[0].textContent === "(unstarted)" && r.children[3].textContent === "no")(document.querySelector('#members tr[data-id="`+learner+`"]'))`, 20*time.Second)
+		p.wait("four members drawn", `document.querySelectorAll("#topology circle").length === 4 && !!document.querySelector('#topology circle[stroke-dasharray="5 3"]')`, 10*time.Second)
+		p.shot("cluster-with-learner")
+		p.open("ops")
 		// Promoting a learner that is not in sync: etcdctl's error.
 		out, err := etcdctl(t, serving.ClientURL, "member", "promote", learner)
 		if err == nil {

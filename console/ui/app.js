@@ -119,7 +119,10 @@ function drawTopology(st) {
   st.members.forEach((m, i) => { const a = -Math.PI / 2 + 2 * Math.PI * i / n; pos[m.id] = [cx + r * Math.cos(a), cy + r * Math.sin(a)]; });
   const mk = (t, a) => { const e = document.createElementNS(ns, t); for (const [k, v] of Object.entries(a)) e.setAttribute(k, v); svg.append(e); return e; };
   if (st.leader && pos[st.leader]) for (const m of st.members) if (m.id !== st.leader) {
-    const [x1, y1] = pos[st.leader], [x2, y2] = pos[m.id];
+    const [lx, ly] = pos[st.leader], [mx, my] = pos[m.id];
+    const d = Math.hypot(mx - lx, my - ly) || 1, ux = (mx - lx) / d, uy = (my - ly) / d;
+    // From the leader's circle's edge to the member's.
+    const x1 = lx + 30 * ux, y1 = ly + 30 * uy, x2 = mx - 24 * ux, y2 = my - 24 * uy;
     mk("line", { x1, y1, x2, y2, stroke: m.reachable ? "#9fb3d9" : "#e5a5a5", "stroke-width": 2, "stroke-dasharray": m.reachable ? "" : "4 4" });
   }
   for (const m of st.members) {

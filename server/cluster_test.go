@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type clusterOpts struct {
 	// walFS, if set, makes every member's WAL live on it (in a per-member
 	// directory) instead of on a MemFS; crash() needs MemFS.
 	walFS vfs.FS
+	// electionTicks overrides the members' election timeout (10 ticks of
+	// 10 ms). The first election is fast-forwarded whatever it is.
+	electionTicks int
 }
 
 func newTestCluster(t testing.TB, n int, opts clusterOpts) *testCluster {
@@ -125,7 +129,7 @@ func (c *testCluster) tryStart(id uint64, edit func(*Config)) error {
 			Name: m.Name, ID: id, ClusterToken: "test", InitialMembers: c.members,
 			Join: c.joining[id], ClusterID: c.clusterID(),
 			DataDir: c.dirs[id], WALFS: c.walFS(id), WALSegmentSize: 1 << 20,
-			Logger: c.opts.logger.Named(m.Name), ElectionTicks: 10, HeartbeatTicks: 1,
+			Logger: c.opts.logger.Named(m.Name), ElectionTicks: cmp.Or(c.opts.electionTicks, 10), HeartbeatTicks: 1,
 			SnapshotCount: c.opts.snapshotCount, SnapshotCatchUpEntries: c.opts.catchUp,
 			BackendBatchInterval: 20 * time.Millisecond, TickInterval: 10 * time.Millisecond,
 		},

@@ -191,6 +191,9 @@ func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*
 	if err := s.mayRemove(cur, r.GetID()); err != nil {
 		return nil, err
 	}
+	if r.GetID() == s.ID() && s.Leader() == s.ID() {
+		s.handOverLeadership(ctx)
+	}
 	ms, err := s.changeMember(ctx, r.GetID(), raftpb.ConfChangeRemoveNode, nil)
 	if err != nil {
 		return nil, err
@@ -296,3 +299,35 @@ func (s *Server) promoteLocal(ctx context.Context, r *pb.MemberPromoteRequest) (
 
 // Members lists the members as this member has applied them.
 func (s *Server) Members(ctx context.Context) ([]node.Member, error) { return s.members(ctx) }
+
+// handOverLeadership moves the leadership of a leader about to remove
+// itself to the voter whose log is the most complete, so the others go on
+// at once instead of waiting out an election timeout without a leader
+// (etcd leaves them so). If it cannot, the removal goes ahead anyway, as
+// in etcd: the others elect a leader when their timeout runs out.
+func (s *Server) handOverLeadership(ctx context.Context) {
+	var target, best uint64
+	if err := s.onLoop(ctx, func() {
+		st := s.core.Status()
+		learners := map[uint64]bool{}
+		for _, m := range s.core.Members() {
+			learners[m.ID] = m.IsLearner
+		}
+		for id, pr := range st.Progress {
+			if id == s.ID() || learners[id] || !pr.RecentActive {
+				continue
+			}
+			if target == 0 || pr.Match > best || (pr.Match == best && id < target) {
+				target, best = id, pr.Match
+			}
+		}
+	}); err != nil || target == 0 {
+		return
+	}
+	if _, err := s.MoveLeader(ctx, target); err != nil {
+		s.lg.Warn("could not move the leadership before removing this member; removing it anyway",
+			zap.String("to", fmt.Sprintf("%x", target)), zap.Error(err))
+		return
+	}
+	s.lg.Info("moved the leadership before removing this member", zap.String("to", fmt.Sprintf("%x", target)))
+}

@@ -328,3 +328,31 @@ func waitRemoved(t *testing.T, s *Server, who string) {
 		t.Fatalf("%s kept running", who)
 	}
 }
+
+// A leader asked to remove itself hands the leadership to another voter
+// first, so the others go on without waiting out an election timeout
+// (etcd leaves them leaderless that long). The timeout here is 3 s: right
+// after the removal the others know a leader among themselves only if
+// the leadership moved before it.
+func TestRemovingTheLeaderMovesTheLeadershipFirst(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOpts{electionTicks: 300})
+	lead := c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.server(lead).MemberRemove(ctx, &pb.MemberRemoveRequest{ID: lead}); err != nil {
+		t.Fatalf("the leader removing itself: %v", err)
+	}
+	var rest []*Server
+	for _, m := range c.members {
+		if m.ID != lead {
+			rest = append(rest, c.server(m.ID))
+		}
+	}
+	for _, s := range rest {
+		if l := s.Leader(); l == 0 || l == lead {
+			t.Fatalf("right after the leader removed itself, %x's leader is %x (the removed one was %x)", s.ID(), l, lead)
+		}
+	}
+	waitRemoved(t, c.server(lead), "the removed leader")
+	c.put(rest[0], "after-leader-removal", "1")
+}

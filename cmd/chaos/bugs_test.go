@@ -29,3 +29,22 @@ func TestStaleReadsBugIsFound(t *testing.T) {
 		t.Fatalf("history.html: %v", err)
 	}
 }
+
+// TestSkipWALFsyncBugIsFoundByPowerCuts proves the power nemesis tests
+// fsync discipline: a cairn whose WAL never fsyncs loses acknowledged
+// entries when a majority loses power, which kill -9 alone never shows.
+//
+//	go test -tags cairnbugs ./cmd/chaos -run TestSkipWALFsyncBugIsFoundByPowerCuts
+func TestSkipWALFsyncBugIsFoundByPowerCuts(t *testing.T) {
+	needFUSE(t)
+	code, out, _ := runShort(t, true, "-nodes", "3", "-duration", "20s", "-seed", "3", "-faults", "power", "-bug", "skip-wal-fsync", "-check-timeout", "60s")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !regexp.MustCompile(`(?m)^faults\s+\d+: .*power/majority`).MatchString(out) {
+		t.Fatalf("the schedule of seed 3 has no majority power cut any more")
+	}
+	if !regexp.MustCompile(`(?m)^(linearizable|converged)\s+FAIL`).MatchString(out) {
+		t.Fatalf("neither the linearizability nor the convergence check failed")
+	}
+}

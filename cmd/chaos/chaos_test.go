@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnkv/cairn/internal/faultfs"
 	"github.com/cairnkv/cairn/internal/proc"
 	"github.com/cairnkv/cairn/linearizability"
 )
@@ -150,4 +151,32 @@ func TestShortRunWithTLSAndAuth(t *testing.T) {
 		}
 	}
 	noDataRaces(t, dir, "m0.log", "m1.log", "m2.log")
+}
+
+// needFUSE skips a test of the disk faults where FUSE file systems cannot
+// be mounted (no /dev/fuse, not root): they need a real mount.
+func needFUSE(t *testing.T) {
+	t.Helper()
+	if err := faultfs.Available(); err != nil {
+		t.Skipf("disk faults need FUSE: %v", err)
+	}
+}
+
+// TestDiskAndMembershipFaultsShortRun is the CI run of the faults on the
+// data dirs (power cuts, fsync stalls, EIO, ENOSPC) and of membership
+// changes: seconds long, every check must pass.
+func TestDiskAndMembershipFaultsShortRun(t *testing.T) {
+	needFUSE(t)
+	code, out, _ := runShort(t, false, "-nodes", "3", "-duration", "20s", "-seed", "35", "-faults", "power,disk-stall,disk-eio,disk-full,members")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	wantSummary(t, out,
+		`(?m)^faults\s+\d+: disk-eio \d+, disk-full \d+, disk-stall \d+, members/learner 1, power/majority 1$`,
+		`(?m)^disk\s+PASS  1 member power cuts|^disk\s+PASS  [2-9] member power cuts`,
+		`(?m)^members\s+PASS  0 replaced, 1 re-added as learners`,
+		`(?m)^linearizable\s+PASS`,
+		`(?m)^converged\s+PASS`,
+		`(?m)^\d+ passed, 0 failed$`,
+	)
 }

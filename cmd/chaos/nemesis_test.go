@@ -90,3 +90,56 @@ func TestPartitionLinks(t *testing.T) {
 		t.Fatalf("splitLinks(5, [0 3]) = %v, want %v", got, want)
 	}
 }
+
+func TestScheduleOfDiskAndMembershipFaults(t *testing.T) {
+	kinds := []string{FaultPower, FaultDiskStall, FaultDiskEIO, FaultDiskFull, FaultMembers}
+	seen := map[string]bool{}
+	for seed := int64(1); seed <= 50; seed++ {
+		for _, n := range []int{3, 5} {
+			dur := 60 * time.Second
+			var end time.Duration
+			for i, f := range Schedule(seed, n, dur, kinds) {
+				seen[f.Label()] = true
+				if f.At < end || f.At+f.For > dur {
+					t.Fatalf("seed %d: fault %d (%v) overlaps the previous one or runs past %v", seed, i, f, dur)
+				}
+				end = f.At + f.For
+				switch f.Kind {
+				case FaultPower:
+					want := map[string]int{PowerMinority: (n - 1) / 2, PowerMajority: n/2 + 1, PowerAll: n}[f.Shape]
+					if len(f.Minority) != want || !slices.IsSorted(f.Minority) || len(slices.Compact(slices.Clone(f.Minority))) != want {
+						t.Fatalf("seed %d n %d: power cut %s on %v", seed, n, f.Shape, f.Minority)
+					}
+					for _, m := range f.Minority {
+						if m < 0 || m >= n {
+							t.Fatalf("seed %d: power cut on m%d of %d", seed, m, n)
+						}
+					}
+				case FaultDiskStall:
+					if f.Delay < time.Second || f.Delay >= 4*time.Second || f.For < f.Delay {
+						t.Fatalf("seed %d: fsync stall %v lasting %v", seed, f.Delay, f.For)
+					}
+				case FaultMembers:
+					if f.Shape != MembersReplace && f.Shape != MembersLearner {
+						t.Fatalf("seed %d: membership change %q", seed, f.Shape)
+					}
+				}
+			}
+		}
+	}
+	for _, l := range []string{"power/minority", "power/majority", "power/all", "disk-stall", "disk-eio", "disk-full", "members/replace", "members/learner"} {
+		if !seen[l] {
+			t.Errorf("no %s fault in 100 schedules", l)
+		}
+	}
+}
+
+func TestParseFaultsKnowsDiskAndMembershipKinds(t *testing.T) {
+	got, err := ParseFaults("power,disk-stall,disk-eio,disk-full,members")
+	if err != nil || len(got) != 5 {
+		t.Fatalf("ParseFaults = %v, %v", got, err)
+	}
+	if !needsDisk(got) || needsDisk([]string{FaultKill, FaultMembers}) {
+		t.Fatal("needsDisk wrong")
+	}
+}

@@ -240,7 +240,7 @@ func (nm *nemesis) afterWriteErrors(m *member, kind string, x faultfs.Faults, be
 // write exited naming the error and the file, and the power cuts did
 // drop unsynced state (else they proved nothing).
 func checkDisks(c *cluster, nm *nemesis) Check {
-	var cuts, pages, resizes, undone, undoErrs int
+	var cuts, pages, resizes, undone, stale, undoErrs int
 	for _, m := range c.members {
 		st := m.disk.Stats()
 		cuts += st.PowerCuts
@@ -248,6 +248,7 @@ func checkDisks(c *cluster, nm *nemesis) Check {
 		resizes += st.DroppedResizes
 		undone += st.UndoneOps
 		undoErrs += st.UndoErrors
+		stale += st.StaleUndos
 	}
 	nm.disk.mu.Lock()
 	defer nm.disk.mu.Unlock()
@@ -256,8 +257,8 @@ func checkDisks(c *cluster, nm *nemesis) Check {
 		detail += fmt.Sprintf("; failing disks: %d exits on EIO, %d on ENOSPC, each naming its file; %d members wrote nothing meanwhile",
 			nm.disk.exits[FaultDiskEIO], nm.disk.exits[FaultDiskFull], nm.disk.survived)
 	}
-	if undoErrs > 0 {
-		detail += fmt.Sprintf(" (%d undos failed)", undoErrs)
+	if undoErrs > 0 || stale > 0 {
+		detail += fmt.Sprintf(" (%d undos failed, %d dropped as overtaken by durable changes)", undoErrs, stale)
 	}
 	if len(nm.disk.problems) > 0 {
 		return fail("disk", "%s; %d problems: %s", detail, len(nm.disk.problems), strings.Join(first(nm.disk.problems, 3), "; "))

@@ -114,7 +114,8 @@ func (nm *nemesis) applyMembers(f Fault, target int) (func() error, error) {
 	return func() error { return nm.addBack(m, f.Shape == MembersLearner) }, nil
 }
 
-// wipe removes everything in dir (a mount point stays).
+// wipe removes everything in dir (a mount point stays) and syncs dir, so
+// that a power cut cannot bring the old data back (rm -rf, then sync).
 func wipe(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -128,7 +129,12 @@ func wipe(dir string) error {
 			return err
 		}
 	}
-	return nil
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // addBack adds m to the cluster again as a fresh member (a learner first,

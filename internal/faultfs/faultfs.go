@@ -124,13 +124,18 @@ func errnoName(e syscall.Errno) string {
 // Stats counts what a FS did.
 type Stats struct {
 	PowerCuts      int
-	DroppedPages   int   // unsynced pages dropped by power cuts
-	DroppedResizes int   // unsynced size changes dropped by power cuts
-	UndoneOps      int   // namespace changes undone by power cuts
-	UndoErrors     int   // undos that failed (see the model's limits)
-	Syncs          int64 // fsyncs of files and directories
-	FailedWrites   int64 // writes failed by Faults.WriteErr
-	FailedSyncs    int64 // fsyncs failed by Faults.SyncErr
+	DroppedPages   int // unsynced pages dropped by power cuts
+	DroppedResizes int // unsynced size changes dropped by power cuts
+	UndoneOps      int // namespace changes undone by power cuts
+	UndoErrors     int // undos that failed
+	// StaleUndos counts undos dropped because later changes that stay
+	// (made durable by a directory fsync) changed the names they would
+	// restore: a file removed from a directory whose own removal is
+	// durable does not come back.
+	StaleUndos   int
+	Syncs        int64 // fsyncs of files and directories
+	FailedWrites int64 // writes failed by Faults.WriteErr
+	FailedSyncs  int64 // fsyncs failed by Faults.SyncErr
 }
 
 // FS is one fault-injecting file system mounted at a mount point.
@@ -286,8 +291,12 @@ func (f *FS) dropLocked() {
 	}
 	clear(f.files)
 	for i := len(f.ops) - 1; i >= 0; i-- {
-		f.stats.UndoneOps++
-		if err := f.ops[i].undo(); err != nil {
+		switch err := f.ops[i].undo(); {
+		case err == nil:
+			f.stats.UndoneOps++
+		case errors.Is(err, errStale):
+			f.stats.StaleUndos++
+		default:
 			f.stats.UndoErrors++
 		}
 	}

@@ -347,3 +347,28 @@ func TestFaults(t *testing.T) {
 	}
 	f.ClearFaults()
 }
+
+// TestDurablyRemovedTreeStaysRemoved: the files of a directory whose
+// removal is durable do not come back into a new directory of the same
+// name (their own removals were never synced: their directory is gone).
+func TestDurablyRemovedTreeStaysRemoved(t *testing.T) {
+	f := mount(t)
+	if err := os.MkdirAll(f.path("member/wal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f, "member/wal/old", []byte("old"), true, true)
+	if err := os.RemoveAll(f.path("member")); err != nil {
+		t.Fatal(err)
+	}
+	syncDirOf(t, f.path("member"))
+	if err := os.MkdirAll(f.path("member/wal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f, "member/wal/new", []byte("new"), true, true)
+	powerCut(t, f)
+	wantContent(t, f, "member/wal/new", []byte("new"))
+	wantMissing(t, f, "member/wal/old")
+	if st := f.Stats(); st.UndoErrors != 0 || st.StaleUndos == 0 {
+		t.Fatalf("stats %+v: want stale undos and no failed one", st)
+	}
+}

@@ -2,6 +2,7 @@ package faultfs
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,9 +232,23 @@ func (n *node) faultErr() syscall.Errno {
 // recordCreate logs the creation of backing path p in directory n.
 func (n *node) recordCreate(p string) {
 	ino, _ := lstatIno(p)
-	n.f.record([]uint64{n.ino()}, ino, func() error {
+	dir := n.ino()
+	n.f.record([]uint64{dir}, ino, func() error {
+		if !is(p, ino) || !is(filepath.Dir(p), dir) {
+			return errStale // gone, or moved by a change that stays
+		}
 		return os.RemoveAll(p)
 	}, nil)
+}
+
+// errStale is the undo of a change whose names were changed since by
+// changes that stay (made durable by a directory fsync): it is dropped.
+var errStale = errors.New("faultfs: name changed since by a durable change")
+
+// is reports whether the backing path p is inode ino.
+func is(p string, ino uint64) bool {
+	got, err := lstatIno(p)
+	return err == nil && got == ino
 }
 
 // chain lists the backing inode numbers of n and of its ancestors.
@@ -397,7 +412,13 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
 	if errno == 0 {
 		p := filepath.Join(n.bpath(), name)
-		n.f.record([]uint64{n.ino()}, ch.StableAttr().Ino, func() error { return os.Remove(p) }, nil)
+		ino, dir := ch.StableAttr().Ino, n.ino()
+		n.f.record([]uint64{dir}, ino, func() error {
+			if !is(p, ino) || !is(filepath.Dir(p), dir) {
+				return errStale
+			}
+			return os.Remove(p)
+		}, nil)
 		n.f.patchSize(ch.StableAttr().Ino, &out.Attr)
 	}
 	return ch, errno
@@ -415,7 +436,17 @@ func (n *node) remove(name string) syscall.Errno {
 	if err != nil {
 		return fs.ToErrno(err)
 	}
-	n.f.record([]uint64{n.ino()}, 0, func() error { return os.Rename(t, p) }, func() {
+	dir := n.ino()
+	n.f.record([]uint64{dir}, 0, func() error {
+		// Back only into the same directory, and onto no other name.
+		if !is(filepath.Dir(p), dir) {
+			return errStale
+		}
+		if _, err := os.Lstat(p); err == nil {
+			return errStale
+		}
+		return os.Rename(t, p)
+	}, func() {
 		_ = os.RemoveAll(t)
 		n.f.forget(ino)
 	})
@@ -498,7 +529,14 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if d2 := np.ino(); d2 != dirs[0] {
 		dirs = append(dirs, d2)
 	}
-	n.f.record(dirs, st1.Sys().(*syscall.Stat_t).Ino, func() error {
+	moved := st1.Sys().(*syscall.Stat_t).Ino
+	n.f.record(dirs, moved, func() error {
+		if !is(p2, moved) || !is(filepath.Dir(p1), dirs[0]) || !is(filepath.Dir(p2), dirs[len(dirs)-1]) {
+			return errStale
+		}
+		if _, err := os.Lstat(p1); err == nil {
+			return errStale
+		}
 		if err := os.Rename(p2, p1); err != nil {
 			return err
 		}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/cairnkv/cairn/internal/proc"
@@ -85,8 +87,13 @@ func (nm *nemesis) memberCall(skip int, deadline time.Time, call func(context.Co
 func (nm *nemesis) applyMembers(f Fault, target int) (func() error, error) {
 	m := nm.c.members[target]
 	oldID := m.id.Load()
+	tried := false
 	err := nm.memberCall(target, time.Now().Add(10*time.Second), func(ctx context.Context, cli *clientv3.Client) error {
 		_, err := cli.MemberRemove(ctx, oldID)
+		if tried && errors.Is(err, rpctypes.ErrMemberNotFound) {
+			return nil // an earlier attempt was applied, its answer lost
+		}
+		tried = true
 		return err
 	})
 	if err != nil {
@@ -140,22 +147,44 @@ func wipe(dir string) error {
 // addBack adds m to the cluster again as a fresh member (a learner first,
 // then promoted, with learner) and starts it.
 func (nm *nemesis) addBack(m *member, learner bool) error {
-	var resp *clientv3.MemberAddResponse
+	var members []*etcdserverpb.Member
+	var newID uint64
+	tried := false
 	err := nm.memberCall(m.idx, time.Now().Add(20*time.Second), func(ctx context.Context, cli *clientv3.Client) error {
+		var resp *clientv3.MemberAddResponse
 		var err error
 		if learner {
 			resp, err = cli.MemberAddAsLearner(ctx, []string{m.AdvertisePeerURL})
 		} else {
 			resp, err = cli.MemberAdd(ctx, []string{m.AdvertisePeerURL})
 		}
-		return err
+		if err == nil {
+			members, newID = resp.Members, resp.Member.ID
+			return nil
+		}
+		if !tried || !errors.Is(err, rpctypes.ErrPeerURLExist) {
+			tried = true
+			return err
+		}
+		// An earlier attempt was applied, its answer lost: find the
+		// member it added.
+		list, err := cli.MemberList(ctx)
+		if err != nil {
+			return err
+		}
+		for _, mem := range list.Members {
+			if slices.Contains(mem.PeerURLs, m.AdvertisePeerURL) {
+				members, newID = list.Members, mem.ID
+				return nil
+			}
+		}
+		return fmt.Errorf("%s's peer URL is taken, by no listed member", m.Name)
 	})
 	if err != nil {
 		return fmt.Errorf("adding %s back: %w", m.Name, err)
 	}
-	newID := resp.Member.ID
 	var peers []proc.Peer
-	for _, mem := range resp.Members {
+	for _, mem := range members {
 		name := mem.Name
 		if mem.ID == newID {
 			name = m.Name
@@ -178,6 +207,9 @@ func (nm *nemesis) addBack(m *member, learner bool) error {
 	if learner {
 		err := nm.memberCall(m.idx, time.Now().Add(30*time.Second), func(ctx context.Context, cli *clientv3.Client) error {
 			_, err := cli.MemberPromote(ctx, newID)
+			if errors.Is(err, rpctypes.ErrMemberNotLearner) {
+				return nil // an earlier attempt was applied, its answer lost
+			}
 			return err
 		})
 		if err != nil {

@@ -10,7 +10,7 @@ LDFLAGS   := -X github.com/cairnkv/cairn/version.Git=$(VERSION)
 DIST      ?= dist
 PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: help build release run run-cluster test test-k8s test-monitoring test-etcdcompat test-deploy test-v2client test-console unit lint vet fmt-check archlint sim sim-long chaos bench bench-snapshot bench-compare fuzz clean
+.PHONY: help build release run run-cluster test test-k8s test-monitoring test-etcdcompat test-deploy test-v2client test-console unit lint vet fmt-check archlint sim sim-long chaos chaos-long bench bench-snapshot bench-compare fuzz clean
 
 help:
 	@echo "make build       binaries into $(BIN)/: cairn, cairnctl, etcdctl, bench, chaos"
@@ -27,6 +27,7 @@ help:
 	@echo "make sim         short deterministic simulation swarm"
 	@echo "make sim-long    long simulation swarm across all cores"
 	@echo "make chaos       Jepsen-style fault runs of the real binary"
+	@echo "make chaos-long  30-minute soak per cluster size (3, 5) with every fault kind, disk faults on FUSE (DURATION, SEED, NODES, OUT)"
 	@echo "make bench       benchmarks"
 	@echo "make bench-snapshot  a follower catching up from a 2 GiB database (streamed snapshot)"
 	@echo "make bench-compare   cmd/bench: cairn against etcd 3.7.3 side by side (ETCD=path; QUICK=1, ROUNDS, TOTAL, MEMBERS, OUT)"
@@ -164,6 +165,13 @@ sim-long:
 # DURATION, SEED, FAULTS and OUT are passed to scripts/chaos.sh.
 chaos:
 	./scripts/chaos.sh
+
+# The long soak: one run per cluster size (3 and 5 members) with every
+# fault kind, power cuts and failing disks on FUSE data dirs included
+# (docs/chaos.md). DURATION (default 30m), SEED, NODES, FAULTS and OUT are
+# passed to scripts/chaos-long.sh.
+chaos-long:
+	./scripts/chaos-long.sh
 
 # Benchmarks of every package; figures in README.md come from here.
 bench:

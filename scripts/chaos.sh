@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Jepsen-style runs of the real cairn binary (cmd/chaos): a 3-member and a
 # 5-member cluster through kill, pause and partition schedules, a 3-member
-# one with mutual TLS and auth on through the same, then the
-# planted stale-reads bug, which must be reported. Every run keeps its
+# one with mutual TLS and auth on through the same, a 3-member one on FUSE
+# data dirs through power cuts, disk faults and membership changes (where
+# /dev/fuse exists), then the planted skip-wal-fsync and stale-reads bugs,
+# which must be reported. Every run keeps its
 # folder (logs, history, visualisation) under $OUT.
 #   DURATION (default 60s), SEED (default: from the clock), FAULTS
 #   (default kill,pause,partition), OUT (default ./data/chaos).
@@ -30,6 +32,23 @@ rm -rf "$dir"
 echo "== 3 nodes with mutual TLS on client and peer ports and auth on, $duration, seed $seed, faults $faults"
 if ! ./bin/chaos -nodes 3 -duration "$duration" -seed "$seed" -faults "$faults" -tls -auth -cairn "$PWD/bin/cairn" -out "$dir"; then
   fail=1
+fi
+if [ -e /dev/fuse ]; then
+  dir="$out/disk-members-n3-seed$seed"
+  rm -rf "$dir"
+  echo "== 3 nodes on FUSE data dirs: power cuts, fsync stalls, EIO, ENOSPC and membership changes, $duration, seed $seed"
+  if ! ./bin/chaos -nodes 3 -duration "$duration" -seed "$seed" -faults power,disk-stall,disk-eio,disk-full,members,kill -cairn "$PWD/bin/cairn" -out "$dir"; then
+    fail=1
+  fi
+  dir="$out/bug-skip-wal-fsync"
+  rm -rf "$dir"
+  echo "== planted bug skip-wal-fsync: power cuts must make the runner report lost writes"
+  if ./bin/chaos -nodes 3 -duration 20s -seed 3 -faults power -bug skip-wal-fsync -cairn "$PWD/bin/cairn-bugs" -out "$dir"; then
+    echo "chaos: the planted skip-wal-fsync bug went unnoticed"
+    fail=1
+  fi
+else
+  echo "== no /dev/fuse: the disk fault runs are left out"
 fi
 dir="$out/bug-stale-reads-seed$seed"
 rm -rf "$dir"

@@ -13,7 +13,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 )
 
 var (
@@ -229,7 +228,6 @@ func (s *Store) install(st *state) error {
 // indexRevisions adds every revision of kb, the key bucket, to index,
 // calling each with the revision and its raw key and value once indexed.
 func indexRevisions(kb *bolt.Bucket, index *treeIndex, each func(r Revision, k, v []byte)) error {
-	var kv mvccpb.KeyValue
 	c := kb.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		r, tomb, ok := parseRevKey(k)
@@ -239,13 +237,14 @@ func indexRevisions(kb *bolt.Bucket, index *treeIndex, each func(r Revision, k, 
 		if !ok {
 			return fmt.Errorf("mvcc: corrupt revision key %x in bucket %q", k, keyBucket)
 		}
-		if err := proto.Unmarshal(v, &kv); err != nil {
+		key, err := kvKey(v)
+		if err != nil {
 			return fmt.Errorf("mvcc: corrupt value at revision %v: %w", r, err)
 		}
 		if tomb {
-			index.tombstone(kv.Key, r)
+			index.tombstone(key, r)
 		} else {
-			index.put(kv.Key, r)
+			index.put(key, r)
 		}
 		each(r, k, v)
 	}

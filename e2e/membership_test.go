@@ -75,6 +75,20 @@ func TestMemberAddJoinPromoteRemove(t *testing.T) {
 	if r, err := jc.Get(ctx(t), "after-promote"); err != nil || len(r.Kvs) != 1 {
 		t.Fatalf("linearizable read on the promoted member: %v %v", r, err)
 	}
+	// The member added at run time restarts with the same flags: its ID
+	// came from member add, not from --initial-cluster and the token, and
+	// it is who its WAL says, as in etcd.
+	j.Stop(t)
+	if err := j.Start(); err != nil {
+		t.Fatal(err)
+	}
+	j.WaitReady(t)
+	if _, err := cli.Put(ctx(t), "after-restart", "1"); err != nil {
+		t.Fatalf("a put needing the restarted member: %v", err)
+	}
+	if r, err := jc.Get(ctx(t), "after-restart"); err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("linearizable read on the restarted member: %v %v", r, err)
+	}
 	// With --strict-reconfig-check (on, as etcd's), the removal waits until
 	// the promoted member has been connected for 5 s.
 	var removed ctlResult

@@ -195,7 +195,11 @@ func start(cfg *config.Config, lg *zap.Logger) (*daemon, error) {
 	} else if id != 0 {
 		clusterID = id
 	}
-	if id, cid, ok := walIdentity(walDir); ok && id != self {
+	// A member started with --initial-cluster-state existing is who its
+	// WAL says (see walIdentity). With new, the flags must give the WAL's
+	// member: a data dir of another cluster (another token, other peers)
+	// is refused rather than joined by mistake.
+	if id, cid, ok := walIdentity(walDir); ok && id != self && cfg.InitialClusterState == config.ClusterStateExisting {
 		self, clusterID = id, cid
 	}
 	sec, err := newSecurity(cfg, lg)

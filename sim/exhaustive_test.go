@@ -292,6 +292,25 @@ func (n *xNode) start() error {
 	return nil
 }
 
+// startCut starts n, whose power may be cut while it starts: then it is
+// down, its disk crashed.
+func (c *xCluster) startCut(n *xNode) error {
+	err := n.start()
+	if !n.power.fired {
+		return err
+	}
+	if err == nil {
+		c.crash(n)
+		return nil
+	}
+	n.fs = n.fs.Crash(c.tear, c.tearOn)
+	n.power = &xPower{}
+	if err := n.checkDurable(); err != nil && n.ackIndex > 0 {
+		c.failf("%s after the crash: %v", n.m.Name, err)
+	}
+	return nil
+}
+
 // crash cuts n's power: the core stops, its disk keeps what was synced
 // (torn writes if the run tears), and what it acknowledged must be there.
 func (c *xCluster) crash(n *xNode) {
@@ -631,6 +650,8 @@ type xStep struct {
 	// wantOps: each must begin one of the step's operations, which proves
 	// the step does what its name says.
 	wantOps []string
+	// noBootstrap: prepare starts the cluster itself.
+	noBootstrap bool
 	// finishesInstall: some crash points must leave a snapshot install
 	// for the restart to finish (proof the restart's path is exercised).
 	finishesInstall bool
@@ -671,8 +692,10 @@ func runPoint(dir string, st xStep, p xPoint) (out xOutcome, err error) {
 			}
 		}
 	}()
-	if err := c.bootstrap(); err != nil {
-		return out, fmt.Errorf("bootstrap: %w", err)
+	if !st.noBootstrap {
+		if err := c.bootstrap(); err != nil {
+			return out, fmt.Errorf("bootstrap: %w", err)
+		}
 	}
 	if err := st.prepare(c); err != nil {
 		return out, fmt.Errorf("prepare: %w", err)
@@ -700,15 +723,9 @@ func runPoint(dir string, st xStep, p xPoint) (out xOutcome, err error) {
 		v.power.arm(0)
 	}
 	restartPower := v.power
-	err = v.start()
+	err = c.startCut(v)
 	out.restartOps = restartPower.ops
-	if restartPower.fired {
-		if err == nil {
-			c.crash(v)
-		} else {
-			v.fs = v.fs.Crash(c.tear, c.tearOn)
-			v.power = &xPower{}
-		}
+	if err == nil && restartPower.fired {
 		err = v.start()
 	}
 	if err != nil {
@@ -724,7 +741,7 @@ func runPoint(dir string, st xStep, p xPoint) (out xOutcome, err error) {
 
 // xSteps are the durable steps the tests cut through.
 func xSteps() []xStep {
-	small := xConfig{snapshotCount: 10_000, catchUp: 5_000, segmentSize: 256 << 10}
+	small := xConfig{snapshotCount: 10_000, catchUp: 5_000, segmentSize: 32 << 10}
 	putsThen := func(n int, size int) func(c *xCluster) error {
 		return func(c *xCluster) error {
 			for i := 0; i < n; i++ {
@@ -757,6 +774,55 @@ func xSteps() []xStep {
 		}
 	}
 	return []xStep{
+		{
+			// n2's very first start: its database and WAL created, the
+			// cluster's first entries saved, while n1 and n3 elect n1.
+			name: "bootstrap", cfg: small, victim: 1, noBootstrap: true,
+			prepare: func(c *xCluster) error {
+				for _, i := range []int{0, 2} {
+					if err := c.nodes[i].start(); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			step: func(c *xCluster) error {
+				if err := c.startCut(c.nodes[1]); err != nil {
+					return err
+				}
+				for _, n := range c.nodes[:3] {
+					c.process(n)
+				}
+				if err := c.nodes[0].core.Campaign(); err != nil {
+					return err
+				}
+				c.process(c.nodes[0])
+				c.deliverAll()
+				return c.put("step", 10)
+			},
+			wantOps: []string{"mkdir wal.tmp", "create 0000000000000000-0000000000000000.wal.tmp", "rename wal.tmp", "write 0000000000000000-0000000000000000.wal.tmp"},
+		},
+		{
+			// n4 was added as a learner; its first start (Config.Join)
+			// creates its WAL, and the leader's heartbeat brings it the log.
+			name: "join", cfg: small, victim: 3,
+			prepare: func(c *xCluster) error {
+				if err := c.confChange(raftpb.ConfChangeAddLearnerNode, 3); err != nil {
+					return err
+				}
+				return c.settleQuiet(0)
+			},
+			step: func(c *xCluster) error {
+				if err := c.startCut(c.nodes[3]); err != nil {
+					return err
+				}
+				c.process(c.nodes[3])
+				c.tick(c.nodes[0])
+				c.deliverAll()
+				return nil
+			},
+			wantOps: []string{"mkdir wal.tmp", "rename wal.tmp", "write 0000000000000000-0000000000000000.wal.tmp", "sync 0000000000000000-0000000000000000.wal.tmp"},
+		},
 		{
 			name: "wal-save/follower", cfg: small, victim: 1,
 			prepare: putsThen(2, 10), step: stepPut(10),
@@ -801,7 +867,7 @@ func xSteps() []xStep {
 			// directory synced, WAL marker, swap). Its restart after a cut
 			// between the marker and the swap finishes the install, and is
 			// cut at each of its operations too.
-			name: "snapshot-install", cfg: xConfig{snapshotCount: 4, catchUp: 1, segmentSize: 256 << 10}, victim: 2,
+			name: "snapshot-install", cfg: xConfig{snapshotCount: 4, catchUp: 1, segmentSize: 32 << 10}, victim: 2,
 			prepare: func(c *xCluster) error {
 				c.cut[c.nodes[2].m.ID] = true
 				if err := putsThen(6, 10)(c); err != nil {
@@ -907,9 +973,12 @@ func exhaust(t *testing.T, st xStep, stopAtFirst bool) (n int, failures []string
 			}
 			continue
 		}
-		// The restart is cut at each of its operations too (with the
-		// first two tears).
-		if p.restartCut == 0 && (p.tear == xTears[0] || p.tear == xTears[1]) {
+		// The restart is cut at each of its operations too (without a
+		// torn write; with one in the snapshot install), unless it is a
+		// first start again (the crash came before the WAL existed),
+		// which the bootstrap and join steps cut through already.
+		firstStart := slices.Contains(out.restartOps, "mkdir wal.tmp")
+		if p.restartCut == 0 && !firstStart && (p.tear == xTears[0] || st.finishesInstall && p.tear == xTears[1]) {
 			for j := 1; j <= len(out.restartOps); j++ {
 				points = append(points, xPoint{k: p.k, restartCut: j, tear: p.tear})
 			}

@@ -1,10 +1,14 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+
+	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/vfs"
 )
@@ -77,6 +81,19 @@ func (c *Core) installStaged(path string, verify bool) error {
 			return err
 		}
 	}
+	if err := c.installStagedFile(path); err != nil {
+		return err
+	}
+	// The checksum's file has done its work once the database is in
+	// place (a crash before this leaves it for the next start to remove
+	// with the staged snapshots never installed).
+	if err := c.snapFS().Remove(path + stagedSumSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.lg.Warn("removing a staged snapshot's checksum", zap.String("path", path+stagedSumSuffix), zap.Error(err))
+	}
+	return nil
+}
+
+func (c *Core) installStagedFile(path string) error {
 	if c.cfg.SnapFS == nil {
 		return c.replaceDBFrom(path)
 	}

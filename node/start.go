@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"go.etcd.io/raft/v3"
@@ -59,6 +60,9 @@ func NewCore(c Config) (*Core, error) {
 	switch {
 	case wal.Exist(cfg.WALFS, cfg.WALDir):
 		err = core.restart(walCfg)
+		if errors.Is(err, errUnfinishedBootstrap) {
+			err = core.bootstrapAnew(walCfg)
+		}
 	case cfg.Join:
 		err = core.join(walCfg)
 	default:
@@ -285,6 +289,12 @@ func (c *Core) restart(walCfg wal.Config) error {
 		return fmt.Errorf("node: the data dir %s belongs to cluster %x, not %x", c.cfg.DataDir, meta.ClusterID, c.cfg.ClusterID)
 	}
 	c.clusterID = meta.ClusterID
+	if hs.GetTerm() == 0 && snapMeta.GetIndex() == 0 && c.bootstrapsToWAL(meta) {
+		// No hard state and no snapshot: no save ever completed (the
+		// bootstrap's carries its term and commit); entries are a torn
+		// one's.
+		return errUnfinishedBootstrap
+	}
 	if err := c.openKV(); err != nil {
 		return err
 	}
@@ -363,6 +373,52 @@ func (c *Core) restart(walCfg wal.Config) error {
 		zap.Uint64("snapshot-index", c.snapIndex), zap.Uint64("consistent-index", ci),
 		zap.Int("wal-entries", len(ents)), zap.Uint64("commit", hs.GetCommit()))
 	return nil
+}
+
+// errUnfinishedBootstrap: the WAL holds no completed save, and is the
+// one this member's bootstrap would create.
+var errUnfinishedBootstrap = errors.New("node: the WAL holds no completed save of the bootstrap")
+
+// bootstrapsToWAL tells whether bootstrapping this member as its Config
+// says would create a WAL with metadata meta: the member is one of the
+// initial members, the cluster theirs. A member that joined a running
+// cluster has the cluster's ID, which the initial members it restarts with
+// (itself among them) do not give.
+func (c *Core) bootstrapsToWAL(meta walMetadata) bool {
+	if c.cfg.Join || meta.MemberID != c.id {
+		return false
+	}
+	ids := make([]uint64, 0, len(c.cfg.InitialMembers))
+	for _, m := range c.cfg.InitialMembers {
+		ids = append(ids, m.ID)
+	}
+	if !slices.Contains(ids, c.id) {
+		return false
+	}
+	id := c.cfg.ClusterID
+	if id == 0 {
+		id = ClusterID(ids, c.cfg.ClusterToken)
+	}
+	return meta.ClusterID == id
+}
+
+// bootstrapAnew bootstraps again a member whose first start was cut (a
+// crash, a kill) after its WAL was created and before the save of the
+// cluster's first entries was synced: at most a torn part of them is
+// there, without their hard state. It never acknowledged anything, so it
+// starts as the first time, over a new WAL. Restarted from that log it
+// would know no member (its conf changes never committed): a one-member
+// cluster would never elect itself, and say nothing.
+func (c *Core) bootstrapAnew(walCfg wal.Config) error {
+	c.lg.Warn("the WAL holds no completed save: the member's first start was interrupted; bootstrapping again", zap.String("wal-dir", c.cfg.WALDir))
+	if err := c.wal.Close(); err != nil {
+		return fmt.Errorf("node: closing the unfinished WAL: %w", err)
+	}
+	c.wal = nil
+	if err := c.cfg.WALFS.RemoveAll(c.cfg.WALDir); err != nil {
+		return fmt.Errorf("node: removing the unfinished WAL: %w", err)
+	}
+	return c.bootstrap(walCfg)
 }
 
 // loadMembers rebuilds the member list from the database and tells the

@@ -184,6 +184,7 @@ var xTears = []xTear{{}, {true, 1}, {true, 2}, {true, 3}}
 
 // xConfig is a scripted cluster's settings.
 type xConfig struct {
+	voters                 int // the initial cluster's size (default 3)
 	snapshotCount, catchUp uint64
 	segmentSize            int64
 	bugs                   node.Bugs // planted on every member
@@ -241,6 +242,13 @@ func newXCluster(dir string, cfg xConfig, tear xTear) *xCluster {
 	return c
 }
 
+func (c *xCluster) voters() int {
+	if c.cfg.voters == 0 {
+		return 3
+	}
+	return c.cfg.voters
+}
+
 func (c *xCluster) failf(format string, args ...any) {
 	if c.err == nil {
 		c.err = fmt.Errorf(format, args...)
@@ -273,7 +281,7 @@ func (n *xNode) start() error {
 		walFS = lyingFS{n.fs}
 	}
 	cfg := node.Config{
-		Name: n.m.Name, ID: n.m.ID, ClusterToken: "x", InitialMembers: c.members[:3],
+		Name: n.m.Name, ID: n.m.ID, ClusterToken: "x", InitialMembers: c.members[:c.voters()],
 		DataDir: n.dir, WALFS: xFS{FS: walFS, p: n.power}, SnapFS: xFS{FS: n.fs, p: n.power},
 		WALSegmentSize: c.cfg.segmentSize, Transport: xTransport{n}, Clock: c.clk,
 		ElectionTicks: 10, HeartbeatTicks: 1,
@@ -474,14 +482,14 @@ func (c *xCluster) leader() *xNode {
 	return lead
 }
 
-// bootstrap starts n1..n3 and makes n1 lead.
+// bootstrap starts the initial members and makes n1 lead.
 func (c *xCluster) bootstrap() error {
-	for _, n := range c.nodes[:3] {
+	for _, n := range c.nodes[:c.voters()] {
 		if err := n.start(); err != nil {
 			return err
 		}
 	}
-	for _, n := range c.nodes[:3] {
+	for _, n := range c.nodes[:c.voters()] {
 		c.process(n) // apply the bootstrap entries: raft campaigns only then
 	}
 	n1 := c.nodes[0]
@@ -801,6 +809,30 @@ func xSteps() []xStep {
 				return c.put("step", 10)
 			},
 			wantOps: []string{"mkdir wal.tmp", "create 0000000000000000-0000000000000000.wal.tmp", "rename wal.tmp", "write 0000000000000000-0000000000000000.wal.tmp"},
+		},
+		{
+			// A one-member cluster's first start: cut anywhere, the
+			// member must come back, lead and serve.
+			name: "bootstrap/single", cfg: xConfig{voters: 1, snapshotCount: 10_000, catchUp: 5_000, segmentSize: 32 << 10}, victim: 0, noBootstrap: true,
+			prepare: func(c *xCluster) error { return nil },
+			step: func(c *xCluster) error {
+				if err := c.startCut(c.nodes[0]); err != nil || c.nodes[0].core == nil {
+					return err
+				}
+				c.process(c.nodes[0])
+				if c.nodes[0].core == nil {
+					return nil
+				}
+				if err := c.nodes[0].core.Campaign(); err != nil {
+					return err
+				}
+				c.process(c.nodes[0])
+				if c.nodes[0].core == nil {
+					return nil
+				}
+				return c.put("step", 10)
+			},
+			wantOps: []string{"mkdir wal.tmp", "rename wal.tmp", "write 0000000000000000-0000000000000000.wal.tmp"},
 		},
 		{
 			// n4 was added as a learner; its first start (Config.Join)

@@ -26,28 +26,35 @@ import (
 
 // Exhaustive power cuts inside every durable step (issue #16). The swarm
 // (cut.go) cuts a member's power at a random operation of its disk; these
-// tests cut it at every one. Each durable step of a member (a WAL save of
-// entries and hard state, one that cuts a new segment, the raft snapshot
-// taken at the snapshot count with its WAL marker and segment release, a
-// received snapshot's install, a membership change) runs once in a tiny
-// scripted cluster of production node.Cores to count the N operations
-// (create, open, write, sync, truncate, rename, remove, mkdir, dir sync) the
-// member's file system sees; then, for every k in 1..N+1 and every tear the
-// crash offers (no torn write, and torn writes of three seeded lengths), a
-// fresh cluster runs the same script with the member's power cut at its k-th
-// operation (N+1: right after the step), the member restarts from what the
-// crash left, and:
+// tests cut it at every one. Each durable step of a member (its first start,
+// bootstrapping or joining; a WAL save of entries and hard state, and one
+// that cuts a new segment; the raft snapshot taken at the snapshot count
+// with its WAL marker and segment release; a received snapshot's install;
+// a membership change: learner added, promoted, member removed) runs once in
+// a tiny scripted cluster of production node.Cores, to count the N
+// operations (create, open, write, sync, truncate, rename, remove, mkdir,
+// dir sync) the member's file system sees. Then, for every k in 1..N+1 and
+// every tear the crash offers (no torn write, and torn writes of three
+// seeded lengths), a fresh cluster runs the same script with the member's
+// power cut at its k-th operation (N+1: right after the step), the member
+// restarts from what the crash left, and:
 //   - the crash kept everything the member acknowledged to raft before it
-//     (the log up to the last index its MsgAppResps claimed, the vote it
-//     granted) and the member restarts cleanly: the crash model (only synced
-//     bytes survive, namespace changes are durable at once) never makes a
-//     loss legitimate, so any refusal to start, and any panic, is a failure;
+//     (the log up to the last index its MsgAppResps claimed, or leading, the
+//     match raft counted for its own copy; the vote it granted; the term of
+//     every message it sent) and the member restarts cleanly: the crash
+//     model (only synced bytes survive, namespace changes are durable at
+//     once, committed database batches survive) never makes a loss
+//     legitimate, so any refusal to start, and any panic, is a failure;
 //   - the cluster converges: one leader, every member applied what it
 //     committed, the same HashKV and the same membership everywhere, and
 //     every write a client was told succeeded is there on every member (a
 //     membership change acknowledged to its caller is in every member list).
-// The step's interrupted restart (node/start.go finishing a snapshot
-// install) is cut at each of its operations too.
+// The restart is then cut at each of its own operations too (WAL tail
+// repair, the finishing of an interrupted snapshot install in
+// node/start.go), without a torn write (and with one for the install), and
+// restarted again. Not reached: the shell's staging of a streamed snapshot
+// (node.StageSnapshot) and the database swap write real files of the OS,
+// outside vfs.
 
 // xPower is one incarnation's power in an exhaustive run: armed, it counts
 // the disk operations and cuts at the failAt-th (0: never).
@@ -963,13 +970,13 @@ func xTempDir(t *testing.T) string {
 // exhaust runs every crash point of st and returns the failures found,
 // after checking that the step's operations include its wantOps. With
 // stopAtFirst it returns at the first failure.
-func exhaust(t *testing.T, st xStep, stopAtFirst bool) (n int, failures []string) {
+func exhaust(t *testing.T, st xStep, stopAtFirst bool) (stats xStats, failures []string) {
 	t.Helper()
 	count, err := runPoint(xTempDir(t), st, xPoint{k: 0})
 	if err != nil {
-		return 0, []string{fmt.Sprintf("%s: the uncut run: %v", st.name, err)}
+		return stats, []string{fmt.Sprintf("%s: the uncut run: %v", st.name, err)}
 	}
-	n = len(count.ops)
+	n := len(count.ops)
 	for _, want := range st.wantOps {
 		if !slices.ContainsFunc(count.ops, func(op string) bool { return strings.HasPrefix(op, want) }) {
 			t.Fatalf("%s: the step's operations %v have no %q", st.name, count.ops, want)
@@ -994,14 +1001,23 @@ func exhaust(t *testing.T, st xStep, stopAtFirst bool) (n int, failures []string
 		if slices.ContainsFunc(out.restartOps, func(op string) bool { return strings.HasPrefix(op, "open ") && strings.HasSuffix(op, ".snap.db") }) {
 			finished++
 		}
+		if repairedTail(out.restartOps) {
+			stats.repairs++
+		}
+		if p.restartCut > 0 {
+			stats.restartCuts++
+		}
 		if err != nil {
 			op := "after the step"
 			if p.k <= len(out.ops) {
 				op = out.ops[p.k-1]
 			}
+			if p.restartCut > 0 && p.restartCut <= len(out.restartOps) {
+				op += ", its restart at " + out.restartOps[p.restartCut-1]
+			}
 			failures = append(failures, fmt.Sprintf("%s %s (cut at %q): %v", st.name, p, op, err))
 			if stopAtFirst {
-				return n, failures
+				return stats, failures
 			}
 			continue
 		}
@@ -1016,23 +1032,50 @@ func exhaust(t *testing.T, st xStep, stopAtFirst bool) (n int, failures []string
 			}
 		}
 	}
-	t.Logf("%s: %d crash points, %d of whose restarts finished an interrupted snapshot install", st.name, len(points), finished)
-	if st.finishesInstall && finished == 0 && len(failures) == 0 {
-		t.Fatalf("%s: no crash point left a snapshot install for the restart to finish", st.name)
+	stats.points = len(points)
+	t.Logf("%s: %d crash points (%d of them in the restart), %d restarts repaired a torn WAL tail", st.name, len(points), stats.restartCuts, stats.repairs)
+	if st.finishesInstall {
+		t.Logf("%s: %d restarts finished an interrupted snapshot install", st.name, finished)
+		if finished == 0 && len(failures) == 0 {
+			t.Fatalf("%s: no crash point left a snapshot install for the restart to finish", st.name)
+		}
 	}
-	return n, failures
+	return stats, failures
 }
+
+// repairedTail tells whether a restart's operations repaired a torn WAL
+// tail: the last segment opened for writing, then truncated.
+func repairedTail(ops []string) bool {
+	for i, op := range ops {
+		if name, ok := strings.CutPrefix(op, "open-rw "); ok && slices.Contains(ops[i:], "truncate "+name) {
+			return true
+		}
+	}
+	return false
+}
+
+// xStats counts what an exhaustive run did: its crash points, those cut
+// in the restart, and the restarts that repaired a torn WAL tail.
+type xStats struct{ points, restartCuts, repairs int }
 
 // TestCrashInsideEveryDurableStep cuts a member's power at every disk
 // operation of every durable step (see the top of this file).
 func TestCrashInsideEveryDurableStep(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 1)
+	var total xStats
 	for _, st := range xSteps() {
 		t.Run(st.name, func(t *testing.T) {
-			_, failures := exhaust(t, st, false)
+			stats, failures := exhaust(t, st, false)
 			for _, f := range failures {
 				t.Error(f)
 			}
+			total.points += stats.points
+			total.restartCuts += stats.restartCuts
+			total.repairs += stats.repairs
 		})
+	}
+	t.Logf("%d crash points, %d of them in a restart; %d restarts repaired a torn WAL tail", total.points, total.restartCuts, total.repairs)
+	if !t.Failed() && (total.restartCuts == 0 || total.repairs == 0) {
+		t.Fatalf("no restart was cut (%d) or none repaired a torn WAL tail (%d): the tests lost their reach", total.restartCuts, total.repairs)
 	}
 }

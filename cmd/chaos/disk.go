@@ -155,8 +155,12 @@ func (nm *nemesis) applyDisk(ctx context.Context, f Fault, target int) (func() e
 		nm.log("nemesis: fsync stalls of %s on %s", f.Delay, m.Name)
 		m.disk.SetFaults(faultfs.Faults{SyncDelay: f.Delay})
 		return func() error {
-			nm.log("nemesis: fsyncs of %s at full speed", m.Name)
 			m.disk.ClearFaults()
+			leader := "unknown"
+			if l := c.leader(ctx, nm.clis); l >= 0 {
+				leader = c.members[l].Name
+			}
+			nm.log("nemesis: fsyncs of %s at full speed (leader now %s)", m.Name, leader)
 			return nil
 		}, nil
 	case FaultDiskEIO, FaultDiskFull:

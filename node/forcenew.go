@@ -21,6 +21,15 @@ func (c *Core) forceNewCluster(snap *raftpb.SnapshotMetadata, hs *raftpb.HardSta
 	if snap != nil {
 		commit = max(commit, snap.GetIndex())
 	}
+	// A member that is already its cluster's only voter keeps its whole
+	// log: a lone voter commits what it saves, and its commit index is
+	// saved unsynced, so entries above the one a power cut left may have
+	// been acknowledged (a restart still forced after a cut lost them).
+	if lone, err := c.loneVoter(snap, ents, commit); err != nil {
+		return nil, nil, err
+	} else if lone && len(ents) > 0 {
+		commit = max(commit, ents[len(ents)-1].GetIndex())
+	}
 	kept := ents[:0:0]
 	for _, e := range ents {
 		if e.GetIndex() <= commit {
@@ -100,4 +109,45 @@ func (c *Core) forceNewCluster(snap *raftpb.SnapshotMetadata, hs *raftpb.HardSta
 	c.lg.Warn("forcing a new one-member cluster from this member's data: every other member is removed",
 		zap.Uint64s("removed-member-ids", others), zap.Uint64("commit-index", last), zap.Int("dropped-uncommitted-entries", len(ents)-len(kept)))
 	return out, append(kept, added...), nil
+}
+
+// loneVoter tells whether this member is the only voter of the
+// configuration as of index commit: the snapshot's, then the conf changes
+// of ents up to commit.
+func (c *Core) loneVoter(snap *raftpb.SnapshotMetadata, ents []*raftpb.Entry, commit uint64) (bool, error) {
+	voters := map[uint64]bool{}
+	for _, id := range snap.GetConfState().GetVoters() {
+		voters[id] = true
+	}
+	for _, e := range ents {
+		if e.GetIndex() > commit {
+			break
+		}
+		var cc raftpb.ConfChangeI
+		switch e.GetType() {
+		case raftpb.EntryConfChange:
+			v1 := &raftpb.ConfChange{}
+			if err := proto.Unmarshal(e.GetData(), v1); err != nil {
+				return false, fmt.Errorf("node: force-new-cluster: entry %d: %w", e.GetIndex(), err)
+			}
+			cc = v1
+		case raftpb.EntryConfChangeV2:
+			v2 := &raftpb.ConfChangeV2{}
+			if err := proto.Unmarshal(e.GetData(), v2); err != nil {
+				return false, fmt.Errorf("node: force-new-cluster: entry %d: %w", e.GetIndex(), err)
+			}
+			cc = v2
+		default:
+			continue
+		}
+		for _, ch := range cc.AsV2().GetChanges() {
+			switch ch.GetType() {
+			case raftpb.ConfChangeAddNode:
+				voters[ch.GetNodeId()] = true
+			case raftpb.ConfChangeAddLearnerNode, raftpb.ConfChangeRemoveNode:
+				delete(voters, ch.GetNodeId())
+			}
+		}
+	}
+	return len(voters) == 1 && voters[c.id], nil
 }

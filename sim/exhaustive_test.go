@@ -949,57 +949,64 @@ func xSteps() []xStep {
 			step:    stepCC(raftpb.ConfChangeAddNode, 3),
 			wantOps: []string{"write 0000000000000000-0000000000000000.wal", "sync 0000000000000000-0000000000000000.wal"},
 		},
-		{
-			// The whole cluster stopped; n1 restarts with
-			// --force-new-cluster: its log gets conf changes removing the
-			// others, saved before raft starts; it elects itself and serves.
-			// Its restart after a cut that came before it led forces
-			// again (the operator tries again).
-			name: "force-new-cluster", cfg: small, victim: 0,
-			prepare: func(c *xCluster) error {
-				if err := putsThen(2, 10)(c); err != nil {
-					return err
-				}
-				for _, n := range c.nodes[:3] {
-					if err := n.core.Close(); err != nil {
-						return err
-					}
-					n.core = nil
-				}
-				c.queue = nil
-				return nil
-			},
-			step: func(c *xCluster) error {
-				n1 := c.nodes[0]
-				n1.forceNew = true
-				if err := c.startCut(n1); err != nil || n1.core == nil {
-					return err
-				}
-				c.process(n1)
-				for i := 0; i < 40 && n1.core != nil && !n1.core.IsLeader(); i++ {
-					c.tick(n1)
-				}
-				if n1.core == nil {
-					return nil
-				}
-				if !n1.core.IsLeader() {
-					return errors.New("n1 did not lead its new cluster in 40 ticks")
-				}
-				// The operator drops the flag once the member leads, as
-				// etcd's documentation says: forced again after a power
-				// cut, a restart drops the entries above its synced commit
-				// index, as etcd's does, though a lone voter may have
-				// acknowledged them (its commit index is saved unsynced).
-				n1.forceNew = false
-				return c.put("step", 10)
-			},
-			wantOps: []string{"open-rw 0000000000000000-0000000000000000.wal", "write 0000000000000000-0000000000000000.wal", "sync 0000000000000000-0000000000000000.wal"},
-		},
+		forceStep("force-new-cluster", small, true),
+		forceStep("force-new-cluster/flag-kept", small, false),
 		{
 			name: "conf-change/remove/follower", cfg: small, victim: 1,
 			prepare: putsThen(1, 10), step: stepCC(raftpb.ConfChangeRemoveNode, 2),
 			wantOps: []string{"write 0000000000000000-0000000000000000.wal", "sync 0000000000000000-0000000000000000.wal"},
 		},
+	}
+}
+
+// forceStep: the whole cluster stopped; n1 restarts with
+// --force-new-cluster: its log gets conf changes removing the others, saved
+// before raft starts; it elects itself and serves. Its restart after a cut
+// that came before it led forces again (the operator tries again); after,
+// only if the operator keeps the flag (dropFlag false): then the restart
+// must keep the writes the lone voter acknowledged above its synced commit
+// index (node/forcenew.go).
+func forceStep(name string, cfg xConfig, dropFlag bool) xStep {
+	return xStep{
+		name: name, cfg: cfg, victim: 0,
+		prepare: func(c *xCluster) error {
+			for i := 0; i < 2; i++ {
+				if err := c.put(fmt.Sprintf("pre%d", i), 10); err != nil {
+					return err
+				}
+				if err := c.settleQuiet(i + 1); err != nil {
+					return err
+				}
+			}
+			for _, n := range c.nodes[:3] {
+				if err := n.core.Close(); err != nil {
+					return err
+				}
+				n.core = nil
+			}
+			c.queue = nil
+			return nil
+		},
+		step: func(c *xCluster) error {
+			n1 := c.nodes[0]
+			n1.forceNew = true
+			if err := c.startCut(n1); err != nil || n1.core == nil {
+				return err
+			}
+			c.process(n1)
+			for i := 0; i < 40 && n1.core != nil && !n1.core.IsLeader(); i++ {
+				c.tick(n1)
+			}
+			if n1.core == nil {
+				return nil
+			}
+			if !n1.core.IsLeader() {
+				return errors.New("n1 did not lead its new cluster in 40 ticks")
+			}
+			n1.forceNew = !dropFlag
+			return c.put("step", 10)
+		},
+		wantOps: []string{"open-rw 0000000000000000-0000000000000000.wal", "write 0000000000000000-0000000000000000.wal", "sync 0000000000000000-0000000000000000.wal"},
 	}
 }
 

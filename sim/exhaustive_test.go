@@ -949,6 +949,8 @@ func xSteps() []xStep {
 			step:    stepCC(raftpb.ConfChangeAddNode, 3),
 			wantOps: []string{"write 0000000000000000-0000000000000000.wal", "sync 0000000000000000-0000000000000000.wal"},
 		},
+		transferStep("leader-transfer/voter", small, 2),
+		transferStep("leader-transfer/candidate", small, 1),
 		forceStep("force-new-cluster", small, true),
 		forceStep("force-new-cluster/flag-kept", small, false),
 		{
@@ -956,6 +958,36 @@ func xSteps() []xStep {
 			prepare: putsThen(1, 10), step: stepCC(raftpb.ConfChangeRemoveNode, 2),
 			wantOps: []string{"write 0000000000000000-0000000000000000.wal", "sync 0000000000000000-0000000000000000.wal"},
 		},
+	}
+}
+
+// transferStep: n1 hands the leadership to n2, which campaigns at once:
+// it saves its new term and its vote for itself, n3 saves its vote for n2
+// before granting it (a hard state alone, synced), then n2 leads and
+// serves a put. victim is n3 (the voter) or n2 (the candidate).
+func transferStep(name string, cfg xConfig, victim int) xStep {
+	return xStep{
+		name: name, cfg: cfg, victim: victim,
+		prepare: func(c *xCluster) error {
+			if err := c.put("pre0", 10); err != nil {
+				return err
+			}
+			return c.settleQuiet(1)
+		},
+		step: func(c *xCluster) error {
+			c.nodes[0].core.TransferLeadership(c.nodes[1].m.ID)
+			c.process(c.nodes[0])
+			c.deliverAll()
+			if c.nodes[1].core == nil || !c.nodes[1].core.IsLeader() {
+				return nil // the candidate's power was cut
+			}
+			if err := c.put("step", 10); err != nil {
+				return err
+			}
+			c.deliverAll()
+			return nil
+		},
+		wantOps: []string{"write 0000000000000000-0000000000000000.wal", "sync 0000000000000000-0000000000000000.wal"},
 	}
 }
 

@@ -321,7 +321,12 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 	defer stopKeep()
 	var wg sync.WaitGroup
 	var nemErr error
-	wg.Go(func() { nemErr = nm.run(ctx, sched) })
+	wg.Go(func() {
+		if nemErr = nm.run(ctx, sched); nemErr != nil {
+			rl.printf("nemesis: %v: the run stops", nemErr)
+			cancel()
+		}
+	})
 	wg.Go(func() { w.run(ctx, keepCtx) })
 	if v2w != nil {
 		wg.Go(func() { v2w.run(ctx) })

@@ -218,6 +218,23 @@ func (nm *nemesis) addBack(m *member, learner bool) error {
 		}
 		nm.log("nemesis: promoted %s", m.Name)
 	}
+	// As a careful operator, wait until it has caught up (it answers a
+	// linearizable read) before the next change: a voter that holds
+	// nothing yet may be needed for a quorum once another member goes.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := nm.clis[m.idx].Get(ctx, "chaos/caught-up")
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			nm.members.problem("%s (%x) did not serve a linearizable read within 30s of joining: %v", m.Name, newID, err)
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	nm.members.mu.Lock()
 	if nm.members.done == nil {
 		nm.members.done = map[string]int{}

@@ -1066,7 +1066,7 @@ func exhaust(t *testing.T, st xStep, stopAtFirst bool) (stats xStats, failures [
 	t.Helper()
 	count, err := runPoint(xTempDir(t), st, xPoint{k: 0})
 	if err != nil {
-		return stats, []string{fmt.Sprintf("%s: the uncut run: %v", st.name, err)}
+		return stats, []string{fmt.Sprintf("%s: the counting run (its power cut right after the step): %v", st.name, err)}
 	}
 	n := len(count.ops)
 	for _, want := range st.wantOps {

@@ -43,9 +43,17 @@ func (s *Store) Compact(rev int64) error {
 	return nil
 }
 
-// CompactStep physically removes at most CompactionBatchLimit compacted
-// revisions, in the open batch. It reports done when no compaction is in
-// progress (then it costs nothing). Writer goroutine only.
+// compactionCatchUp bounds the batches of one CompactStep, so a step after
+// a long wait holds the writer for a few milliseconds, not for as long as
+// the wait.
+const compactionCatchUp = 10
+
+// CompactStep physically removes compacted revisions, in the open batch:
+// it scans one batch of CompactionBatchLimit revisions, or, when the
+// previous step was longer ago than CompactionPace, a batch per
+// CompactionPace since then (at most compactionCatchUp). It reports done
+// when no compaction is in progress (then it costs nothing). Writer
+// goroutine only.
 func (s *Store) CompactStep() (done bool, err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -60,6 +68,12 @@ func (s *Store) CompactStep() (done bool, err error) {
 	if c.started.IsZero() {
 		c.started = start
 	}
+	batches := 1
+	if !c.last.IsZero() {
+		batches = min(max(int(start.Sub(c.last)/s.cfg.CompactionPace), 1), compactionCatchUp)
+	}
+	c.last = start
+	limit := batches * s.cfg.CompactionBatchLimit
 	removed := 0
 	if s.compObserver.Step != nil {
 		defer func() {
@@ -84,7 +98,7 @@ func (s *Store) CompactStep() (done bool, err error) {
 	var drop [][]byte
 	end := revKey(Revision{Main: c.rev + 1}, false)
 	scanned := 0
-	for ; k != nil && bytes.Compare(k, end) < 0 && scanned < s.cfg.CompactionBatchLimit; k, _ = cur.Next() {
+	for ; k != nil && bytes.Compare(k, end) < 0 && scanned < limit; k, _ = cur.Next() {
 		scanned++
 		r, _, ok := parseRevKey(k)
 		if !ok {

@@ -33,12 +33,20 @@ type Config struct {
 	Path                 string        // bbolt file (created if missing)
 	BatchInterval        time.Duration // commit the open batch when this much (clock) time has passed since it began; default 100ms
 	BatchLimit           int           // ...or when it holds this many writes; default 10000
-	CompactionBatchLimit int           // revisions physically removed per CompactStep; default 1000
-	Clock                clock.Clock   // default clock.Real{}
-	NoSync               bool          // no fsync of bbolt (the simulator, --unsafe-no-fsync); default false
-	Mlock                bool          // lock the database's pages in RAM (--memory-mlock)
-	Watch                WatchLimits   // memory bounds of watching; zero fields take the defaults
-	Logger               *zap.Logger   // nil = zap.NewNop()
+	CompactionBatchLimit int           // revisions scanned per compaction batch; default 1000
+	// CompactionPace is the clock time one compaction batch stands for: a
+	// CompactStep that comes this long or longer after the previous one
+	// does a batch for each CompactionPace that passed, up to
+	// compactionCatchUp, so physical compaction goes on at one batch per
+	// CompactionPace even when steps are rare (an idle member steps once
+	// a tick); steps closer together do one batch each. Default 10ms (as
+	// etcd's --compaction-sleep-interval between its batches).
+	CompactionPace time.Duration
+	Clock          clock.Clock // default clock.Real{}
+	NoSync         bool        // no fsync of bbolt (the simulator, --unsafe-no-fsync); default false
+	Mlock          bool        // lock the database's pages in RAM (--memory-mlock)
+	Watch          WatchLimits // memory bounds of watching; zero fields take the defaults
+	Logger         *zap.Logger // nil = zap.NewNop()
 }
 
 func (c *Config) validate() error {
@@ -53,6 +61,9 @@ func (c *Config) validate() error {
 	}
 	if c.CompactionBatchLimit <= 0 {
 		c.CompactionBatchLimit = 1000
+	}
+	if c.CompactionPace <= 0 {
+		c.CompactionPace = 10 * time.Millisecond
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -70,6 +81,7 @@ type compaction struct {
 	keep    map[Revision]struct{}
 	next    []byte
 	started time.Time // by the Store's clock: Compact, or the first step of one resumed at open
+	last    time.Time // when the last step ran (zero before the first)
 }
 
 // state is everything derived from one database file.

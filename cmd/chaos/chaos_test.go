@@ -172,8 +172,11 @@ func TestDiskAndMembershipFaultsShortRun(t *testing.T) {
 		t.Fatalf("exit %d, want 0", code)
 	}
 	wantSummary(t, out,
-		`(?m)^faults\s+\d+: disk-eio \d+, disk-full \d+, disk-stall \d+, members/learner 1, power/majority 1$`,
-		`(?m)^disk\s+PASS  1 member power cuts|^disk\s+PASS  [2-9] member power cuts`,
+		// How many faults fit depends on how long the membership
+		// changes take; the first ones always run.
+		`(?m)^faults\s+\d+: disk-eio \d+, disk-full \d+, .*members/learner 1, power/majority 1$`,
+		`(?m)^disk\s+PASS  [1-9]\d* member power cuts dropped`,
+		`(?m)^disk\s+PASS  .*failing disks: [1-9]\d* exits on EIO, [1-9]\d* on ENOSPC`,
 		`(?m)^members\s+PASS  0 replaced, 1 re-added as learners`,
 		`(?m)^linearizable\s+PASS`,
 		`(?m)^converged\s+PASS`,

@@ -137,7 +137,7 @@ func (f cutFile) Truncate(size int64) error {
 	return f.File.Truncate(size)
 }
 
-// armCut makes n's next crash fall inside a durable step: after 1 to 8
+// armCut makes n's next crash fall inside a durable step: after 1 to 12
 // more mutating operations of its file system.
 func (n *simNode) armCut(down time.Duration) {
 	n.cut.armed, n.cut.left, n.cut.down = true, 1+n.c.rng.IntN(12), down

@@ -18,14 +18,41 @@ import (
 // would leave (those covered by the last File.Sync) apart from the current
 // bytes. It is safe for concurrent use; Files opened on it are too.
 //
-// Simplification: namespace operations (Create, Rename, Remove, RemoveAll,
-// MkdirAll) are durable as soon as they return, as if every directory were
-// synced at once; SyncDir is a no-op. Only file contents can be lost by Crash.
+// Directories are durable the way a strict POSIX file system's are (the
+// model of pebble's crashable memory FS): every directory keeps, apart from
+// its current entries, the set it had at its last SyncDir, each name bound to
+// a file or directory (an inode). Namespace operations (Create of a new name,
+// Rename, Remove, RemoveAll, MkdirAll) change only the current entries; a
+// Crash keeps, for each directory, only its synced entries, and for each file
+// the contents of its last File.Sync. So, after a Crash:
+//
+//   - a file created in a directory never synced since is gone;
+//   - a rename not followed by a SyncDir of the destination directory is
+//     lost there, and unless the source directory was synced too, the old
+//     name is back, bound to the same file (with its synced contents);
+//   - a removed name whose directory was not synced since is back, with the
+//     file's synced contents;
+//   - a directory made by MkdirAll exists only once its parent was synced
+//     after its creation (as with pebble, MkdirAll syncs nothing: each new
+//     level needs a SyncDir of its parent); what it holds needs its own
+//     SyncDir as well;
+//   - a file's contents follow its inode, not its name: a file renamed and
+//     synced keeps its synced bytes under whichever name survives.
+//
+// The roots ("/" and ".") always exist.
 type MemFS struct {
 	mu        sync.Mutex
 	files     map[string]*memNode
-	dirs      map[string]bool
+	dirs      map[string]*dirNode
+	roots     map[string]*dirNode
 	syncCount int
+}
+
+// dirNode is one directory (an inode). synced is its entries as of its last
+// SyncDir: base name to *memNode or *dirNode. Its current entries are the
+// names under its path in MemFS.files and MemFS.dirs.
+type dirNode struct {
+	synced map[string]any
 }
 
 // memNode is one file's contents. data is what reads see; durable is what
@@ -83,7 +110,10 @@ func resize(b []byte, size int64) []byte {
 // NewMem returns an empty in-memory file system. The root ("/" and ".")
 // exists.
 func NewMem() *MemFS {
-	return &MemFS{files: map[string]*memNode{}, dirs: map[string]bool{}}
+	return &MemFS{files: map[string]*memNode{}, dirs: map[string]*dirNode{}, roots: map[string]*dirNode{
+		".":                        {},
+		string(filepath.Separator): {},
+	}}
 }
 
 func clean(name string) string { return filepath.Clean(name) }
@@ -93,7 +123,16 @@ func isRoot(name string) bool {
 	return name == "." || name == string(filepath.Separator)
 }
 
-func (m *MemFS) dirExistsLocked(dir string) bool { return isRoot(dir) || m.dirs[dir] }
+func (m *MemFS) dirExistsLocked(dir string) bool { return m.dirNodeLocked(dir) != nil }
+
+// dirNodeLocked returns the directory at the cleaned path dir, nil if there
+// is none.
+func (m *MemFS) dirNodeLocked(dir string) *dirNode {
+	if isRoot(dir) {
+		return m.roots[dir]
+	}
+	return m.dirs[dir]
+}
 
 func (m *MemFS) parentExistsLocked(name string, op string) error {
 	if !m.dirExistsLocked(filepath.Dir(name)) {
@@ -167,7 +206,7 @@ func (m *MemFS) Remove(name string) error {
 		delete(m.files, name)
 		return nil
 	}
-	if m.dirs[name] {
+	if m.dirs[name] != nil {
 		if m.hasChildLocked(name) {
 			return &fs.PathError{Op: "remove", Path: name, Err: errors.New("directory not empty")}
 		}
@@ -212,19 +251,19 @@ func (m *MemFS) Rename(oldname, newname string) error {
 		return err
 	}
 	if oldname == newname {
-		if _, ok := m.files[oldname]; ok || m.dirs[oldname] {
+		if _, ok := m.files[oldname]; ok || m.dirs[oldname] != nil {
 			return nil
 		}
 	}
 	if n, ok := m.files[oldname]; ok {
-		if m.dirs[newname] {
+		if m.dirs[newname] != nil {
 			return &fs.PathError{Op: "rename", Path: newname, Err: errors.New("is a directory")}
 		}
 		delete(m.files, oldname)
 		m.files[newname] = n
 		return nil
 	}
-	if !m.dirs[oldname] {
+	if m.dirs[oldname] == nil {
 		return &fs.PathError{Op: "rename", Path: oldname, Err: fs.ErrNotExist}
 	}
 	if under(newname, oldname) {
@@ -233,7 +272,7 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	if _, ok := m.files[newname]; ok {
 		return &fs.PathError{Op: "rename", Path: newname, Err: errors.New("not a directory")}
 	}
-	if m.dirs[newname] {
+	if m.dirs[newname] != nil {
 		if m.hasChildLocked(newname) {
 			return &fs.PathError{Op: "rename", Path: newname, Err: errors.New("directory not empty")}
 		}
@@ -246,11 +285,15 @@ func (m *MemFS) Rename(oldname, newname string) error {
 			delete(m.files, n)
 		}
 	}
+	moved := map[string]*dirNode{}
 	for _, d := range sortedKeys(m.dirs) {
 		if under(d, oldname) {
+			moved[move(d)] = m.dirs[d]
 			delete(m.dirs, d)
-			m.dirs[move(d)] = true
 		}
+	}
+	for d, n := range moved {
+		m.dirs[d] = n
 	}
 	return nil
 }
@@ -264,13 +307,15 @@ func sortedKeys[V any](mp map[string]V) []string {
 	return keys
 }
 
-// MkdirAll implements FS. The permission bits are ignored.
+// MkdirAll implements FS. The permission bits are ignored. It syncs no
+// directory: each directory it makes survives a Crash only once its parent
+// has been synced (see MkdirAllSynced).
 func (m *MemFS) MkdirAll(dir string, _ os.FileMode) error {
 	dir = clean(dir)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var todo []string
-	for d := dir; !isRoot(d) && !m.dirs[d]; d = filepath.Dir(d) {
+	for d := dir; !isRoot(d) && m.dirs[d] == nil; d = filepath.Dir(d) {
 		if _, ok := m.files[d]; ok {
 			return &fs.PathError{Op: "mkdir", Path: d, Err: errors.New("not a directory")}
 		}
@@ -280,7 +325,7 @@ func (m *MemFS) MkdirAll(dir string, _ os.FileMode) error {
 		}
 	}
 	for _, d := range todo {
-		m.dirs[d] = true
+		m.dirs[d] = &dirNode{}
 	}
 	return nil
 }
@@ -322,15 +367,28 @@ func (m *MemFS) Stat(name string) (os.FileInfo, error) {
 	return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 }
 
-// SyncDir implements FS. Namespace changes on a MemFS are durable at once, so
-// it only checks that dir exists.
+// SyncDir implements FS: dir's current entries, each bound to the file or
+// directory it names now, become the ones a Crash keeps.
 func (m *MemFS) SyncDir(dir string) error {
 	dir = clean(dir)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.dirExistsLocked(dir) {
+	dn := m.dirNodeLocked(dir)
+	if dn == nil {
 		return &fs.PathError{Op: "syncdir", Path: dir, Err: fs.ErrNotExist}
 	}
+	synced := map[string]any{}
+	for n, node := range m.files {
+		if filepath.Dir(n) == dir {
+			synced[filepath.Base(n)] = node
+		}
+	}
+	for d, node := range m.dirs {
+		if d != dir && filepath.Dir(d) == dir {
+			synced[filepath.Base(d)] = node
+		}
+	}
+	dn.synced = synced
 	return nil
 }
 
@@ -342,9 +400,12 @@ func (m *MemFS) SyncCount() int {
 	return m.syncCount
 }
 
-// Crash returns a new MemFS holding what a power cut would leave of m: the
-// same directories and file names (namespace operations are durable at once)
-// and, for every file, the contents as of its last Sync.
+// Crash returns a new MemFS holding what a power cut would leave of m: from
+// each root down, every directory's synced entries (as of its last SyncDir;
+// none if it was never synced), and for every file they reach, its contents
+// as of its last Sync. A file reached under two names (a rename synced in the
+// destination directory but not in the source) is one file under both. Every
+// file and directory of the result is synced.
 //
 // If tear is true and r is not nil, each file with unsynced changes keeps, on
 // top of its synced contents, a prefix of those changes in file order: r picks
@@ -358,27 +419,58 @@ func (m *MemFS) Crash(r *rand.Rand, tear bool) *MemFS {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := NewMem()
-	for d := range m.dirs {
-		c.dirs[d] = true
-	}
-	// Visit files in sorted order so a given r gives the same result.
-	for _, name := range sortedKeys(m.files) {
-		n := m.files[name]
-		data := append([]byte(nil), n.durable...)
-		if tear && r != nil && n.dirty {
-			lo := n.dirtyLo
-			hi := min(n.dirtyHi, int64(len(n.data)))
-			if hi > lo {
-				k := r.Int64N(hi - lo + 1)
-				if end := lo + k; end > int64(len(data)) {
-					data = resize(data, end)
+	files := map[*memNode]*memNode{}
+	seen := map[*dirNode]bool{}
+	var walk func(path string, from, to *dirNode)
+	walk = func(path string, from, to *dirNode) {
+		seen[from] = true
+		to.synced = map[string]any{}
+		// Visit names in sorted order so a given r gives the same result.
+		for _, name := range sortedKeys(from.synced) {
+			p := filepath.Join(path, name)
+			switch child := from.synced[name].(type) {
+			case *memNode:
+				nn, ok := files[child]
+				if !ok {
+					nn = crashFile(child, r, tear)
+					files[child] = nn
 				}
-				copy(data[lo:lo+k], n.data[lo:lo+k])
+				c.files[p] = nn
+				to.synced[name] = nn
+			case *dirNode:
+				// Synced entries taken at different times may bind a
+				// directory twice (or under itself); keep the first.
+				if seen[child] {
+					continue
+				}
+				nd := &dirNode{}
+				c.dirs[p] = nd
+				to.synced[name] = nd
+				walk(p, child, nd)
 			}
 		}
-		c.files[name] = &memNode{data: data, durable: append([]byte(nil), data...)}
+	}
+	for _, root := range sortedKeys(m.roots) {
+		walk(root, m.roots[root], c.roots[root])
 	}
 	return c
+}
+
+// crashFile is what a crash leaves of n, synced.
+func crashFile(n *memNode, r *rand.Rand, tear bool) *memNode {
+	data := append([]byte(nil), n.durable...)
+	if tear && r != nil && n.dirty {
+		lo := n.dirtyLo
+		hi := min(n.dirtyHi, int64(len(n.data)))
+		if hi > lo {
+			k := r.Int64N(hi - lo + 1)
+			if end := lo + k; end > int64(len(data)) {
+				data = resize(data, end)
+			}
+			copy(data[lo:lo+k], n.data[lo:lo+k])
+		}
+	}
+	return &memNode{data: data, durable: append([]byte(nil), data...)}
 }
 
 type memInfo struct {

@@ -23,6 +23,13 @@ func readFile(t *testing.T, fsys FS, name string) []byte {
 	return b
 }
 
+func syncDir(t *testing.T, m *MemFS, dir string) {
+	t.Helper()
+	if err := m.SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeAll(t *testing.T, f File, b []byte) {
 	t.Helper()
 	if _, err := f.Write(b); err != nil {
@@ -43,6 +50,7 @@ func TestCrashKeepsSyncedBytesOnly(t *testing.T) {
 	writeAll(t, f, []byte("-unsynced"))
 	g, _ := m.Create("never-synced")
 	writeAll(t, g, []byte("lost"))
+	syncDir(t, m, ".")
 
 	c := m.Crash(rand.New(rand.NewPCG(1, 2)), false)
 	if got := readFile(t, c, "a"); string(got) != "synced" {
@@ -74,6 +82,7 @@ func TestCrashOverwriteInPreallocatedFile(t *testing.T) {
 	if err := f.Truncate(8); err != nil { // unsynced shrink is lost
 		t.Fatal(err)
 	}
+	syncDir(t, m, ".")
 	want := append([]byte("AAAA"), make([]byte, 60)...)
 	if got := readFile(t, m.Crash(nil, true), "seg"); !bytes.Equal(got, want) {
 		t.Fatalf("crash with nil rand = %q, want %q", got, want)
@@ -88,6 +97,7 @@ func TestCrashTearKeepsAPrefixOfUnsyncedBytes(t *testing.T) {
 		writeAll(t, f, []byte("0123"))
 		_ = f.Sync()
 		writeAll(t, f, []byte("456789"))
+		syncDir(t, m, ".")
 		got := readFile(t, m.Crash(rand.New(rand.NewPCG(seed, 7)), true), "log")
 		full := "0123456789"
 		if len(got) < 4 || len(got) > len(full) || string(got) != full[:len(got)] {
@@ -110,6 +120,7 @@ func TestCrashTearInPreallocatedFileKeepsPrefixOfOverwrite(t *testing.T) {
 		_ = f.Sync()
 		_, _ = f.Seek(4, io.SeekStart)
 		writeAll(t, f, []byte("abcdef"))
+		syncDir(t, m, ".")
 		got := readFile(t, m.Crash(rand.New(rand.NewPCG(seed, 1)), true), "seg")
 		if len(got) != 16 {
 			t.Fatalf("seed %d: size %d, want 16", seed, len(got))
@@ -133,6 +144,7 @@ func TestCrashIsDeterministicForASeed(t *testing.T) {
 			_ = f.Sync()
 			writeAll(t, f, bytes.Repeat([]byte{byte('a' + i)}, 100))
 		}
+		syncDir(t, m, ".")
 		return m
 	}
 	a := build().Crash(rand.New(rand.NewPCG(42, 42)), true)
@@ -156,6 +168,7 @@ func TestSyncCopiesOnlyWhatChangedButKeepsEverything(t *testing.T) {
 	_ = f.Truncate(10)
 	_ = f.Truncate(20) // shrink then regrow: bytes 10..20 must read as zeros
 	_ = f.Sync()
+	syncDir(t, m, ".")
 	got := readFile(t, m.Crash(nil, false), "x")
 	if !bytes.Equal(got, make([]byte, 20)) {
 		t.Fatalf("after shrink/regrow/sync crash = %q, want 20 zero bytes", got)
@@ -200,6 +213,8 @@ func TestMemFSConcurrentUse(t *testing.T) {
 	if got := m.SyncCount(); got != 8*21 {
 		t.Fatalf("SyncCount = %d, want %d", got, 8*21)
 	}
+	syncDir(t, m, ".")
+	syncDir(t, m, "d")
 	c := m.Crash(nil, false)
 	for w := range 8 {
 		b := readFile(t, c, fmt.Sprintf("d/f%d", w))

@@ -1,7 +1,9 @@
 package vfs
 
 import (
+	"errors"
 	"io"
+	"io/fs"
 	"testing"
 )
 
@@ -40,6 +42,17 @@ func TestNoSyncMakesNothingDurable(t *testing.T) {
 	}
 	if n := m.SyncCount(); n != 0 {
 		t.Fatalf("the wrapped file system saw %d syncs, want 0", n)
+	}
+	// Nor did the directory sync reach it: the directory is gone.
+	if _, err := m.Crash(nil, false).Stat("/d"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("after a crash Stat(/d) = %v, want not exist: SyncDir went through NoSync", err)
+	}
+	// With the directories synced behind NoSync's back, the file is there,
+	// empty.
+	for _, d := range []string{"/", "/d"} {
+		if err := m.SyncDir(d); err != nil {
+			t.Fatal(err)
+		}
 	}
 	after := m.Crash(nil, false)
 	g, err := after.Open("/d/f")

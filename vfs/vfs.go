@@ -9,6 +9,7 @@ package vfs
 import (
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // File is an open file. A File is not safe for concurrent use unless its
@@ -56,4 +57,32 @@ type FS interface {
 	// SyncDir makes the directory's entries (creations, renames, removals)
 	// durable.
 	SyncDir(dir string) error
+}
+
+// MkdirAllSynced is MkdirAll that also makes durable every directory it
+// creates: it syncs, top down, the parent of each level that did not exist
+// (a directory already there is taken as durable). Directories made with a
+// plain MkdirAll, as with mkdir(2), can vanish in a power cut until their
+// parent is synced, taking everything under them along.
+func MkdirAllSynced(fsys FS, dir string, perm os.FileMode) error {
+	dir = filepath.Clean(dir)
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := fsys.Stat(d); err == nil {
+			break
+		}
+		made = append(made, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := fsys.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for i := len(made) - 1; i >= 0; i-- {
+		if err := fsys.SyncDir(filepath.Dir(made[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -215,6 +215,7 @@ var workloadColumns = map[string][]column{
 		{"defrag_seconds", "defrag s"},
 		{"defrag_p99_ms", "defrag p99 ms"},
 		{"defrag_max_ms", "defrag max ms"},
+		{"maint_errors", "op failed"},
 		{"errors", "errors"},
 		{"timeouts", "timeouts"},
 		{"rss_after_prefill_mib", "RSS MiB"},

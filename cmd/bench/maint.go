@@ -320,10 +320,14 @@ func runMaint(g global, args []string, stderr io.Writer) (report, error) {
 			head = append(head, field{w.name + "_p99_ratio", round(r, 2)})
 		}
 	}
+	// The run is reported with what failed, rather than lost: a
+	// compaction whose caller timed out still shows how long it was given.
+	failed := 0
 	if opErr != nil {
-		// The run is reported with what failed, rather than lost.
+		failed = 1
 		head = append(head, field{"maint_error", opErr.Error()})
 	}
+	head = append(head, field{"maint_errors", failed})
 	return s.finish(head), nil
 }
 

@@ -33,7 +33,7 @@ func TestMaintCompactsAndDefragsUnderLoad(t *testing.T) {
 	if _, ok := rep["maint_error"]; ok {
 		t.Fatalf("maint: %v", rep["maint_error"])
 	}
-	for _, k := range []string{"errors", "timeouts", "compact_errors", "defrag_errors"} {
+	for _, k := range []string{"errors", "timeouts", "compact_errors", "defrag_errors", "maint_errors"} {
 		if num(t, rep, k) != 0 {
 			t.Errorf("%s = %v (first error %v)", k, rep[k], rep["first_error"])
 		}
@@ -56,13 +56,12 @@ func TestMaintCompactsAndDefragsUnderLoad(t *testing.T) {
 	if rev < 51 {
 		t.Fatalf("compacted at revision %d", rev)
 	}
-	// Physically: the versions compacted away no longer take room.
-	before, after := num(t, rep, "prefill_db_size_in_use_mib"), num(t, rep, "after_defrag_db_size_in_use_mib")
-	if !(after < before/2) {
-		t.Errorf("in use: %v MiB after the prefill, %v after compaction and defragmentation", before, after)
-	}
-	if num(t, rep, "after_defrag_db_size_mib") >= num(t, rep, "after_compact_db_size_mib") {
-		t.Errorf("defragmentation did not shrink the file: %v", rep)
+	// Physically: the file held every version (5,000 of 144 bytes and
+	// more) until the defragmentation, which left room for 200 keys.
+	written := 5000 * 144.0 / (1 << 20)
+	before, after := num(t, rep, "after_compact_db_size_mib"), num(t, rep, "after_defrag_db_size_in_use_mib")
+	if before < written || after > written/4 {
+		t.Errorf("%v MiB of versions written; the file %v MiB after the compaction, %v in use after the defragmentation", written, before, after)
 	}
 
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})

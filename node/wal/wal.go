@@ -135,6 +135,13 @@ func Create(cfg Config, metadata []byte) (*WAL, error) {
 	}
 	w := &WAL{cfg: cfg, log: cfg.Logger, metadata: bytes.Clone(metadata), replayed: newReplay()}
 	tmpDir := dir + tmpExt
+	// The directories above the WAL must be durable before it is: a power
+	// cut would take a new parent's entry, and the WAL with it, however
+	// well the WAL itself was synced.
+	parent := filepath.Dir(dir)
+	if err := vfs.MkdirAllSynced(fsys, parent, 0o700); err != nil {
+		return nil, fmt.Errorf("wal: create: %w", err)
+	}
 	if err := fsys.RemoveAll(tmpDir); err != nil {
 		return nil, fmt.Errorf("wal: create: %w", err)
 	}
@@ -150,10 +157,6 @@ func Create(cfg Config, metadata []byte) (*WAL, error) {
 			if err := fsys.Remove(dir); err != nil {
 				return err
 			}
-		}
-		parent := filepath.Dir(dir)
-		if err := fsys.MkdirAll(parent, 0o700); err != nil {
-			return err
 		}
 		if err := fsys.Rename(tmpDir, dir); err != nil {
 			return err

@@ -151,7 +151,7 @@ func (w *etcdLog) cut() {
 // after its records (etcd preallocates).
 func (w *etcdLog) write(t testing.TB, fsys vfs.FS, dir string, tail int) {
 	t.Helper()
-	if err := fsys.MkdirAll(dir, 0o700); err != nil {
+	if err := vfs.MkdirAllSynced(fsys, dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	for i, s := range w.segs {
@@ -165,7 +165,9 @@ func (w *etcdLog) write(t testing.TB, fsys vfs.FS, dir string, tail int) {
 
 func writeFile(t testing.TB, fsys vfs.FS, path string, data []byte) {
 	t.Helper()
-	if err := fsys.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	// The fixture is durable, directory entries included: it stands for
+	// a data dir that was on disk before the test.
+	if err := vfs.MkdirAllSynced(fsys, filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	f, err := fsys.Create(path)
@@ -179,6 +181,9 @@ func writeFile(t testing.TB, fsys vfs.FS, path string, data []byte) {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.SyncDir(filepath.Dir(path)); err != nil {
 		t.Fatal(err)
 	}
 }

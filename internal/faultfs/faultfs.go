@@ -21,19 +21,19 @@
 //   - Names. Creating, linking, renaming or removing a name is done on the
 //     backing directory at once and logged. It becomes durable when every
 //     directory it touched (the parent, or both parents of a rename) has
-//     been fsynced after it, or when a directory it created or moved, or a
-//     directory below that one, is fsynced (as on ext4, XFS and btrfs, a
-//     synced directory is reachable after a crash; etcd and cairn create
-//     member/ with a plain mkdir and sync only what is below it). A power
+//     been fsynced after it, or when the file or directory it created or
+//     moved, or one below that one, is fsynced (as on ext4, XFS and btrfs,
+//     a synced file or directory is reachable after a crash; etcd and
+//     cairn create member/ with a plain mkdir and sync only what is below
+//     it, and never sync the directory of bbolt's database file; with
+//     Options.StrictNames only directory fsyncs count, as POSIX says). A power
 //     cut undoes the changes that are not, newest first: a created file disappears (even if its data was
 //     fsynced), a removed one comes back (removed names are parked in a
 //     trash folder until their removal is durable), a rename is reversed.
 //     This is stricter than ext4, which commits every metadata change of
 //     the file system with the next fsync of any file (and within its 5 s
 //     journal commit interval anyway): a program that survives this model
-//     survives ext4 with data=ordered, not the other way round. A file
-//     fsync does not make the file's own new name durable here (it does on
-//     ext4 and XFS, not by POSIX): sync the directory.
+//     survives ext4 with data=ordered, not the other way round.
 //   - Attributes other than the size (mode, owner, times) and extended
 //     attributes go to the backing file at once and are not rolled back.
 //
@@ -140,10 +140,11 @@ type Stats struct {
 
 // FS is one fault-injecting file system mounted at a mount point.
 type FS struct {
-	data  string // backing folder of the mounted tree
-	trash string // removed names parked until their removal is durable
-	mnt   string
-	debug bool
+	data   string // backing folder of the mounted tree
+	trash  string // removed names parked until their removal is durable
+	mnt    string
+	debug  bool
+	strict bool
 
 	mountMu sync.Mutex
 	server  *fuse.Server
@@ -167,6 +168,12 @@ type Options struct {
 	Mountpoint string
 	// Debug logs every FUSE request.
 	Debug bool
+	// StrictNames makes only directory fsyncs make names durable, as
+	// POSIX alone promises. By default a file's fsync also makes durable
+	// the names leading to it (its creation, its last rename, its
+	// directories'), as ext4, XFS and btrfs do and as etcd and cairn rely
+	// on for bbolt's database file.
+	StrictNames bool
 }
 
 // New mounts a fault-injecting file system at opts.Mountpoint over
@@ -181,6 +188,7 @@ func New(opts Options) (*FS, error) {
 		trash:  filepath.Join(opts.Backing, "trash"),
 		mnt:    opts.Mountpoint,
 		debug:  opts.Debug,
+		strict: opts.StrictNames,
 		files:  map[uint64]*dirtyFile{},
 		synced: map[uint64]uint64{},
 	}
@@ -370,16 +378,23 @@ func (f *FS) record(dirs []uint64, target uint64, undo func() error, done func()
 	f.ops = append(f.ops, &nsOp{seq: f.seq, dirs: dirs, target: target, undo: undo, done: done})
 }
 
-// syncDir makes durable the namespace changes in directory chain[0],
-// those whose every directory has now been synced after them, and the
-// names that lead to it: the creation or move of chain[0] and of its
-// ancestors chain[1:] (as ext4, XFS and btrfs do: a synced directory is
-// reachable after a crash).
-func (f *FS) syncDir(chain []uint64) {
+// syncNames makes durable the names that lead to chain[0], a file or
+// directory just fsynced: the creation or move of chain[0] and of its
+// ancestors chain[1:] (as ext4, XFS and btrfs do: a synced file or
+// directory is reachable after a crash); with isDir, also the namespace
+// changes in directory chain[0], those whose every directory has now been
+// synced after them. Under Options.StrictNames a file's fsync makes no
+// name durable.
+func (f *FS) syncNames(chain []uint64, isDir bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !isDir && f.strict {
+		return
+	}
 	f.seq++
-	f.synced[chain[0]] = f.seq
+	if isDir {
+		f.synced[chain[0]] = f.seq
+	}
 	kept := f.ops[:0]
 	for _, op := range f.ops {
 		durable := op.target != 0 && slices.Contains(chain, op.target)
@@ -418,7 +433,7 @@ func (f *FS) parkInTrash(p string) (string, error) {
 // forget drops the unsynced contents of inode ino (its last name is gone
 // for good).
 func (f *FS) forget(ino uint64) {
-	delete(f.files, ino) // called with f.mu held (from syncDir's done)
+	delete(f.files, ino) // called with f.mu held (from syncNames' done)
 }
 
 func lstatIno(p string) (uint64, error) {

@@ -14,11 +14,18 @@ import (
 // cannot mount FUSE file systems (no /dev/fuse, not root).
 func mount(t *testing.T) *FS {
 	t.Helper()
+	return mountWith(t, Options{})
+}
+
+// mountWith is mount with options (Backing and Mountpoint are set here).
+func mountWith(t *testing.T, opts Options) *FS {
+	t.Helper()
 	if err := Available(); err != nil {
 		t.Skipf("FUSE is not usable here: %v", err)
 	}
 	dir := t.TempDir()
-	f, err := New(Options{Backing: filepath.Join(dir, "backing"), Mountpoint: filepath.Join(dir, "mnt")})
+	opts.Backing, opts.Mountpoint = filepath.Join(dir, "backing"), filepath.Join(dir, "mnt")
+	f, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +187,10 @@ func TestLargeOverwriteAndTruncate(t *testing.T) {
 	wantContent(t, f, "big", cut)
 }
 
-func TestNewFileNeedsDirSync(t *testing.T) {
-	f := mount(t)
+// TestNewFileNeedsDirSyncWhenStrict: with StrictNames (POSIX) only a
+// directory fsync makes names durable.
+func TestNewFileNeedsDirSyncWhenStrict(t *testing.T) {
+	f := mountWith(t, Options{StrictNames: true})
 	if err := os.Mkdir(f.path("d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -371,4 +380,19 @@ func TestDurablyRemovedTreeStaysRemoved(t *testing.T) {
 	if st := f.Stats(); st.UndoErrors != 0 || st.StaleUndos == 0 {
 		t.Fatalf("stats %+v: want stale undos and no failed one", st)
 	}
+}
+
+// TestFileFsyncMakesItsNameDurable: by default, as on ext4, XFS and
+// btrfs, a file's fsync makes the names leading to it durable (bbolt never
+// syncs the directory of the database file it creates).
+func TestFileFsyncMakesItsNameDurable(t *testing.T) {
+	f := mount(t)
+	if err := os.MkdirAll(f.path("member/snap"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f, "member/snap/db", []byte("db"), true, false)
+	writeFile(t, f, "member/snap/unsynced", []byte("x"), false, false)
+	powerCut(t, f)
+	wantContent(t, f, "member/snap/db", []byte("db"))
+	wantMissing(t, f, "member/snap/unsynced")
 }

@@ -356,10 +356,10 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 	}
 	n.f.mu.Unlock()
 	if n.isDir() {
-		n.f.syncDir(n.chain())
+		n.f.syncNames(n.chain(), true)
 		return 0
 	}
-	return n.withFd(fh, func(fd int) syscall.Errno {
+	errno := n.withFd(fh, func(fd int) syscall.Errno {
 		n.f.mu.Lock()
 		defer n.f.mu.Unlock()
 		ino := n.ino()
@@ -373,6 +373,10 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 		delete(n.f.files, ino)
 		return 0
 	})
+	if errno == 0 {
+		n.f.syncNames(n.chain(), false)
+	}
+	return errno
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

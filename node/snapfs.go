@@ -40,7 +40,9 @@ func (c *Core) saveStaged(path string, data []byte) error {
 		return writeFileSync(path, data)
 	}
 	fs := c.cfg.SnapFS
-	if err := fs.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	// The staged file's directory must be durable too, not only its
+	// entries: a new one a power cut takes, takes the file along.
+	if err := vfs.MkdirAllSynced(fs, filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	if err := writeStagedSum(fs, path, sum); err != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/cairnkv/cairn/mvcc"
 	"github.com/cairnkv/cairn/node/wal"
 	"github.com/cairnkv/cairn/node/wal/etcdwal"
+	"github.com/cairnkv/cairn/vfs"
 )
 
 // walMetadata is stored once at the head of the WAL.
@@ -48,7 +48,9 @@ func NewCore(c Config) (*Core, error) {
 		reads: readQueue{nextCtx: uint64(cfg.Clock.Now().UnixNano()), slow: cfg.ObserveSlowReadIndex},
 		role:  raft.StateFollower,
 	}
-	if err := os.MkdirAll(filepath.Dir(DBPath(cfg.DataDir)), 0o700); err != nil {
+	// Synced: a power cut must not take the new data dir's member/ (and the
+	// WAL or database in it) after they were synced.
+	if err := vfs.MkdirAllSynced(vfs.OS(), filepath.Dir(DBPath(cfg.DataDir)), 0o700); err != nil {
 		return nil, fmt.Errorf("node: creating data dir: %w", err)
 	}
 	walCfg := wal.Config{FS: cfg.WALFS, Dir: cfg.WALDir, SegmentSize: cfg.WALSegmentSize, Logger: cfg.Logger,
@@ -230,6 +232,11 @@ func (c *Core) bootstrap(walCfg wal.Config) error {
 func (c *Core) createFresh(walCfg wal.Config, what string) error {
 	if err := c.openKV(); err != nil {
 		return err
+	}
+	// The database file is new: its directory entry is durable only once
+	// the directory is synced (bbolt syncs the file, not its directory).
+	if err := syncDir(filepath.Dir(DBPath(c.cfg.DataDir))); err != nil {
+		return fmt.Errorf("node: syncing the database's directory: %w", err)
 	}
 	if ci, _ := c.kv.ConsistentIndex(); ci != 0 {
 		return fmt.Errorf("node: database %s has applied entries (consistent index %d) but there is no WAL in %s: refusing to %s over it", DBPath(c.cfg.DataDir), ci, c.cfg.WALDir, what)

@@ -1,6 +1,11 @@
 package node
 
-import "errors"
+import (
+	"errors"
+	"path/filepath"
+
+	"github.com/cairnkv/cairn/vfs"
+)
 
 // Bugs plants known bugs in a Core, so tests can prove that the simulator's
 // checks catch them. They take effect only in binaries built with the
@@ -34,6 +39,10 @@ type Bugs struct {
 	// SkipStagedSync makes this member save a received snapshot's database
 	// without syncing it before the WAL's snapshot marker.
 	SkipStagedSync bool
+	// SkipWALDirSync makes this member skip the sync of its WAL directory
+	// after cutting a new segment (and after releasing old ones): the new
+	// segment's name, and the entries saved into it, a power cut loses.
+	SkipWALDirSync bool
 	// V2IgnorePrevIndex makes this member apply a v2 compare-and-swap or
 	// compare-and-delete without its prevIndex comparison (node/v2.go).
 	V2IgnorePrevIndex bool
@@ -41,7 +50,8 @@ type Bugs struct {
 
 func (b Bugs) any() bool {
 	return b.SkipReadIndex || b.ReapplyAfterRestart || b.FollowersExpireLeases || b.FlipValues || b.IgnoreAuthRevokes ||
-		b.KeepRemovedMembers || b.IgnoreRemoval || b.SnapshotWithoutData || b.SkipStagedSync || b.V2IgnorePrevIndex
+		b.KeepRemovedMembers || b.IgnoreRemoval || b.SnapshotWithoutData || b.SkipStagedSync || b.V2IgnorePrevIndex ||
+		b.SkipWALDirSync
 }
 
 var errBugsNotBuilt = errors.New("node: planted bugs need a build with the cairnbugs tag")
@@ -63,3 +73,26 @@ func (b Bugs) ignoreRemoval() bool         { return bugsEnabled && b.IgnoreRemov
 func (b Bugs) snapshotWithoutData() bool   { return bugsEnabled && b.SnapshotWithoutData }
 func (b Bugs) skipStagedSync() bool        { return bugsEnabled && b.SkipStagedSync }
 func (b Bugs) v2IgnorePrevIndex() bool     { return bugsEnabled && b.V2IgnorePrevIndex }
+func (b Bugs) skipWALDirSync() bool        { return bugsEnabled && b.SkipWALDirSync }
+
+// walFS is the file system the WAL in dir is given: fsys, or with
+// SkipWALDirSync, fsys whose syncs of dir itself do nothing (the syncs of
+// its parent, which make a new WAL durable, still happen).
+func (b Bugs) walFS(fsys vfs.FS, dir string) vfs.FS {
+	if !b.skipWALDirSync() {
+		return fsys
+	}
+	return skipDirSyncFS{FS: fsys, dir: filepath.Clean(dir)}
+}
+
+type skipDirSyncFS struct {
+	vfs.FS
+	dir string
+}
+
+func (f skipDirSyncFS) SyncDir(dir string) error {
+	if filepath.Clean(dir) == f.dir {
+		return nil // the bug
+	}
+	return f.FS.SyncDir(dir)
+}

@@ -53,7 +53,7 @@ func NewCore(c Config) (*Core, error) {
 	if err := vfs.MkdirAllSynced(vfs.OS(), filepath.Dir(DBPath(cfg.DataDir)), 0o700); err != nil {
 		return nil, fmt.Errorf("node: creating data dir: %w", err)
 	}
-	walCfg := wal.Config{FS: cfg.WALFS, Dir: cfg.WALDir, SegmentSize: cfg.WALSegmentSize, Logger: cfg.Logger,
+	walCfg := wal.Config{FS: cfg.Bugs.walFS(cfg.WALFS, cfg.WALDir), Dir: cfg.WALDir, SegmentSize: cfg.WALSegmentSize, Logger: cfg.Logger,
 		ObserveWrite: cfg.ObserveWALWrite, Clock: cfg.Clock}
 	if err := core.importEtcdWAL(); err != nil {
 		core.closeFiles()

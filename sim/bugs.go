@@ -45,6 +45,11 @@ const (
 	// without syncing it before the WAL's marker: a power cut between the
 	// marker and the swap must be seen to lose it.
 	BugSkipStagedSync = "skip-staged-sync"
+	// BugSkipWALDirSync makes members skip the sync of the WAL directory
+	// after cutting a new segment: a power cut loses the segment's name,
+	// and the entries acknowledged from it (vfs.MemFS keeps only synced
+	// directory entries). The exhaustive crash points must find it.
+	BugSkipWALDirSync = "skip-wal-dir-sync"
 	// BugV2IgnorePrevIndex makes every member apply v2 compare-and-swaps
 	// and compare-and-deletes without their prevIndex comparison: the v2
 	// history check (v2.go) must find it.
@@ -60,7 +65,7 @@ var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowe
 
 // targetedBugs are planted bugs only a targeted fault reaches often enough
 // (TestNewChecksCatchTheirBugs runs them with the options they need).
-var targetedBugs = []string{BugSkipStagedSync, BugV2IgnorePrevIndex}
+var targetedBugs = []string{BugSkipStagedSync, BugV2IgnorePrevIndex, BugSkipWALDirSync}
 
 func checkBug(name string) error {
 	for _, b := range append(append([]string{""}, Bugs...), targetedBugs...) {
@@ -83,6 +88,7 @@ func bugsFor(name string, member int) node.Bugs {
 		SnapshotWithoutData:   name == BugSnapshotWithoutData,
 		SkipStagedSync:        name == BugSkipStagedSync,
 		V2IgnorePrevIndex:     name == BugV2IgnorePrevIndex,
+		SkipWALDirSync:        name == BugSkipWALDirSync,
 	}
 }
 

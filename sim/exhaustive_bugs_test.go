@@ -32,6 +32,11 @@ func TestNewChecksCatchTheirBugsExhaustive(t *testing.T) {
 		// marker: a cut between the marker and the swap loses it, and the
 		// restart that must finish the install cannot.
 		{BugSkipStagedSync, "snapshot-install", "failed to restart", func(c *xConfig) { c.bugs = node.Bugs{SkipStagedSync: true} }},
+		// The WAL directory is not synced after a new segment is cut: a
+		// cut after the entries saved into it were acknowledged loses the
+		// segment's name, and them with it.
+		{BugSkipWALDirSync, "wal-save/new-segment/follower", "acknowledged log lost", func(c *xConfig) { c.bugs = node.Bugs{SkipWALDirSync: true} }},
+		{BugSkipWALDirSync, "wal-save/new-segment/leader", "acknowledged log lost", func(c *xConfig) { c.bugs = node.Bugs{SkipWALDirSync: true} }},
 	} {
 		t.Run(tc.bug+"/"+tc.step, func(t *testing.T) {
 			st := steps[tc.step]

@@ -64,7 +64,9 @@ var Bugs = []string{BugStaleReads, BugAckBeforeFsync, BugDoubleApply, BugFollowe
 	BugKeepRemovedMembers, BugIgnoreRemoval, BugSnapshotWithoutData}
 
 // targetedBugs are planted bugs only a targeted fault reaches often enough
-// (TestNewChecksCatchTheirBugs runs them with the options they need).
+// (TestNewChecksCatchTheirBugs runs them with the options they need;
+// TestNewChecksCatchTheirBugsExhaustive cuts the power at every operation
+// of the step they break).
 var targetedBugs = []string{BugSkipStagedSync, BugV2IgnorePrevIndex, BugSkipWALDirSync}
 
 func checkBug(name string) error {

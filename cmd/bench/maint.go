@@ -228,7 +228,9 @@ func runMaint(g global, args []string, stderr io.Writer) (report, error) {
 	head := append(header("maint", g), field{"keys", *keys}, field{"revisions", *revs}, field{"val_size", *valSize},
 		field{"rate", *perSecond}, field{"maint_ops", strings.Join(ops, ",")},
 		field{"prefill_seconds", round(time.Since(prefillStart).Seconds(), 2)},
-		field{"rss_after_prefill_mib", rssNow(g.serverPIDs, "VmRSS")})
+		field{"rss_after_prefill_mib", rssNow(g.serverPIDs, "VmRSS")},
+		field{"rss_anon_after_prefill_mib", rssNow(g.serverPIDs, "RssAnon")},
+		field{"rss_file_after_prefill_mib", rssNow(g.serverPIDs, "RssFile")})
 	for _, f := range dbSize(s.ctx, s.cs[0], g.endpoints) {
 		head = append(head, field{"prefill_" + f.Name, f.Value})
 	}

@@ -16,11 +16,12 @@ func walIdentity(walDir string) (member, cluster uint64, ok bool) {
 	if !wal.Exist(vfs.OS(), walDir) {
 		return 0, 0, false
 	}
-	checked, err := wal.Verify(vfs.OS(), walDir, nil)
+	// The header only: the start reads the whole log again anyway.
+	md, err := wal.ReadMetadata(vfs.OS(), walDir)
 	if err != nil {
 		return 0, 0, false
 	}
-	meta, err := node.ParseWALMetadata(checked.Metadata)
+	meta, err := node.ParseWALMetadata(md)
 	if err != nil || meta.MemberID == 0 {
 		return 0, 0, false
 	}

@@ -44,7 +44,10 @@ func TestSkipWALFsyncBugIsFoundByPowerCuts(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^faults\s+\d+: .*power/majority`).MatchString(out) {
 		t.Fatalf("the schedule of seed 3 has no majority power cut any more")
 	}
-	if !regexp.MustCompile(`(?m)^(linearizable|converged)\s+FAIL`).MatchString(out) {
-		t.Fatalf("neither the linearizability nor the convergence check failed")
+	// The WAL's loss shows as acknowledged writes gone (linearizable), a
+	// member with a shorter log (converged), or one that refuses what its
+	// disk kept (disk, restart).
+	if !regexp.MustCompile(`(?m)^(linearizable|converged|disk|restart)\s+FAIL`).MatchString(out) {
+		t.Fatalf("no check failed on the lost WAL")
 	}
 }

@@ -116,7 +116,8 @@ type diskLog struct {
 func (d *diskLog) problem(format string, args ...any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.problems = append(d.problems, fmt.Sprintf(format, args...))
+	// One line in the summary table, however many the error has.
+	d.problems = append(d.problems, strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " "))
 }
 
 // applyDisk starts disk fault f on the cluster and returns its undo.
@@ -145,7 +146,10 @@ func (nm *nemesis) applyDisk(ctx context.Context, f Fault, target int) (func() e
 			nm.log("nemesis: power back on %s", strings.Join(names, ", "))
 			for _, t := range targets {
 				if err := startMember(c.members[t]); err != nil {
-					return fmt.Errorf("restart after a power cut: %w", err)
+					// Coming back corrupt, or refusing what the disk
+					// kept, is a finding: the run goes on without it.
+					nm.disk.problem("%s did not come back after a power cut: %v", c.members[t].Name, err)
+					nm.log("nemesis: %s did not come back after a power cut", c.members[t].Name)
 				}
 			}
 			return nil

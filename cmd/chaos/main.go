@@ -340,15 +340,23 @@ func runChaos(o *options, stdout io.Writer) ([]Check, error) {
 	// Liveness phase: heal everything; the cluster must serve again.
 	rl.printf("heal: every link up, every member running")
 	c.net.HealAll()
+	var checks []Check
+	var unstartable []string
 	for _, m := range c.members {
 		_ = m.Resume()
 		if !m.Running() {
 			if err := startMember(m); err != nil {
-				return nil, err
+				// A member that cannot start on what its disk kept
+				// (after a power cut, say) is a finding, not the end
+				// of the run: the other checks still run.
+				rl.printf("heal: %v", err)
+				unstartable = append(unstartable, strings.Join(strings.Fields(err.Error()), " "))
 			}
 		}
 	}
-	var checks []Check
+	if len(unstartable) > 0 {
+		checks = append(checks, fail("restart", "%d members do not start: %s", len(unstartable), strings.Join(unstartable, "; ")))
+	}
 	if len(crashed) > 0 {
 		checks = append(checks, fail("no-crash", "members exited by themselves: %v (see their logs)", crashed))
 	} else {

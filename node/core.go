@@ -66,6 +66,7 @@ type Core struct {
 
 	applied   uint64 // last applied raft index
 	snapIndex uint64 // index of the newest raft snapshot
+	trimmedAt uint64 // applied index of the last trim of the in-memory log (maybeTrimLog)
 	kvClosed  bool   // kv was closed (or abandoned) by Close or Crash
 	term      uint64
 	committed uint64

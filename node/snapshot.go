@@ -12,6 +12,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/clock"
@@ -89,7 +90,7 @@ func (c *Core) installSnapshot(snap *raftpb.Snapshot) error {
 // compacts the log behind it.
 func (c *Core) maybeSnapshot() error {
 	if c.applied-c.snapIndex < c.cfg.SnapshotCount || c.confState == nil {
-		return nil
+		return c.maybeTrimLog()
 	}
 	// The database must be durable up to the snapshot before the WAL lets go of older entries.
 	if err := c.kv.Commit(); err != nil {
@@ -103,6 +104,7 @@ func (c *Core) maybeSnapshot() error {
 		return fmt.Errorf("node: saving snapshot marker: %w", err)
 	}
 	c.snapIndex = c.applied
+	c.trimmedAt = c.applied
 	if c.applied > c.cfg.SnapshotCatchUpEntries {
 		compactTo := c.applied - c.cfg.SnapshotCatchUpEntries
 		if first, _ := c.storage.FirstIndex(); compactTo > first {
@@ -115,6 +117,50 @@ func (c *Core) maybeSnapshot() error {
 		return fmt.Errorf("node: releasing WAL segments: %w", err)
 	}
 	c.lg.Info("took raft snapshot", zap.Uint64("index", c.snapIndex))
+	return nil
+}
+
+// trimEvery is how many applied entries the in-memory raft log grows by
+// before it is trimmed to the last SnapshotCatchUpEntries, as etcd 3.7 does
+// every 100 (its in-memory snapshots). The WAL's snapshots stay at every
+// SnapshotCount entries; without this the log held up to SnapshotCount +
+// SnapshotCatchUpEntries entries in memory.
+const trimEvery = 100
+
+// maybeTrimLog trims the in-memory raft log every trimEvery applied entries
+// to the SnapshotCatchUpEntries behind the applied index. The raft storage
+// takes an in-memory snapshot at the applied index first, so that a
+// follower behind the trimmed log is sent a snapshot from after it (the
+// database's, at the applied index, as send does). Not while a follower is
+// receiving a snapshot (as etcd): once installed, it needs the entries
+// right after it.
+func (c *Core) maybeTrimLog() error {
+	if c.applied < c.trimmedAt+trimEvery || c.confState == nil {
+		return nil
+	}
+	if c.role == raft.StateLeader {
+		snapshotting := false
+		c.rn.WithProgress(func(_ uint64, _ raft.ProgressType, pr tracker.Progress) {
+			snapshotting = snapshotting || pr.State == tracker.StateSnapshot
+		})
+		if snapshotting {
+			return nil
+		}
+	}
+	c.trimmedAt = c.applied
+	if c.applied <= c.cfg.SnapshotCatchUpEntries {
+		return nil
+	}
+	compactTo := c.applied - c.cfg.SnapshotCatchUpEntries
+	if first, _ := c.storage.FirstIndex(); compactTo <= first {
+		return nil
+	}
+	if _, err := c.storage.CreateSnapshot(c.applied, c.confState, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		return fmt.Errorf("node: raft storage snapshot at %d: %w", c.applied, err)
+	}
+	if err := c.storage.Compact(compactTo); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return fmt.Errorf("node: compacting raft log: %w", err)
+	}
 	return nil
 }
 

@@ -111,14 +111,23 @@ func (c *Core) applyNormal(e *raftpb.Entry) error {
 	res.Index = e.GetIndex()
 	if w, ok := c.waits[r.GetID()]; ok {
 		delete(c.waits, r.GetID())
-		if r.GetCompaction().GetPhysical() && res.Err == nil {
-			// etcd answers a physical compaction once the data is gone.
-			c.compactWaits = append(c.compactWaits, func() { w(res) })
-		} else {
-			w(res)
-		}
+		// A physical compaction is answered here too: its caller waits
+		// for the data to go with WhenCompacted, as etcd's waits apart
+		// from the proposal (and its request timeout).
+		w(res)
 	}
 	return nil
+}
+
+// WhenCompacted calls f once the store has no compaction in progress: at
+// once if none is, else when the one under way has removed its revisions
+// (physical compactions wait with it).
+func (c *Core) WhenCompacted(f func()) {
+	if c.kv == nil || c.kv.CompactRev() == 0 {
+		f()
+		return
+	}
+	c.compactWaits = append(c.compactWaits, f)
 }
 
 // applyRequest applies one request to the state machine. A client error is

@@ -43,6 +43,8 @@ type clusterOpts struct {
 	// electionTicks overrides the members' election timeout (10 ticks of
 	// 10 ms). The first election is fast-forwarded whatever it is.
 	electionTicks int
+	// edit, if set, edits every member's Config before it starts.
+	edit func(*Config)
 }
 
 func newTestCluster(t testing.TB, n int, opts clusterOpts) *testCluster {
@@ -134,6 +136,9 @@ func (c *testCluster) tryStart(id uint64, edit func(*Config)) error {
 			BackendBatchInterval: 20 * time.Millisecond, TickInterval: 10 * time.Millisecond,
 		},
 		ClientURLs: []string{"http://" + m.Name},
+	}
+	if c.opts.edit != nil {
+		c.opts.edit(&cfg)
 	}
 	if edit != nil {
 		edit(&cfg)

@@ -607,10 +607,28 @@ func isTxnSerializable(r *pb.TxnRequest) bool {
 }
 
 // Compact serves KV.Compact through raft.
+//
+// With r.Physical it answers once the compacted revisions are gone from
+// the database, waiting for that as long as the caller does (etcd waits
+// with no deadline of its own): only the proposal has the request
+// timeout. A compaction of millions of revisions takes longer than that.
 func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
 	res, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
 	if err != nil {
 		return nil, err
+	}
+	if r.GetPhysical() {
+		done := make(chan struct{})
+		if err := s.do(ctx, func() { s.core.WhenCompacted(func() { close(done) }) }); err != nil {
+			return nil, err
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, s.timeoutError(ctx)
+		case <-s.donec:
+			return nil, node.ErrStopped
+		}
 	}
 	return res.Resp.(*pb.CompactionResponse), nil
 }

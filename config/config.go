@@ -155,6 +155,9 @@ type Config struct {
 	// slower than this is logged and counted as slow.
 	WarningApplyDuration time.Duration
 	CompactionBatchLimit int
+	// CompactionSleepInterval is etcd's --compaction-sleep-interval: the
+	// pause a compaction batch stands for (mvcc.Config.CompactionPace).
+	CompactionSleepInterval time.Duration
 	// CompactHashCheckTime is how often the leader compares the members'
 	// hashes at the latest compacted revision (with the CompactHashCheck
 	// feature gate).
@@ -233,6 +236,7 @@ func Default() *Config {
 
 		WatchProgressNotifyInterval: DefaultWatchProgressNotify,
 		CompactionBatchLimit:        DefaultCompactionBatchLimit,
+		CompactionSleepInterval:     10 * time.Millisecond,
 		CompactHashCheckTime:        DefaultCompactHashCheckTime,
 		WarningApplyDuration:        100 * time.Millisecond,
 	}

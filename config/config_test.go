@@ -63,6 +63,7 @@ func TestDefaultMatchesEtcd(t *testing.T) {
 
 		WatchProgressNotifyInterval: 10 * time.Minute,
 		CompactionBatchLimit:        1000,
+		CompactionSleepInterval:     10 * time.Millisecond,
 		CompactHashCheckTime:        time.Minute,
 		WarningApplyDuration:        100 * time.Millisecond,
 	}
@@ -123,6 +124,7 @@ var flagPairs = [][2]string{
 	{"max-concurrent-streams", "100"},
 	{"enable-grpc-gateway", "false"},
 	{"compaction-batch-limit", "50"},
+	{"compaction-sleep-interval", "25ms"},
 	{"pre-vote", "false"},
 	{"initial-election-tick-advance", "false"},
 	{"enable-console", "true"},
@@ -169,6 +171,7 @@ func wantFromPairs() *Config {
 	w.MaxConcurrentStreams = 100
 	w.EnableGRPCGateway = false
 	w.CompactionBatchLimit = 50
+	w.CompactionSleepInterval = 25 * time.Millisecond
 	w.PreVote = false
 	w.InitialElectionTickAdvance = false
 	return w
@@ -482,9 +485,9 @@ func TestUsageListsEveryConfigField(t *testing.T) {
 		"EnableConsole": "enable-console", "ConsoleReadOnly": "console-read-only",
 		"LogLevel": "log-level", "LogFormat": "log-format", "LogOutputs": "log-outputs",
 		"WatchProgressNotifyInterval": "watch-progress-notify-interval", "WarningApplyDuration": "warning-apply-duration",
-		"CompactionBatchLimit": "compaction-batch-limit",
-		"ConfigFile":           "config-file",
-		"ClientTLS":            "cert-file", "PeerTLS": "peer-cert-file", "SelfSignedCertValidity": "self-signed-cert-validity",
+		"CompactionBatchLimit": "compaction-batch-limit", "CompactionSleepInterval": "compaction-sleep-interval",
+		"ConfigFile": "config-file",
+		"ClientTLS":  "cert-file", "PeerTLS": "peer-cert-file", "SelfSignedCertValidity": "self-signed-cert-validity",
 		"CipherSuites": "cipher-suites", "TLSMinVersion": "tls-min-version", "TLSMaxVersion": "tls-max-version",
 	}
 	usage := Usage()

@@ -54,6 +54,7 @@ feature-gates: CompactHashCheck=false,StopGRPCServiceOnDefrag=true
 max-concurrent-streams: 100
 enable-grpc-gateway: false
 compaction-batch-limit: 50
+compaction-sleep-interval: 25000000
 pre-vote: false
 initial-election-tick-advance: false
 `

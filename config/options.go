@@ -302,7 +302,7 @@ func options() []option {
 		{name: "max-learners", group: groupFeatures, def: "1", help: "Maximum number of learners the cluster may hold at once.",
 			set: setInt(func(c *Config) *int { return &c.MaxLearners })},
 		{name: "compaction-sleep-interval", group: groupFeatures, def: "10ms", yamlNanos: true, help: "Pause between compaction batches.",
-			ignored: true, why: "cairn runs one compaction batch per raft tick", set: checkDuration},
+			set: setDuration(func(c *Config) *time.Duration { return &c.CompactionSleepInterval })},
 		{name: "downgrade-check-time", group: groupFeatures, def: "5s", yamlNanos: true, help: "Interval between two downgrade status checks.",
 			ignored: true, why: "only downgrade cancel ends a cairn downgrade job: etcd's check ends it once every member runs the target version, which cairn members never do", set: checkDuration},
 		{name: "snapshot-catchup-entries", group: groupFeatures, def: "5000", help: "Number of entries for a slow follower to catch up after compacting the raft storage entries.",

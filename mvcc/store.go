@@ -445,6 +445,14 @@ func (s *Store) CompactRev() int64 {
 	return s.compactRev
 }
 
+// Compacting reports whether a compaction's revisions are still being
+// removed (CompactStep has work to do).
+func (s *Store) Compacting() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.comp != nil
+}
+
 // SetEventHook installs fn, called synchronously on the writer goroutine at
 // the end of every Put, DeleteRange or Txn that changed something, with the
 // new revision and all its events in order. fn must not call the Store's

@@ -123,7 +123,7 @@ func (c *Core) applyNormal(e *raftpb.Entry) error {
 // once if none is, else when the one under way has removed its revisions
 // (physical compactions wait with it).
 func (c *Core) WhenCompacted(f func()) {
-	if c.kv == nil || c.kv.CompactRev() == 0 {
+	if c.kv == nil || !c.kv.Compacting() {
 		f()
 		return
 	}

@@ -66,6 +66,7 @@ type Config struct {
 	BackendNoSync        bool          // bbolt without fsync (the simulator, --unsafe-no-fsync)
 	BackendMlock         bool          // lock the database's pages in RAM (--memory-mlock)
 	CompactionBatchLimit int           // revisions removed per compaction step; default mvcc's
+	CompactionPace       time.Duration // what one compaction batch stands for (mvcc.Config.CompactionPace); default mvcc's
 	// ForceNewCluster, on a restart, makes the member the only one of its
 	// cluster: uncommitted entries are dropped and committed conf changes
 	// removing every other member are appended to its log (etcd's

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
@@ -67,11 +68,14 @@ type Core struct {
 	applied   uint64 // last applied raft index
 	snapIndex uint64 // index of the newest raft snapshot
 	trimmedAt uint64 // applied index of the last trim of the in-memory log (maybeTrimLog)
-	kvClosed  bool   // kv was closed (or abandoned) by Close or Crash
-	term      uint64
-	committed uint64
-	lead      uint64
-	role      raft.StateType
+	// lastCompactStep is when the loop last stepped a compaction
+	// (compactionDue).
+	lastCompactStep time.Time
+	kvClosed        bool // kv was closed (or abandoned) by Close or Crash
+	term            uint64
+	committed       uint64
+	lead            uint64
+	role            raft.StateType
 
 	idGen idGenerator
 	waits map[uint64]func(Result)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -106,7 +107,7 @@ func (c *Core) process() error {
 		}
 	}
 	c.reads.issue(c)
-	if c.kv.CompactRev() > 0 || len(c.compactWaits) > 0 {
+	if c.compactionDue() {
 		done, err := c.kv.CompactStep()
 		if err != nil {
 			return fmt.Errorf("node: compaction: %w", err)
@@ -267,3 +268,29 @@ func (c *Core) closeFiles() error {
 	}
 	return errors.Join(errs...)
 }
+
+// compactionDue tells whether the loop steps the compaction in progress
+// now: at most once per compaction pace (--compaction-sleep-interval, as
+// etcd sleeps between its batches), however often the loop turns, so a
+// compaction under load takes a slice of a core rather than all of it
+// (mvcc's CompactStep catches up with the time since its last step when
+// the loop turns more rarely). With no compaction in progress it only
+// answers waiters, at once.
+func (c *Core) compactionDue() bool {
+	if !c.kv.Compacting() {
+		return len(c.compactWaits) > 0
+	}
+	pace := c.cfg.CompactionPace
+	if pace <= 0 {
+		pace = defaultCompactionPace
+	}
+	now := c.cfg.Clock.Now()
+	if !c.lastCompactStep.IsZero() && now.Sub(c.lastCompactStep) < pace {
+		return false
+	}
+	c.lastCompactStep = now
+	return true
+}
+
+// defaultCompactionPace is etcd's default --compaction-sleep-interval.
+const defaultCompactionPace = 10 * time.Millisecond

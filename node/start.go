@@ -122,6 +122,7 @@ func (c *Core) openKV() error {
 		NoSync:               c.cfg.BackendNoSync,
 		Mlock:                c.cfg.BackendMlock,
 		CompactionBatchLimit: c.cfg.CompactionBatchLimit,
+		CompactionPace:       c.cfg.CompactionPace,
 		Logger:               c.cfg.Logger,
 		Watch:                c.cfg.WatchLimits,
 	})

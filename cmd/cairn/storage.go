@@ -25,6 +25,7 @@ func applyCoreFlags(c *node.Config, cfg *config.Config) {
 	}
 	c.BackendMlock = cfg.MemoryMlock
 	c.CompactionBatchLimit = cfg.CompactionBatchLimit
+	c.CompactionPace = cfg.CompactionSleepInterval
 	c.DisablePreVote = !cfg.PreVote
 	c.NoInitialElectionTickAdvance = !cfg.InitialElectionTickAdvance
 }

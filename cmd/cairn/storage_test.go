@@ -27,22 +27,22 @@ func TestCoreFlagsByDefault(t *testing.T) {
 	if c.WALFS != nil || c.BackendNoSync || c.ObserveWALSave != nil || c.BackendMlock || c.DisablePreVote || c.NoInitialElectionTickAdvance {
 		t.Fatalf("defaults changed the core's configuration: %+v", c)
 	}
-	if c.CompactionBatchLimit != config.DefaultCompactionBatchLimit {
-		t.Fatalf("CompactionBatchLimit = %d", c.CompactionBatchLimit)
+	if c.CompactionBatchLimit != config.DefaultCompactionBatchLimit || c.CompactionPace != 10*time.Millisecond {
+		t.Fatalf("CompactionBatchLimit = %d, CompactionPace = %v", c.CompactionBatchLimit, c.CompactionPace)
 	}
 }
 
 func TestCoreFlags(t *testing.T) {
 	var c node.Config
 	applyCoreFlags(&c, parse(t, "--unsafe-no-fsync", "--memory-mlock", "--compaction-batch-limit", "7",
-		"--pre-vote=false", "--initial-election-tick-advance=false"))
+		"--compaction-sleep-interval", "3ms", "--pre-vote=false", "--initial-election-tick-advance=false"))
 	if c.WALFS == nil || !c.BackendNoSync || c.ObserveWALSave == nil {
 		t.Fatalf("--unsafe-no-fsync: WALFS %v, BackendNoSync %v, ObserveWALSave set %v", c.WALFS, c.BackendNoSync, c.ObserveWALSave != nil)
 	}
 	if c.WALFS == vfs.OS() {
 		t.Fatal("--unsafe-no-fsync left the WAL on a syncing file system")
 	}
-	if !c.BackendMlock || c.CompactionBatchLimit != 7 || !c.DisablePreVote || !c.NoInitialElectionTickAdvance {
+	if !c.BackendMlock || c.CompactionBatchLimit != 7 || c.CompactionPace != 3*time.Millisecond || !c.DisablePreVote || !c.NoInitialElectionTickAdvance {
 		t.Fatalf("got %+v", c)
 	}
 }

@@ -21,7 +21,7 @@ func mount(t *testing.T) *FS {
 func mountWith(t *testing.T, opts Options) *FS {
 	t.Helper()
 	if err := Available(); err != nil {
-		t.Skipf("FUSE is not usable here: %v", err)
+		t.Fatalf("FUSE is not usable here (these tests need /dev/fuse, and root or fusermount: apt-get install fuse3; CI machines have both): %v", err)
 	}
 	dir := t.TempDir()
 	opts.Backing, opts.Mountpoint = filepath.Join(dir, "backing"), filepath.Join(dir, "mnt")

@@ -51,6 +51,14 @@ func (t *HTTP) warnOnceFor(key, msg string, fields ...zap.Field) {
 	t.lg.Debug(msg, fields...)
 }
 
+// peerState reports, at one instant, whether Close was called and whether
+// id is a peer.
+func (t *HTTP) peerState(id uint64) (closed, peer bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed, t.peers[id] != nil
+}
+
 // isPeer reports whether id is a peer of the transport.
 func (t *HTTP) isPeer(id uint64) bool {
 	t.mu.Lock()

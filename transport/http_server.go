@@ -50,7 +50,14 @@ func (t *HTTP) checkRequest(w http.ResponseWriter, r *http.Request) (from uint64
 		http.Error(w, fmt.Sprintf("cairn: member %s was removed from the cluster", idString(from)), http.StatusGone)
 		return 0, false
 	}
-	if !t.isPeer(from) {
+	closed, peer := t.peerState(from)
+	if closed {
+		// Close forgot the peers: every sender would look unknown (403)
+		// where the truth is that this member is going away.
+		http.Error(w, "cairn: peer transport is closed", http.StatusServiceUnavailable)
+		return 0, false
+	}
+	if !peer {
 		t.refuseNonMember(w, r, from)
 		return 0, false
 	}

@@ -44,6 +44,8 @@ OUT=${OUT:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 
 [ -x "$ETCD" ] || { echo "no etcd binary at $ETCD (set ETCD)" >&2; exit 1; }
 if [ "$CAIRN" = bin/cairn ] || [ "$BENCH" = bin/bench ]; then make -s build >/dev/null; fi
+# compare starts the binaries from the members' own folders: absolute paths.
+CAIRN=$(realpath "$CAIRN") ETCD=$(realpath "$ETCD")
 mkdir -p "$OUT/compare"
 log="$OUT/bench.log"
 echo "etcd: $("$ETCD" --version | head -1); cairn: $("$CAIRN" --version | head -1); $(nproc) cores; $(uptime)" | tee "$OUT/machine.txt"

@@ -123,7 +123,7 @@ func isMetric(name string) bool {
 	if name == "errors" || name == "conflicts" || name == "timeouts" {
 		return true
 	}
-	for _, suf := range []string{"_per_second", "_ms", "_seconds", "_mib", "_errors", "_timeouts", "_ratio"} {
+	for _, suf := range []string{"_per_second", "_ms", "_seconds", "_mib", "_errors", "_timeouts", "_ratio", "_per_op"} {
 		if strings.HasSuffix(name, suf) {
 			return true
 		}

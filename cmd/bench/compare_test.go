@@ -77,7 +77,7 @@ func TestComparisonMediansAndRatios(t *testing.T) {
 func TestIsMetric(t *testing.T) {
 	for name, want := range map[string]bool{
 		"ops_per_second": true, "latency_p99_ms": true, "db_size_mib": true, "seconds": true, "deliver_seconds": true,
-		"errors": true, "conflicts": true, "clients": false, "ops": false, "key_size": false, "limit": false,
+		"errors": true, "conflicts": true, "server_cpu_us_per_op": true, "clients": false, "ops": false, "key_size": false, "limit": false,
 	} {
 		if isMetric(name) != want {
 			t.Errorf("isMetric(%s) = %v", name, !want)

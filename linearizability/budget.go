@@ -55,27 +55,28 @@ func CheckSteps(m Model, history []porcupine.Operation, maxSteps int) (StepsResu
 	if err := m.Validate(history); err != nil {
 		return StepsResult{}, err
 	}
+	return checkModelSteps(m.Porcupine, history, maxSteps)
+}
+
+// checkModelSteps is CheckSteps' search for any porcupine model (history validated).
+func checkModelSteps(pm porcupine.Model, history []porcupine.Operation, maxSteps int) (StepsResult, error) {
 	if maxSteps <= 0 {
-		return StepsResult{}, fmt.Errorf("linearizability: CheckSteps needs a positive step budget, not %d", maxSteps)
+		return StepsResult{}, fmt.Errorf("linearizability: a step-bounded check needs a positive step budget, not %d", maxSteps)
 	}
 	parts := [][]porcupine.Operation{history}
-	if m.Porcupine.Partition != nil {
-		parts = m.Porcupine.Partition(history)
+	if pm.Partition != nil {
+		parts = pm.Partition(history)
 	}
 	res := StepsResult{Partitions: len(parts)}
+	inner := pm.Step
+	if inner == nil {
+		sc := pm.StepContext
+		inner = func(s, in, out interface{}) (bool, interface{}) { return sc(context.Background(), s, in, out) }
+	}
 	for _, part := range parts {
 		steps, exhausted := 0, false
-		bounded := m.Porcupine
-		bounded.Partition, bounded.PartitionEvent = nil, nil
-		inner := m.Porcupine.Step
-		if inner == nil {
-			sc := m.Porcupine.StepContext
-			inner = func(s, in, out interface{}) (bool, interface{}) { return sc(context.Background(), s, in, out) }
-		}
-		bounded.StepContext = nil
-		// porcupine runs a single partition on one goroutine and returns after it
-		// finished, so the counter needs no lock. Once the budget is spent every step
-		// fails, which unwinds the search at once; the outcome is then ignored.
+		bounded := pm
+		bounded.Partition, bounded.PartitionEvent, bounded.StepContext = nil, nil, nil
 		bounded.Step = func(s, in, out interface{}) (bool, interface{}) {
 			if steps >= maxSteps {
 				exhausted = true

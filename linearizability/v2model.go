@@ -1,7 +1,6 @@
 package linearizability
 
 import (
-	"context"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -499,52 +498,6 @@ func WriteV2Visualization(path string, res Result) error {
 		return fmt.Errorf("linearizability: write visualization %s: %w", path, err)
 	}
 	return nil
-}
-
-// checkModelSteps is CheckSteps' search for any porcupine model (history validated).
-func checkModelSteps(pm porcupine.Model, history []porcupine.Operation, maxSteps int) (StepsResult, error) {
-	if maxSteps <= 0 {
-		return StepsResult{}, fmt.Errorf("linearizability: a step-bounded check needs a positive step budget, not %d", maxSteps)
-	}
-	parts := [][]porcupine.Operation{history}
-	if pm.Partition != nil {
-		parts = pm.Partition(history)
-	}
-	res := StepsResult{Partitions: len(parts)}
-	inner := pm.Step
-	if inner == nil {
-		sc := pm.StepContext
-		inner = func(s, in, out interface{}) (bool, interface{}) { return sc(context.Background(), s, in, out) }
-	}
-	for _, part := range parts {
-		steps, exhausted := 0, false
-		bounded := pm
-		bounded.Partition, bounded.PartitionEvent, bounded.StepContext = nil, nil, nil
-		bounded.Step = func(s, in, out interface{}) (bool, interface{}) {
-			if steps >= maxSteps {
-				exhausted = true
-				return false, nil
-			}
-			steps++
-			return inner(s, in, out)
-		}
-		ok := porcupine.CheckOperations(bounded, part)
-		res.Steps += steps
-		switch {
-		case ok:
-		case exhausted:
-			res.Inconclusive++
-		case res.Failed == nil:
-			res.Failed = part
-		}
-	}
-	switch {
-	case res.Failed != nil:
-		res.Verdict = NotLinearizable
-	case res.Inconclusive > 0:
-		res.Verdict = Inconclusive
-	}
-	return res, nil
 }
 
 // V2Recorder records a history of v2 operations, as Recorder does for v3 ones. It is safe
